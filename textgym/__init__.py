@@ -1,0 +1,35 @@
+"""textgym: text tasks as Gymnasium environments with a token-level MDP.
+
+``import textgym`` registers every ``textgym/*`` id, so ``gym.make("textgym/Copy-v0")`` works;
+``gym.make("textgym:textgym/Copy-v0")`` works without the import.
+"""
+
+from textgym.core import EpisodeError, TextEnv
+from textgym.envs import ENV_SPECS, env_ids, register_envs
+from textgym.rewards.base import Reward, RewardContext, RewardError
+from textgym.tasks.base import Problem, Task, Turn
+from textgym.tokenizer import TokenizerError, default_tokenizer, load_tokenizer
+from textgym.users.base import Reply, Responder
+
+__version__ = "0.1.0"
+
+register_envs()
+
+__all__ = [
+    "ENV_SPECS",
+    "EpisodeError",
+    "Problem",
+    "Reply",
+    "Responder",
+    "Reward",
+    "RewardContext",
+    "RewardError",
+    "Task",
+    "TextEnv",
+    "TokenizerError",
+    "Turn",
+    "default_tokenizer",
+    "env_ids",
+    "load_tokenizer",
+    "register_envs",
+]

@@ -1,0 +1,411 @@
+"""TextEnv: a text task as a token-level Gymnasium environment.
+
+The MDP (see the class docstring for the details):
+
+    state   = (problem, context tokens so far)
+    action  = one token id
+    step    = append the token; at the end-of-turn token (or a length limit) the turn closes:
+              single-turn tasks terminate, multi-turn tasks append the responder's reply
+    reward  = reward(RewardContext) at turn ends, plus optional per-token shaping
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import numbers
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from textgym.rewards.base import Reward, RewardContext, as_reward, evaluate
+from textgym.tasks.base import Problem, Task, Turn
+from textgym.tokenizer import ChatFormat, load_tokenizer
+from textgym.users.base import Reply, Responder
+
+
+class EpisodeError(RuntimeError):
+    """``step`` was called when no episode is running."""
+
+
+def _suggest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def make_task(task: str | Task, **task_kwargs: Any) -> Task:
+    """Build a task from its registry name (``"copy"``) or pass an instance through.
+
+    Raises:
+        TypeError: an argument the task does not take, with the accepted ones listed.
+        KeyError: an unknown task name, with the known ones listed.
+    """
+    from textgym.tasks import TASKS
+
+    if isinstance(task, Task):
+        if task_kwargs:
+            raise TypeError(
+                f"Unknown TextEnv argument(s) {sorted(task_kwargs)}: task arguments can only "
+                "be given with a task name, not with a Task instance. Configure the instance."
+            )
+        return task
+    if task not in TASKS:
+        raise KeyError(f"Unknown task {task!r}. Known tasks: {sorted(TASKS)}.{_suggest(task, list(TASKS))}")
+    cls = TASKS[task]
+    params = [
+        p.name
+        for p in inspect.signature(cls).parameters.values()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    unknown = [k for k in task_kwargs if k not in params]
+    if unknown:
+        env_params = [p for p in inspect.signature(TextEnv).parameters if p != "task_kwargs"]
+        hint = _suggest(unknown[0], params + env_params)
+        raise TypeError(
+            f"Unknown argument {unknown[0]!r} for task {task!r}.{hint} TextEnv takes "
+            f"{env_params}; task {task!r} takes {params}."
+        )
+    return cls(**task_kwargs)
+
+
+class TextEnv(gym.Env[dict[str, np.ndarray], int]):
+    """A text task as a token-level MDP.
+
+    ## Description
+    Each episode is one problem from a :class:`~textgym.tasks.base.Task`. The context starts
+    as ``<user> prompt <eot> <agent>`` and the agent writes its turn one token per step. The
+    end-of-turn token (the tokenizer's eos, ``<eot>`` by default) closes the turn. Single-turn
+    tasks then terminate; multi-turn tasks pass the decoded turn to a
+    :class:`~textgym.users.base.Responder`, whose reply is appended as
+    ``<eot> <user> reply <eot> <agent>`` (the eot that closed the agent turn is kept), and
+    the agent writes its next turn, until the responder ends the conversation.
+
+    Each step costs O(1): the token is written into a preallocated array. Text is decoded
+    only at turn ends, where rewards and the responder need it.
+
+    ## Observation Space
+    ``Dict(input_ids=Box(0, V-1, (max_length,), int64), attention_mask=Box(0, 1,
+    (max_length,), int8))``. The context is **right-padded** with the tokenizer's pad id:
+    positions ``0..n-1`` hold the context, the rest is padding with ``attention_mask == 0``.
+
+    ## Action Space
+    ``Discrete(V)`` with ``V = len(tokenizer)``: the next token id. ``action_masks()`` returns
+    a bool array (the sb3-contrib MaskablePPO convention), all True unless the task restricts
+    the tokens it needs. Masks are advice for the agent: any in-range token is accepted.
+
+    ## Rewards
+    ``reward(ctx)`` at every turn end (0 on other steps), where ``ctx`` is a
+    :class:`~textgym.rewards.base.RewardContext`; defaults to the task's reward. A reward
+    with per-token shaping adds ``table[token]`` at every step.
+
+    ## Episode End
+    * terminated: a single-turn task's agent turn ends, or the responder ends the dialogue;
+    * truncated: the agent turn reaches ``max_new_tokens`` without the end-of-turn token,
+      or the context (with the responder's reply) would exceed ``max_length``.
+
+    ``info`` at turn ends carries ``turn_text``, ``reward_components``, ``metadata`` and
+    ``turn``; at the episode end also ``success``; multi-turn tasks add ``user_reply``.
+
+    ## Arguments
+    * ``task``: a task name (``"copy"``, ...) or a :class:`Task`; extra keyword arguments go
+      to the task constructor.
+    * ``tokenizer``: ``None`` (embedded default), a local path or hub name, or an object.
+    * ``reward``: a :class:`Reward` or function; ``None`` uses the task's default.
+    * ``max_length`` / ``max_new_tokens``: context and per-turn limits (task defaults).
+    * ``render_mode``: ``"ansi"`` or ``"human"``.
+    * ``copy``: return fresh observation arrays (default). ``False`` returns read-only views
+      of the env's buffers, which the next step updates: faster, for learners that copy.
+
+    ## Registered Configurations
+    See ``textgym list`` or the README's table.
+
+    ## Version History
+    * v0: initial release.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 4}
+
+    def __init__(
+        self,
+        task: str | Task = "copy",
+        *,
+        tokenizer: Any = None,
+        reward: Reward | Callable[[RewardContext], float] | str | None = None,
+        max_length: int | None = None,
+        max_new_tokens: int | None = None,
+        render_mode: str | None = None,
+        copy: bool = True,
+        **task_kwargs: Any,
+    ) -> None:
+        self.task = make_task(task, **task_kwargs)
+        if tokenizer is None or isinstance(tokenizer, str) or hasattr(tokenizer, "__fspath__"):
+            tokenizer = load_tokenizer(tokenizer)
+        self.tokenizer = tokenizer
+        self.chat = ChatFormat.for_tokenizer(tokenizer)
+        self.reward: Reward = self._resolve_reward(reward)
+        self.max_length = int(max_length if max_length is not None else self.task.max_length)
+        self.max_new_tokens = int(
+            max_new_tokens if max_new_tokens is not None else self.task.max_new_tokens
+        )
+        if self.max_length < 8 or self.max_new_tokens < 1:
+            raise ValueError(
+                f"max_length={self.max_length} and max_new_tokens={self.max_new_tokens} are too "
+                "small: max_length must be >= 8 and max_new_tokens >= 1."
+            )
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode={render_mode!r} is not supported; use one of "
+                f"{self.metadata['render_modes']} or None."
+            )
+        self.render_mode = render_mode
+        self.copy = copy
+        self.vocab_size = len(tokenizer)
+        self.observation_space = spaces.Dict(
+            {
+                "input_ids": spaces.Box(0, self.vocab_size - 1, (self.max_length,), np.int64),
+                "attention_mask": spaces.Box(0, 1, (self.max_length,), np.int8),
+            }
+        )
+        self.action_space = spaces.Discrete(self.vocab_size)
+        self._mask_table = self._build_action_mask()
+        shaping = self.reward.token_rewards(self.vocab_size)
+        self._shaping = None if shaping is None else np.asarray(shaping, dtype=np.float64)
+        # The context lives in preallocated buffers; a step writes one slot of each.
+        self._ids = np.full(self.max_length, self.chat.pad_id, dtype=np.int64)
+        self._attn = np.zeros(self.max_length, dtype=np.int8)
+        self._len = 0
+        self._turn_start = 0
+        self._done = True
+        self._started = False
+        self._responder: Responder | None = None
+        self.problem: Problem | None = None
+        self.turns: list[Turn] = []
+
+    # -- construction helpers -------------------------------------------------------------
+
+    def _resolve_reward(self, reward: Any) -> Reward:
+        if reward is None:
+            return as_reward(self.task.default_reward())
+        if isinstance(reward, str):
+            from textgym import rewards
+
+            parse = getattr(rewards, "parse_reward", None)
+            if parse is None:
+                raise TypeError("Rewards named by string need textgym.rewards.parse_reward.")
+            return parse(reward)
+        return as_reward(reward)
+
+    def _build_action_mask(self) -> np.ndarray:
+        words = self.task.allowed_words()
+        mask = np.ones(self.vocab_size, dtype=bool)
+        if words is None:
+            return mask
+        vocab = self.tokenizer.get_vocab()
+        missing = [w for w in words if w not in vocab]
+        if missing:
+            # A foreign tokenizer spells these words differently; fall back to no restriction
+            # rather than masking out the tokens the agent needs.
+            return mask
+        mask[:] = False
+        mask[[vocab[w] for w in words]] = True
+        mask[self.chat.eot_id] = True
+        return mask
+
+    # -- Gymnasium API --------------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start an episode on a freshly sampled problem (``options["problem"]`` forces one)."""
+        super().reset(seed=seed)
+        problem = (options or {}).get("problem") or self.task.sample(self.np_random)
+        self.problem = problem
+        self.turns = [Turn("user", problem.prompt)]
+        self._ids[:] = self.chat.pad_id
+        self._attn[:] = 0
+        self._len = 0
+        prompt_ids = self.tokenizer.encode(problem.prompt, add_special_tokens=False)
+        opening = [*self.chat.user_ids, *prompt_ids, self.chat.eot_id, *self.chat.agent_ids]
+        # The first agent token needs a free slot; a longer prompt is cut from the left so
+        # the turn markers (what the policy conditions on most) survive.
+        opening = opening[-(self.max_length - 1) :]
+        self._write(opening)
+        self._turn_start = self._len
+        self._responder = self.task.responder()
+        if self._responder is not None:
+            self._responder.reset(problem, self.np_random)
+        self._done = False
+        self._started = True
+        if self.render_mode == "human":
+            self.render()
+        return self._obs(), {"metadata": dict(problem.metadata), "prompt": problem.prompt}
+
+    def step(
+        self, action: Any
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Append one token; close the turn at the end-of-turn token or a length limit."""
+        if self._done:
+            raise EpisodeError(self._not_running_message())
+        token = self._check_action(action)
+        self._ids[self._len] = token
+        self._attn[self._len] = 1
+        self._len += 1
+        reward = 0.0 if self._shaping is None else float(self._shaping[token])
+        ended = token == self.chat.eot_id
+        if not (
+            ended
+            or self._len - self._turn_start >= self.max_new_tokens
+            or self._len >= self.max_length
+        ):
+            return self._obs(), reward, False, False, {}
+        ctx = self._close_turn(ended)
+        [(value, components)] = evaluate(self.reward, [ctx])
+        info = self._turn_info(ctx, components)
+        if self.render_mode == "human":
+            self.render()
+        return self._obs(), reward + value, self._terminated, self._truncated, info
+
+    def action_masks(self) -> np.ndarray:
+        """Tokens the task needs (bool per token id), for MaskablePPO and tabular agents."""
+        return self._mask_table.copy()
+
+    def render(self) -> str | None:
+        """The conversation so far, as text ("ansi" returns it, "human" prints it)."""
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='ansi'.")
+            return None
+        lines = []
+        for turn in self.turns:
+            lines.append(f"{turn.role:>5}: {turn.text}")
+        if not self._done and self._len > self._turn_start:
+            partial = self.tokenizer.decode(self._ids[self._turn_start : self._len].tolist())
+            lines.append(f"agent: {partial} ...")
+        text = "\n".join(lines)
+        if self.render_mode == "human":
+            print(text + "\n")
+            return None
+        return text
+
+    # -- turn boundaries (shared with the native vector env) -------------------------------
+
+    def _close_turn(self, ended_by_eot: bool) -> RewardContext:
+        """Decode the agent's turn, let the responder answer, and return the reward context.
+
+        Sets ``_terminated`` / ``_truncated`` and leaves the context ready for the next turn.
+        """
+        assert self.problem is not None
+        stop = self._len - 1 if ended_by_eot else self._len
+        turn_ids = self._ids[self._turn_start : stop].copy()
+        text = self.tokenizer.decode(turn_ids.tolist(), skip_special_tokens=False)
+        self.turns.append(Turn("agent", text))
+        turn_index = sum(t.role == "agent" for t in self.turns) - 1
+        self._terminated = self._truncated = False
+        reply: Reply | None = None
+        if not ended_by_eot:
+            self._truncated = True  # hit max_new_tokens or max_length mid-turn
+        elif self._responder is None:
+            self._terminated = True
+        else:
+            reply = self._responder.respond(tuple(self.turns))
+            self.turns.append(Turn("user", reply.text))
+            if reply.done:
+                self._terminated = True
+            else:
+                reply_ids = self.tokenizer.encode(reply.text, add_special_tokens=False)
+                nxt = [*self.chat.user_ids, *reply_ids, self.chat.eot_id, *self.chat.agent_ids]
+                # The agent must be able to write at least one token after the reply.
+                if self._len + len(nxt) >= self.max_length:
+                    self._truncated = True
+                else:
+                    self._write(nxt)
+                    self._turn_start = self._len
+        self._done = self._terminated or self._truncated
+        return RewardContext(
+            task=self.task,
+            problem=self.problem,
+            turns=tuple(self.turns[:-1] if reply is not None else self.turns),
+            text=text,
+            token_ids=turn_ids,
+            turn_index=turn_index,
+            episode_end=self._done,
+            truncated=self._truncated,
+            reply=reply,
+        )
+
+    def _turn_info(self, ctx: RewardContext, components: dict[str, float]) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "turn_text": ctx.text,
+            "turn": ctx.turn_index,
+            "reward_components": components,
+            "metadata": dict(ctx.metadata),
+        }
+        if ctx.reply is not None:
+            info["user_reply"] = ctx.reply.text
+        if ctx.episode_end:
+            info["success"] = bool(self.task.success(ctx))
+        return info
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _write(self, ids: list[int]) -> None:
+        n = len(ids)
+        self._ids[self._len : self._len + n] = ids
+        self._attn[self._len : self._len + n] = 1
+        self._len += n
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        if self.copy:
+            return {"input_ids": self._ids.copy(), "attention_mask": self._attn.copy()}
+        ids, attn = self._ids.view(), self._attn.view()
+        ids.flags.writeable = attn.flags.writeable = False
+        return {"input_ids": ids, "attention_mask": attn}
+
+    def _check_action(self, action: Any) -> int:
+        # The common case (an int or a numpy integer) costs two isinstance checks.
+        if isinstance(action, np.ndarray) and action.size == 1:
+            action = action.reshape(()).item() if action.dtype.kind in "iu" else action.item()
+        if isinstance(action, bool) or not isinstance(action, numbers.Integral):
+            raise TypeError(
+                f"Action {action!r} has type {type(action).__name__}; an action is one integer "
+                f"token id in [0, {self.vocab_size}). To act with text, encode it with "
+                "env.unwrapped.tokenizer and step one id at a time."
+            )
+        token = int(action)
+        if not 0 <= token < self.vocab_size:
+            raise ValueError(
+                f"Action {token} is outside the vocabulary: token ids are in "
+                f"[0, {self.vocab_size}) for this tokenizer. Sample from env.action_space or "
+                "check that the policy's vocabulary matches the env's tokenizer."
+            )
+        return token
+
+    def _not_running_message(self) -> str:
+        if not self._started:
+            return "step() was called before reset(); call env.reset() to start an episode."
+        return (
+            "step() was called after the episode ended (terminated or truncated was True); "
+            "call env.reset() to start a new episode."
+        )
+
+    # -- conveniences ---------------------------------------------------------------------
+
+    @property
+    def context_ids(self) -> np.ndarray:
+        """The context so far (a copy, without padding)."""
+        return self._ids[: self._len].copy()
+
+    def encode_turn(self, text: str) -> list[int]:
+        """Token ids that write ``text`` as one agent turn, end-of-turn token included."""
+        return [*self.tokenizer.encode(text, add_special_tokens=False), self.chat.eot_id]
+
+    def oracle_action(self) -> int:
+        """The next token of the task oracle's turn (for demonstrations and tests)."""
+        if self._done or self.problem is None:
+            raise EpisodeError(self._not_running_message())
+        history = self.turns
+        ids = self.encode_turn(self.task.oracle(self.problem, history))
+        written = self._len - self._turn_start
+        return ids[written] if written < len(ids) else self.chat.eot_id

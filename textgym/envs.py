@@ -1,0 +1,65 @@
+"""Every ``register()`` call in one place.
+
+Ids are ``textgym/Name-vN``; variants of a family share the :class:`~textgym.core.TextEnv`
+entry point and differ only by ``kwargs``. A behaviour change bumps the version.
+
+``max_episode_steps`` is left unset on purpose: TextEnv truncates itself at ``max_length``
+(each step adds at least one token), and a second limit from ``TimeLimit`` would silently cut
+episodes short whenever a user raises ``max_length``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+
+ENTRY_POINT = "textgym.core:TextEnv"
+VECTOR_ENTRY_POINT = "textgym.vector:TextVectorEnv"
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """A registered configuration: its id, task kwargs, and a line for ``textgym list``."""
+
+    id: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    success: str = ""
+
+
+ENV_SPECS: tuple[EnvSpec, ...] = (
+    EnvSpec(
+        "textgym/Copy-v0",
+        {"task": "copy", "length": 3},
+        "Repeat three words from a pool of ten.",
+        "the turn equals the prompt's words",
+    ),
+    EnvSpec(
+        "textgym/Copy-Tiny-v0",
+        {"task": "copy", "length": 1, "n_words": 3},
+        "Repeat one word from a pool of three (tabular-sized).",
+        "the turn equals the prompt's word",
+    ),
+)
+
+
+def register_envs() -> None:
+    """Register every textgym id with Gymnasium (idempotent)."""
+    for spec in ENV_SPECS:
+        if spec.id in gym.registry:
+            continue
+        gym.register(
+            id=spec.id,
+            entry_point=ENTRY_POINT,
+            vector_entry_point=VECTOR_ENTRY_POINT,
+            kwargs=dict(spec.kwargs),
+            # The MDP is a sequence of token steps; Gymnasium's order/passive checks stay on.
+            disable_env_checker=False,
+        )
+
+
+def env_ids() -> list[str]:
+    """All registered textgym ids, in registration order."""
+    return [spec.id for spec in ENV_SPECS]

@@ -1,0 +1,53 @@
+"""Copy: repeat the prompt's words. The smallest task that exercises the whole core."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from textgym.rewards.base import Reward, RewardContext
+from textgym.rewards.verifiable import ExactMatch
+from textgym.tasks.base import Problem, Task, Turn
+
+WORDS = ("red", "blue", "green", "yellow", "black", "white", "pink", "brown", "gray", "orange")
+
+
+class CopyTask(Task):
+    """The prompt is ``copy: w1 w2 ... wk``; the agent must answer ``w1 w2 ... wk``.
+
+    Args:
+        length: Words per problem.
+        n_words: Size of the word pool (at most 10), which sets the number of problems
+            (``n_words ** length``).
+    """
+
+    name = "copy"
+    description = "Repeat the prompt's words (synthetic; checks the core end to end)."
+
+    def __init__(self, length: int = 3, n_words: int = 10) -> None:
+        if not 1 <= n_words <= len(WORDS):
+            raise ValueError(f"n_words must be in [1, {len(WORDS)}], got {n_words}.")
+        if length < 1:
+            raise ValueError(f"length must be >= 1, got {length}.")
+        self.length = length
+        self.words = WORDS[:n_words]
+        self.max_new_tokens = length + 2
+        self.max_length = 2 * length + 12
+
+    def sample(self, rng: np.random.Generator) -> Problem:
+        picks = [self.words[i] for i in rng.integers(0, len(self.words), self.length)]
+        answer = " ".join(picks)
+        return Problem(prompt=f"copy: {answer}", answer=answer, id=answer)
+
+    def default_reward(self) -> Reward:
+        return ExactMatch()
+
+    def success(self, ctx: RewardContext) -> bool:
+        return ctx.answer is not None and ctx.text.split() == ctx.answer.split()
+
+    def oracle(self, problem: Problem, turns: Sequence[Turn]) -> str:
+        return problem.answer or ""
+
+    def allowed_words(self) -> Sequence[str]:
+        return ["\u2581" + w for w in self.words]
