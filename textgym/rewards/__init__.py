@@ -9,9 +9,21 @@ from textgym.rewards.base import (
     check_value,
     evaluate,
 )
-from textgym.rewards.verifiable import ExactMatch
+from textgym.rewards.verifiable import (
+    AnswerFormat,
+    Correctness,
+    ExactMatch,
+    NumericMatch,
+    is_abstention,
+    parse_answer,
+)
 
 __all__ = [
+    "AnswerFormat",
+    "Correctness",
+    "NumericMatch",
+    "is_abstention",
+    "parse_answer",
     "ExactMatch",
     "FunctionReward",
     "Reward",

@@ -1,0 +1,32 @@
+"""Make an env and play one episode with the task's oracle: ``python -m textgym.demo <id>``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import gymnasium as gym
+
+import textgym  # noqa: F401  (registers the ids)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Play one oracle episode and print the conversation, rewards and success."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("env_id", nargs="?", default="textgym/Copy-v0")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    env = gym.make(args.env_id, render_mode="ansi")
+    env.reset(seed=args.seed)
+    total, done, info = 0.0, False, {}
+    while not done:
+        _, reward, terminated, truncated, info = env.step(env.unwrapped.oracle_action())
+        total += float(reward)
+        done = terminated or truncated
+    print(env.render())
+    print(f"return={total:.3f} success={info.get('success')} components={info.get('reward_components')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
