@@ -1,0 +1,158 @@
+"""The suite every registered env must pass: the field's own checks, determinism, pickling,
+and random-action fuzzing that never leaves the observation space."""
+
+from __future__ import annotations
+
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from tests.conftest import ENV_IDS
+
+
+def rollout(env: gym.Env, seed: int, actions: list[int]) -> list[tuple]:
+    """Step ``actions`` (resetting whenever an episode ends) and record everything."""
+    obs, info = env.reset(seed=seed)
+    trace: list[tuple] = [(obs["input_ids"].tobytes(), repr(sorted(info)))]
+    for a in actions:
+        obs, r, term, trunc, info = env.step(a)
+        trace.append((obs["input_ids"].tobytes(), obs["attention_mask"].tobytes(), r, term, trunc, info.get("turn_text"), info.get("success")))
+        if term or trunc:
+            obs, info = env.reset()
+            trace.append((obs["input_ids"].tobytes(),))
+    return trace
+
+
+def test_ids_are_namespaced_and_versioned() -> None:
+    assert ENV_IDS, "no textgym env registered"
+    for env_id in ENV_IDS:
+        assert env_id.startswith("textgym/") and env_id.rsplit("-v", 1)[1].isdigit()
+
+
+def test_gymnasium_check_env(env_id: str) -> None:
+    env = gym.make(env_id).unwrapped
+    gym_check_env(env, skip_render_check=False)
+
+
+def test_sb3_check_env(env_id: str) -> None:
+    sb3_check_env(gym.make(env_id).unwrapped, warn=True)
+
+
+def test_make_without_prior_import(env_id: str) -> None:
+    env = gym.make(f"textgym:{env_id}")
+    env.reset(seed=0)
+    assert env.spec is not None and env.spec.id == env_id
+
+
+def test_same_seed_same_trajectory(env_id: str) -> None:
+    a, b = gym.make(env_id), gym.make(env_id)
+    n = a.action_space.n
+    actions = np.random.default_rng(1).integers(0, n, 300).tolist()
+    eot = a.unwrapped.chat.eot_id
+    # Close turns often so multi-turn responders get to speak.
+    actions = [eot if i % 4 == 3 else x for i, x in enumerate(actions)]
+    assert rollout(a, 7, actions) == rollout(b, 7, actions)
+
+
+def test_different_seeds_differ(env_id: str) -> None:
+    env = gym.make(env_id)
+    prompts = {env.reset(seed=s)[0]["input_ids"].tobytes() for s in range(20)}
+    assert len(prompts) > 1
+
+
+def continue_episode(env: gym.Env, actions: list[int]) -> list[tuple]:
+    """Step ``actions`` from the env's current state, resetting (unseeded) at episode ends."""
+    trace = []
+    for a in actions:
+        obs, r, term, trunc, info = env.step(a)
+        trace.append((obs["input_ids"].tobytes(), r, term, trunc, info.get("turn_text")))
+        if term or trunc:
+            trace.append(env.reset()[0]["input_ids"].tobytes())
+    return trace
+
+
+def test_pickle_round_trip(env_id: str) -> None:
+    env = gym.make(env_id)
+    env.reset(seed=3)
+    env.step(env.unwrapped.oracle_action())
+    clone = pickle.loads(pickle.dumps(env))
+    # The clone continues exactly like the original, RNG state included.
+    eot = env.unwrapped.chat.eot_id
+    actions = [eot, 5, 6, eot, eot, 9, eot] * 6
+    assert continue_episode(clone, actions) == continue_episode(env, actions)
+
+
+def test_oracle_succeeds(env_id: str) -> None:
+    env = gym.make(env_id)
+    wins = 0
+    for seed in range(20):
+        env.reset(seed=seed)
+        done = False
+        while not done:
+            _, _, term, trunc, info = env.step(env.unwrapped.oracle_action())
+            done = term or trunc
+        wins += bool(info["success"])
+    assert wins == 20
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**31 - 1), eot_rate=st.sampled_from([0.0, 0.2, 0.6]))
+@pytest.mark.parametrize("fuzz_id", ENV_IDS)
+def test_random_actions_stay_in_space(fuzz_id: str, seed: int, eot_rate: float) -> None:
+    env = gym.make(fuzz_id)
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    eot = env.unwrapped.chat.eot_id
+    for _ in range(300):
+        a = eot if rng.random() < eot_rate else int(rng.integers(env.action_space.n))
+        obs, r, term, trunc, info = env.step(a)
+        assert env.observation_space.contains(obs)
+        assert np.isfinite(r)
+        if term or trunc:
+            assert not (term and trunc)
+            assert "success" in info and "reward_components" in info
+            obs, _ = env.reset()
+        assert env.observation_space.contains(obs)
+
+
+def test_vector_entry_point_matches_sync(env_id: str) -> None:
+    native = gym.make_vec(env_id, 3, vectorization_mode="vector_entry_point")
+    sync = gym.make_vec(env_id, 3, vectorization_mode="sync")
+    assert type(native).__name__ == "TextVectorEnv"
+    o1, _ = native.reset(seed=5)
+    o2, _ = sync.reset(seed=5)
+    eot = native.eot_id
+    rng = np.random.default_rng(0)
+    for t in range(200):
+        a = rng.integers(0, native.single_action_space.n, 3)
+        a[rng.random(3) < 0.3] = eot
+        r1, r2 = native.step(a), sync.step(a)
+        for key in ("input_ids", "attention_mask"):
+            np.testing.assert_array_equal(r1[0][key], r2[0][key], err_msg=f"step {t} {key}")
+        for i in (1, 2, 3):
+            np.testing.assert_array_equal(r1[i], r2[i], err_msg=f"step {t}")
+        assert native.observation_space.contains(r1[0])
+
+
+def test_async_vector_env_runs(env_id: str) -> None:
+    envs = gym.make_vec(env_id, 2, vectorization_mode="async")
+    try:
+        envs.reset(seed=0)
+        for _ in range(10):
+            envs.step(envs.action_space.sample())
+    finally:
+        envs.close()
+
+
+def test_render_shows_conversation(env_id: str) -> None:
+    env = gym.make(env_id, render_mode="ansi")
+    env.reset(seed=0)
+    env.step(env.unwrapped.oracle_action())
+    text = env.render()
+    assert isinstance(text, str) and env.unwrapped.problem.prompt.split()[0] in text
