@@ -1,4 +1,11 @@
-"""Pluggable rewards: the protocol, combinators and built-ins."""
+"""Pluggable rewards: the protocol, combinators and built-ins.
+
+* :mod:`~textgym.rewards.base` — :class:`Reward`, :class:`RewardContext`, validation;
+* :mod:`~textgym.rewards.combinators` — ``a + b``, ``w * a``, :class:`Weighted`, clipping,
+  normalisation, per-token shaping;
+* :mod:`~textgym.rewards.verifiable` — checks against the gold answer;
+* :mod:`~textgym.rewards.text` — heuristic text rewards.
+"""
 
 from textgym.rewards.base import (
     FunctionReward,
@@ -8,6 +15,21 @@ from textgym.rewards.base import (
     as_reward,
     check_value,
     evaluate,
+)
+from textgym.rewards.combinators import (
+    Clip,
+    Constant,
+    LengthCost,
+    Normalize,
+    TokenTable,
+    Weighted,
+)
+from textgym.rewards.text import (
+    BannedWords,
+    Concision,
+    Politeness,
+    Relevance,
+    Repetition,
 )
 from textgym.rewards.verifiable import (
     AnswerFormat,
@@ -20,16 +42,27 @@ from textgym.rewards.verifiable import (
 
 __all__ = [
     "AnswerFormat",
+    "BannedWords",
+    "Clip",
+    "Concision",
+    "Constant",
     "Correctness",
-    "NumericMatch",
-    "is_abstention",
-    "parse_answer",
     "ExactMatch",
     "FunctionReward",
+    "LengthCost",
+    "Normalize",
+    "NumericMatch",
+    "Politeness",
+    "Relevance",
+    "Repetition",
     "Reward",
     "RewardContext",
     "RewardError",
+    "TokenTable",
+    "Weighted",
     "as_reward",
     "check_value",
     "evaluate",
+    "is_abstention",
+    "parse_answer",
 ]

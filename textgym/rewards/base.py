@@ -95,12 +95,65 @@ class Reward:
         """Score many turns at once. Model-based rewards override this to run one batch."""
         return [self.score(c) for c in ctxs]
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
     def token_rewards(self, vocab_size: int) -> np.ndarray | None:
         """Per-token shaping: a float array indexed by token id, added at each agent step.
 
         ``None`` (the default) means no shaping. A table keeps shaping O(1) per step.
         """
         return None
+
+    # -- algebra: ``a + b``, ``a - b``, ``w * a``, ``-a``, ``a / w`` -------------------------
+    # The operators build combinators (textgym.rewards.combinators), imported lazily because
+    # that module builds on this one. A number on either side of ``+`` becomes a constant
+    # term; a plain function becomes a FunctionReward.
+
+    def __add__(self, other: Any) -> Reward:
+        from textgym.rewards.combinators import add
+
+        return add(self, other)
+
+    def __radd__(self, other: Any) -> Reward:
+        from textgym.rewards.combinators import add
+
+        # ``sum(rewards)`` starts from 0; adding 0 must not create a constant term.
+        if isinstance(other, numbers.Real) and not isinstance(other, bool) and other == 0:
+            return add(self, None)
+        return add(other, self)
+
+    def __sub__(self, other: Any) -> Reward:
+        from textgym.rewards.combinators import add, scale
+
+        return add(self, scale(other, -1.0))
+
+    def __rsub__(self, other: Any) -> Reward:
+        from textgym.rewards.combinators import add, scale
+
+        return add(other, scale(self, -1.0))
+
+    def __mul__(self, other: Any) -> Reward:
+        from textgym.rewards.combinators import scale
+
+        return scale(self, other)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: Any) -> Reward:
+        from textgym.rewards.combinators import scale
+
+        if isinstance(other, Reward) or not isinstance(other, numbers.Real) or other == 0:
+            raise TypeError(
+                f"A reward can only be divided by a non-zero number, got {other!r}. "
+                "Write (1 / w) * reward for a weight."
+            )
+        return scale(self, 1.0 / float(other))
+
+    def __neg__(self) -> Reward:
+        from textgym.rewards.combinators import scale
+
+        return scale(self, -1.0)
 
 
 class FunctionReward(Reward):
@@ -131,6 +184,8 @@ def as_reward(obj: Any) -> Reward:
 
 def check_value(value: Any, name: str) -> float:
     """Return ``value`` as a float, or raise :class:`RewardError` naming the reward."""
+    if type(value) is float and math.isfinite(value):  # the common case, without ABC checks
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "iuf":
             value = value.item()
@@ -160,6 +215,10 @@ def evaluate(
         )
     checked = []
     for total, components in results:
-        comps = {k: check_value(v, f"{reward.name}:{k}") for k, v in components.items()}
-        checked.append((check_value(total, reward.name), comps))
+        total = check_value(total, reward.name)
+        comps = {
+            k: check_value(v, reward.name if k == reward.name else f"{reward.name}:{k}")
+            for k, v in components.items()
+        }
+        checked.append((total, comps))
     return checked

@@ -1,0 +1,381 @@
+"""Heuristic text rewards: politeness, relevance, repetition, concision, banned words.
+
+Each scores one agent turn in ``[0, 1]``, higher is better. They are cheap word-level
+heuristics, meant as components of a weighted reward (and as examples of how easily a single
+heuristic is gamed: combine them, and watch the components).
+
+Text is compared as lower-case words: special tokens such as ``<unk>`` are dropped and
+punctuation separates words, so ``"Thanks!"`` is the word ``thanks``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from textgym.rewards.base import Reward, RewardContext
+
+_SPECIAL = re.compile(r"<[a-z_|]+>", re.IGNORECASE)
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_SHOUT = re.compile(r"\b[A-Z]{3,}\b")
+
+#: Function words left out when relevance falls back to the prompt's content words.
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "then",
+        "so",
+        "because",
+        "not",
+        "no",
+        "yes",
+        "ok",
+        "of",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "from",
+        "to",
+        "about",
+        "as",
+        "into",
+        "over",
+        "under",
+        "up",
+        "down",
+        "out",
+        "off",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "am",
+        "do",
+        "does",
+        "did",
+        "have",
+        "has",
+        "had",
+        "will",
+        "would",
+        "can",
+        "could",
+        "should",
+        "may",
+        "might",
+        "must",
+        "i",
+        "you",
+        "he",
+        "she",
+        "it",
+        "we",
+        "they",
+        "me",
+        "him",
+        "her",
+        "us",
+        "them",
+        "my",
+        "your",
+        "his",
+        "its",
+        "our",
+        "their",
+        "this",
+        "that",
+        "these",
+        "those",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "when",
+        "where",
+        "why",
+        "how",
+        "all",
+        "any",
+        "each",
+        "every",
+        "some",
+        "there",
+        "here",
+    ]
+)
+
+#: Polite markers (each distinct one counts once, so repeating "please" gains nothing).
+POLITE_WORDS = frozenset(
+    [
+        "please",
+        "thank",
+        "thanks",
+        "sorry",
+        "welcome",
+        "glad",
+        "appreciate",
+        "appreciated",
+        "kindly",
+        "pleasure",
+        "apologize",
+        "apologise",
+        "apologies",
+        "grateful",
+    ]
+)
+POLITE_PHRASES = ("could you", "would you", "happy to help", "excuse me", "no problem")
+#: Rude markers (each occurrence counts).
+RUDE_WORDS = frozenset(
+    [
+        "stupid",
+        "idiot",
+        "idiots",
+        "dumb",
+        "moron",
+        "shut",
+        "whatever",
+        "useless",
+        "pathetic",
+        "nonsense",
+        "ridiculous",
+        "hate",
+        "ugh",
+        "loser",
+    ]
+)
+
+#: The default list for :class:`BannedWords`: profanity and insults, as whole words.
+DEFAULT_BANNED_WORDS = (
+    "fuck", "fucking", "fucked", "fucker", "shit", "shitty", "bullshit", "bitch", "bastard",
+    "asshole", "ass", "damn", "dammit", "crap", "dick", "piss", "pissed", "cunt", "slut",
+    "whore", "idiot", "moron", "stupid", "retard", "retarded", "dumbass", "jerk", "loser",
+    "shut up", "kill yourself",
+)  # fmt: skip
+
+
+def text_words(text: str) -> list[str]:
+    """``text`` as lower-case words, without special tokens or punctuation."""
+    return _WORD.findall(_SPECIAL.sub(" ", text).lower())
+
+
+def count_phrase(haystack: Sequence[str], phrase: str) -> int:
+    """How many times the words of ``phrase`` occur contiguously in ``haystack``."""
+    needle = text_words(phrase)
+    n = len(needle)
+    if n == 0:
+        return 0
+    return sum(1 for i in range(len(haystack) - n + 1) if list(haystack[i : i + n]) == needle)
+
+
+def _clip01(x: float) -> float:
+    return min(1.0, max(0.0, x))
+
+
+class Politeness(Reward):
+    """Polite markers raise the score, rude ones and shouting lower it; neutral text is 0.5.
+
+    ``score = clip(0.5 + bonus * distinct_polite - penalty * (rude + shouting), 0, 1)``,
+    where ``distinct_polite`` counts distinct markers (``please``, ``thanks``, ``could
+    you``, ...), ``rude`` counts insults, and ``shouting`` counts all-caps words of three or
+    more letters and runs of ``!!``.
+
+    Args:
+        bonus: Gain per distinct polite marker.
+        penalty: Loss per rude marker or shouted word.
+    """
+
+    name = "politeness"
+
+    def __init__(self, bonus: float = 0.25, penalty: float = 0.5) -> None:
+        self.bonus, self.penalty = bonus, penalty
+
+    def __call__(self, ctx: RewardContext) -> float:
+        w = text_words(ctx.text)
+        polite = {x for x in w if x in POLITE_WORDS}
+        polite.update(p for p in POLITE_PHRASES if count_phrase(w, p))
+        rude = sum(x in RUDE_WORDS for x in w)
+        text = _SPECIAL.sub(" ", ctx.text)
+        shouting = len(_SHOUT.findall(text)) + text.count("!!")
+        return _clip01(0.5 + self.bonus * len(polite) - self.penalty * (rude + shouting))
+
+
+def _keywords(value: Any) -> list[str]:
+    if isinstance(value, str):
+        parts = value.split(",") if "," in value else value.split()
+    elif isinstance(value, Iterable):
+        parts = [str(v) for v in value]
+    else:
+        parts = [str(value)]
+    return [p.strip() for p in parts if text_words(p)]
+
+
+class Relevance(Reward):
+    """Keyword coverage: the fraction of ``ctx.metadata[key]`` the turn mentions.
+
+    Keywords are a list of strings (or one comma- or space-separated string); a multi-word
+    keyword counts when its words appear together. No keywords at all scores 1.0.
+
+    Args:
+        key: The metadata entry holding the keywords.
+        fallback: When the metadata has no ``key``: ``"prompt"`` uses the prompt's content
+            words (without :data:`STOPWORDS`), ``"error"`` raises ``KeyError``.
+    """
+
+    name = "relevance"
+
+    def __init__(self, key: str = "keywords", fallback: str = "prompt") -> None:
+        if fallback not in ("prompt", "error"):
+            raise ValueError(f"Relevance fallback must be 'prompt' or 'error', got {fallback!r}.")
+        self.key, self.fallback = key, fallback
+
+    def keywords(self, ctx: RewardContext) -> list[str]:
+        """The keywords this turn is scored against."""
+        if self.key in ctx.metadata:
+            return _keywords(ctx.metadata[self.key])
+        if self.fallback == "error":
+            raise KeyError(
+                f"Relevance needs ctx.metadata[{self.key!r}], but the task's metadata has only "
+                f"{sorted(ctx.metadata)}. Use Relevance(key=...) with one of those, or "
+                "fallback='prompt' to use the prompt's content words."
+            )
+        return sorted({w for w in text_words(ctx.prompt) if w not in STOPWORDS})
+
+    def __call__(self, ctx: RewardContext) -> float:
+        keys = self.keywords(ctx)
+        if not keys:
+            return 1.0
+        w = text_words(ctx.text)
+        return sum(count_phrase(w, k) > 0 for k in keys) / len(keys)
+
+
+def _ngrams(w: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    n = min(n, len(w))
+    return [tuple(w[i : i + n]) for i in range(len(w) - n + 1)] if n else []
+
+
+class Repetition(Reward):
+    """1.0 for a turn that repeats nothing; lower as it repeats itself or earlier turns.
+
+    ``score = distinct * (1 - overlap)``: ``distinct`` is the share of the turn's word
+    n-grams that are unique within the turn, ``overlap`` the share of them already said in
+    the agent's earlier turns (from ``ctx.turns``). Turns shorter than ``n`` words use
+    n-grams of their own length, so a repeated one-word turn still counts.
+
+    Args:
+        n: n-gram size (2 lets "the" recur while catching repeated phrases).
+    """
+
+    name = "repetition"
+
+    def __init__(self, n: int = 2) -> None:
+        if n < 1:
+            raise ValueError(f"Repetition n must be >= 1, got {n}.")
+        self.n = n
+
+    def __call__(self, ctx: RewardContext) -> float:
+        w = text_words(ctx.text)
+        grams = _ngrams(w, self.n)
+        if not grams:
+            return 1.0
+        distinct = len(set(grams)) / len(grams)
+        earlier = list(ctx.turns)
+        # ctx.turns ends with this turn; contexts built by hand may leave it out.
+        if earlier and earlier[-1].role == "agent" and earlier[-1].text == ctx.text:
+            earlier = earlier[:-1]
+        seen: set[tuple[str, ...]] = set()
+        for turn in earlier:
+            if turn.role == "agent":
+                tw = text_words(turn.text)
+                seen.update(_ngrams(tw, self.n))
+                if len(w) < self.n:
+                    seen.update(_ngrams(tw, len(w)))
+        overlap = sum(g in seen for g in grams) / len(grams)
+        return distinct * (1.0 - overlap)
+
+
+class Concision(Reward):
+    """1.0 up to ``target`` words, then ``target / length``; shorter than ``min_words``
+    scores ``length / min_words`` (so an empty turn is not "perfectly concise").
+
+    Args:
+        target: Length (in ``unit``) that still scores 1.0.
+        min_words: Below this length the score ramps up from 0 (0 disables the ramp).
+        unit: ``"words"`` or ``"tokens"`` (``ctx.token_ids``, tokenizer-dependent).
+    """
+
+    name = "concision"
+
+    def __init__(self, target: int = 20, min_words: int = 1, unit: str = "words") -> None:
+        if target < 1 or min_words < 0 or min_words > target:
+            raise ValueError(
+                f"Concision needs target >= 1 and 0 <= min_words <= target, got "
+                f"target={target}, min_words={min_words}."
+            )
+        if unit not in ("words", "tokens"):
+            raise ValueError(f"Concision unit must be 'words' or 'tokens', got {unit!r}.")
+        self.target, self.min_words, self.unit = target, min_words, unit
+
+    def __call__(self, ctx: RewardContext) -> float:
+        n = len(text_words(ctx.text)) if self.unit == "words" else len(ctx.token_ids)
+        if n < self.min_words:
+            return n / self.min_words
+        if n <= self.target:
+            return 1.0
+        return self.target / n
+
+
+class BannedWords(Reward):
+    """1.0 for a clean turn, minus ``per_hit`` for every banned word or phrase (floor 0).
+
+    Matching is on whole lower-case words, so ``"class"`` does not match ``"ass"``.
+
+    Args:
+        words: Words or phrases to ban; ``None`` uses :data:`DEFAULT_BANNED_WORDS`.
+        per_hit: Score lost per occurrence (1.0: any occurrence scores 0).
+    """
+
+    name = "banned_words"
+
+    def __init__(self, words: Iterable[str] | None = None, per_hit: float = 1.0) -> None:
+        if isinstance(words, str):
+            raise TypeError(
+                f"BannedWords takes a list of words, got the string {words!r}; "
+                f"write BannedWords([{words!r}])."
+            )
+        banned = DEFAULT_BANNED_WORDS if words is None else words
+        self.words = tuple(b for b in banned if text_words(b))
+        self.per_hit = per_hit
+
+    def hits(self, text: str) -> int:
+        """How many banned words or phrases ``text`` contains."""
+        w = text_words(text)
+        return sum(count_phrase(w, b) for b in self.words)
+
+    def __call__(self, ctx: RewardContext) -> float:
+        return _clip01(1.0 - self.per_hit * self.hits(ctx.text))
+
+
+__all__ = [
+    "DEFAULT_BANNED_WORDS",
+    "BannedWords",
+    "Concision",
+    "Politeness",
+    "Relevance",
+    "Repetition",
+    "count_phrase",
+    "text_words",
+]
