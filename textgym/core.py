@@ -183,6 +183,10 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         self._responder: Responder | None = None
         self.problem: Problem | None = None
         self.turns: list[Turn] = []
+        # Prompts and scripted replies repeat a lot; caching their ids keeps resets and turn
+        # ends cheap. The Rust backend skips the Python wrapper's per-call overhead.
+        self._backend = getattr(tokenizer, "backend_tokenizer", None)
+        self._encode_cache: dict[str, list[int]] = {}
 
     # -- construction helpers -------------------------------------------------------------
 
@@ -224,10 +228,11 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         problem = (options or {}).get("problem") or self.task.sample(self.np_random)
         self.problem = problem
         self.turns = [Turn("user", problem.prompt)]
-        self._ids[:] = self.chat.pad_id
-        self._attn[:] = 0
+        # Only the written prefix needs clearing: the rest is still padding.
+        self._ids[: self._len] = self.chat.pad_id
+        self._attn[: self._len] = 0
         self._len = 0
-        prompt_ids = self.tokenizer.encode(problem.prompt, add_special_tokens=False)
+        prompt_ids = self._encode(problem.prompt)
         opening = [*self.chat.user_ids, *prompt_ids, self.chat.eot_id, *self.chat.agent_ids]
         # The first agent token needs a free slot; a longer prompt is cut from the left so
         # the turn markers (what the policy conditions on most) survive.
@@ -299,7 +304,7 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         assert self.problem is not None
         stop = self._len - 1 if ended_by_eot else self._len
         turn_ids = self._ids[self._turn_start : stop].copy()
-        text = self.tokenizer.decode(turn_ids.tolist(), skip_special_tokens=False)
+        text = self._decode(turn_ids.tolist())
         self.turns.append(Turn("agent", text))
         turn_index = sum(t.role == "agent" for t in self.turns) - 1
         self._terminated = self._truncated = False
@@ -314,7 +319,7 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
             if reply.done:
                 self._terminated = True
             else:
-                reply_ids = self.tokenizer.encode(reply.text, add_special_tokens=False)
+                reply_ids = self._encode(reply.text)
                 nxt = [*self.chat.user_ids, *reply_ids, self.chat.eot_id, *self.chat.agent_ids]
                 # The agent must be able to write at least one token after the reply.
                 if self._len + len(nxt) >= self.max_length:
@@ -350,6 +355,23 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
 
     # -- internals ------------------------------------------------------------------------
 
+    def _encode(self, text: str) -> list[int]:
+        ids = self._encode_cache.get(text)
+        if ids is None:
+            if self._backend is not None:
+                ids = self._backend.encode(text, add_special_tokens=False).ids
+            else:
+                ids = self.tokenizer.encode(text, add_special_tokens=False)
+            if len(self._encode_cache) >= 50_000:
+                self._encode_cache.clear()
+            self._encode_cache[text] = ids
+        return ids
+
+    def _decode(self, ids: list[int]) -> str:
+        if self._backend is not None:
+            return self._backend.decode(ids, skip_special_tokens=False)
+        return self.tokenizer.decode(ids, skip_special_tokens=False)
+
     def _write(self, ids: list[int]) -> None:
         n = len(ids)
         self._ids[self._len : self._len + n] = ids
@@ -364,7 +386,10 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         return {"input_ids": ids, "attention_mask": attn}
 
     def _check_action(self, action: Any) -> int:
-        # The common case (an int or a numpy integer) costs two isinstance checks.
+        # The common cases (a Python int or a numpy integer) skip the slow ABC checks.
+        if type(action) is int or type(action) is np.int64:
+            if 0 <= action < self.vocab_size:
+                return int(action)
         if isinstance(action, np.ndarray) and action.size == 1:
             action = action.reshape(()).item() if action.dtype.kind in "iu" else action.item()
         if isinstance(action, bool) or not isinstance(action, numbers.Integral):
@@ -399,13 +424,13 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
 
     def encode_turn(self, text: str) -> list[int]:
         """Token ids that write ``text`` as one agent turn, end-of-turn token included."""
-        return [*self.tokenizer.encode(text, add_special_tokens=False), self.chat.eot_id]
+        return [*self._encode(text), self.chat.eot_id]
 
     def oracle_action(self) -> int:
         """The next token of the task oracle's turn (for demonstrations and tests)."""
         if self._done or self.problem is None:
             raise EpisodeError(self._not_running_message())
         history = self.turns
-        ids = self.encode_turn(self.task.oracle(self.problem, history))
+        ids = self.encode_turn(self.task.oracle(self.problem, tuple(history)))
         written = self._len - self._turn_start
         return ids[written] if written < len(ids) else self.chat.eot_id

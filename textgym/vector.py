@@ -73,6 +73,7 @@ class TextVectorEnv(VectorEnv):
         self._attn = np.zeros((num_envs, self.max_length), dtype=np.int8)
         for i, env in enumerate(self.envs):
             env._ids, env._attn = self._ids[i], self._attn[i]
+            env._encode_cache = first._encode_cache  # prompts repeat across sub-envs
         self._len = np.zeros(num_envs, dtype=np.int64)
         self._turn_start = np.zeros(num_envs, dtype=np.int64)
         self._steps = np.zeros(num_envs, dtype=np.int64)
@@ -94,15 +95,15 @@ class TextVectorEnv(VectorEnv):
             seeds = list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"Got {len(seeds)} seeds for {self.num_envs} sub-envs.")
-        infos: dict[str, Any] = {}
+        pairs = []
         for i, env in enumerate(self.envs):
             _, info = env.reset(seed=seeds[i], options=options)
             self._sync(i)
-            infos = self._add_info(infos, info, i)
+            pairs.append((i, info))
         self._steps[:] = 0
         self._needs_reset[:] = False
         self._started = True
-        return self._obs(), infos
+        return self._obs(), batch_infos(pairs, self.num_envs)
 
     def step(
         self, actions: Any
@@ -115,7 +116,7 @@ class TextVectorEnv(VectorEnv):
         rewards = np.zeros(n, dtype=np.float64)
         terminated = np.zeros(n, dtype=bool)
         truncated = np.zeros(n, dtype=bool)
-        infos: dict[str, Any] = {}
+        pairs: list[tuple[int, dict[str, Any]]] = []
 
         resetting = self._needs_reset
         if resetting.any():
@@ -123,7 +124,7 @@ class TextVectorEnv(VectorEnv):
                 _, info = self.envs[i].reset()
                 self._sync(i)
                 self._steps[i] = 0
-                infos = self._add_info(infos, info, i)
+                pairs.append((i, info))
             rows = np.flatnonzero(~resetting)
         else:
             rows = self._rows
@@ -158,13 +159,13 @@ class TextVectorEnv(VectorEnv):
                 terminated[i] = env._terminated
                 truncated[i] = env._truncated
                 self._sync(i)
-                infos = self._add_info(infos, env._turn_info(ctx, components), i)
+                pairs.append((i, env._turn_info(ctx, components)))
         if self.max_episode_steps is not None:
             over = (self._steps >= self.max_episode_steps) & ~(terminated | truncated)
             over[resetting] = False
             truncated |= over
         self._needs_reset = terminated | truncated
-        return self._obs(), rewards, terminated, truncated, infos
+        return self._obs(), rewards, terminated, truncated, batch_infos(pairs, n)
 
     def action_masks(self) -> np.ndarray:
         """``(num_envs, vocab_size)`` bool masks, one row per sub-env."""
@@ -213,3 +214,34 @@ class TextVectorEnv(VectorEnv):
                 f"[0, {self.vocab_size}). Check the policy's vocabulary matches the env's."
             )
         return a
+
+
+def batch_infos(pairs: list[tuple[int, dict[str, Any]]], num_envs: int) -> dict[str, Any]:
+    """Gymnasium's vector info layout (``info[k]`` array + ``info["_k"]`` mask), built once.
+
+    Equivalent to calling ``VectorEnv._add_info`` per sub-env, but one pass per key instead
+    of one array allocation per (sub-env, key): the vector step's main cost otherwise.
+    """
+    by_key: dict[str, list[tuple[int, Any]]] = {}
+    for i, info in pairs:
+        for key, value in info.items():
+            by_key.setdefault(key, []).append((i, value))
+    out: dict[str, Any] = {}
+    for key, items in by_key.items():
+        idx = [i for i, _ in items]
+        values = [v for _, v in items]
+        mask = np.zeros(num_envs, dtype=bool)
+        mask[idx] = True
+        if type(values[0]) is dict:
+            out[key] = batch_infos(items, num_envs)
+        else:
+            arr = np.asarray(values) if type(values[0]) in (bool, int, float) else None
+            if arr is not None and arr.ndim == 1 and arr.dtype.kind in "biuf":
+                full = np.zeros(num_envs, dtype=arr.dtype)
+            else:
+                full = np.full(num_envs, None, dtype=object)
+                arr = values
+            full[idx] = arr
+            out[key] = full
+        out[f"_{key}"] = mask
+    return out
