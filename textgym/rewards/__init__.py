@@ -24,6 +24,14 @@ from textgym.rewards.combinators import (
     TokenTable,
     Weighted,
 )
+from textgym.rewards.registry import (
+    REWARDS,
+    RewardSpecError,
+    make_reward,
+    parse_reward,
+    register_reward,
+    reward_names,
+)
 from textgym.rewards.text import (
     BannedWords,
     Concision,
@@ -32,6 +40,7 @@ from textgym.rewards.text import (
     Repetition,
 )
 from textgym.rewards.verifiable import (
+    Abstention,
     AnswerFormat,
     Correctness,
     ExactMatch,
@@ -41,6 +50,13 @@ from textgym.rewards.verifiable import (
 )
 
 __all__ = [
+    "REWARDS",
+    "Abstention",
+    "RewardSpecError",
+    "make_reward",
+    "parse_reward",
+    "register_reward",
+    "reward_names",
     "AnswerFormat",
     "BannedWords",
     "Clip",

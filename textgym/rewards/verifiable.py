@@ -67,6 +67,20 @@ class AnswerFormat(Reward):
         return float(parse_answer(ctx.text) is not None or is_abstention(ctx.text))
 
 
+class Abstention(Reward):
+    """1.0 when the turn abstains ("I don't know" and no answer), else 0.0.
+
+    On its own it rewards never answering; use it as a component (to watch how often a
+    learner abstains) or inside :class:`Correctness`, which prices abstaining between a right
+    and a wrong answer.
+    """
+
+    name = "abstention"
+
+    def __call__(self, ctx: RewardContext) -> float:
+        return float(is_abstention(ctx.text))
+
+
 class Correctness(Reward):
     """Right, abstained or wrong, for calibrated answering.
 
