@@ -278,12 +278,14 @@ def test_vector_env_batches_children_of_a_sum() -> None:
         reward=ExactMatch() + counting,
     )
     envs.reset(seed=0)
-    eot = envs.unwrapped.eot_id if hasattr(envs.unwrapped, "eot_id") else envs.eot_id
+    eot = envs.unwrapped.eot_id
     _, rewards, terminated, _, infos = envs.step(np.full(4, eot))
     assert terminated.all()
     assert counting.calls == [4]  # one batched call for the four episodes that ended
     assert rewards.tolist() == [1.0] * 4  # empty turn: exact_match 0, counting 1
-    assert list(infos["reward_components"]) == [{"exact_match": 0.0, "counting": 1.0}] * 4
+    comps = infos["reward_components"]
+    assert comps["exact_match"].tolist() == [0.0] * 4
+    assert comps["counting"].tolist() == [1.0] * 4
 
 
 def test_nan_inside_a_sum_fails_naming_the_reward() -> None:
