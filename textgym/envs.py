@@ -42,6 +42,57 @@ ENV_SPECS: tuple[EnvSpec, ...] = (
         "Repeat one word from a pool of three (tabular-sized).",
         "the turn equals the prompt's word",
     ),
+    EnvSpec(
+        "textgym/Reasoning-v0",
+        {"task": "reasoning"},
+        "Arithmetic word problems, 2-3 steps, numbers up to 30; reason, then 'answer: N'.",
+        "the last 'answer: N' equals the gold number",
+    ),
+    EnvSpec(
+        "textgym/Reasoning-Easy-v0",
+        {
+            "task": "reasoning",
+            "min_steps": 1,
+            "max_steps": 2,
+            "max_start": 9,
+            "max_operand": 5,
+            "max_value": 20,
+            "operations": ("add", "sub"),
+        },
+        "Word problems, 1-2 steps of + and -, numbers up to 20.",
+        "the last 'answer: N' equals the gold number",
+    ),
+    EnvSpec(
+        "textgym/Reasoning-Hard-v0",
+        {
+            "task": "reasoning",
+            "min_steps": 3,
+            "max_steps": 5,
+            "max_start": 20,
+            "max_operand": 20,
+            "max_factor": 5,
+            "max_value": 200,
+        },
+        "Word problems, 3-5 steps of + - * /, numbers up to 200.",
+        "the last 'answer: N' equals the gold number",
+    ),
+    EnvSpec(
+        "textgym/Reasoning-Tiny-v0",
+        {
+            "task": "reasoning",
+            "min_steps": 1,
+            "max_steps": 1,
+            "max_start": 9,
+            "max_operand": 8,
+            "max_value": 9,
+            "operations": ("add", "sub"),
+            "pool_size": 10,
+            "cot": False,
+            "bare_answer": True,
+        },
+        "One-step problems from a pool of 10, one-digit bare answers, masked to digits.",
+        "the turn is the gold digit",
+    ),
 )
 
 

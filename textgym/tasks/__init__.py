@@ -6,9 +6,11 @@ import numpy as np
 
 from textgym.tasks.base import Problem, Task, Turn
 from textgym.tasks.copy import CopyTask
+from textgym.tasks.reasoning import ReasoningTask
 
 TASKS: dict[str, type[Task]] = {
     CopyTask.name: CopyTask,
+    ReasoningTask.name: ReasoningTask,
 }
 
 
@@ -21,4 +23,4 @@ def task_corpus() -> list[str]:
     return texts
 
 
-__all__ = ["TASKS", "CopyTask", "Problem", "Task", "Turn", "task_corpus"]
+__all__ = ["TASKS", "CopyTask", "ReasoningTask", "Problem", "Task", "Turn", "task_corpus"]

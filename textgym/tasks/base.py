@@ -93,6 +93,13 @@ class Task(abc.ABC):
         """
         return None
 
+    def corrupt(
+        self, problem: Problem, turns: Sequence[Turn], text: str, rng: np.random.Generator
+    ) -> str:
+        """A plausible annotation error in the oracle turn ``text`` (a wrong number, slot or
+        action), for demonstrations with label noise. The default returns ``text``."""
+        return text
+
     def corpus(self, rng: np.random.Generator, n: int = 200) -> list[str]:
         """Text the default tokenizer must cover: prompts, gold answers, oracle turns."""
         texts: list[str] = []

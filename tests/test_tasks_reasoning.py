@@ -1,0 +1,204 @@
+"""Reasoning family: generation, splits, oracle, reward order, demonstrations."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import textgym
+from textgym.rewards.base import RewardContext
+from textgym.tasks.demonstrations import export_demonstrations, generate_demonstrations
+from textgym.tasks.reasoning import ReasoningReward, ReasoningTask, extract_answer
+
+IDS = [i for i in textgym.env_ids() if "/Reasoning" in i]
+
+
+def play(env: textgym.TextEnv, text: str) -> tuple[float, dict]:
+    total, info = 0.0, {}
+    for tok in env.encode_turn(text):
+        _, r, term, trunc, info = env.step(tok)
+        total += r
+        if term or trunc:
+            break
+    return total, info
+
+
+def ctx_for(
+    task: ReasoningTask, text: str, answer: str = "16", truncated: bool = False
+) -> RewardContext:
+    problem = textgym.Problem(prompt="q", answer=answer)
+    return RewardContext(
+        task=task,
+        problem=problem,
+        turns=(),
+        text=text,
+        token_ids=np.zeros(0, np.int64),
+        truncated=truncated,
+    )
+
+
+def test_family_is_registered() -> None:
+    assert set(IDS) >= {
+        "textgym/Reasoning-v0",
+        "textgym/Reasoning-Easy-v0",
+        "textgym/Reasoning-Hard-v0",
+        "textgym/Reasoning-Tiny-v0",
+    }
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_oracle_solves_test_split(env_id: str) -> None:
+    env = gym.make(env_id, split="test").unwrapped
+    wins = 0
+    for seed in range(200):
+        env.reset(seed=seed)
+        _, info = play(env, env.task.oracle(env.problem, env.turns))
+        wins += info["success"]
+    assert wins / 200 >= 0.99
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_random_policy_is_near_chance(env_id: str) -> None:
+    env = gym.make(env_id).unwrapped
+    rng = np.random.default_rng(0)
+    wins = 0
+    for seed in range(200):
+        env.reset(seed=seed)
+        done, info = False, {}
+        allowed = np.flatnonzero(env.action_masks())
+        while not done:
+            _, _, term, trunc, info = env.step(int(rng.choice(allowed)))
+            done = term or trunc
+        wins += info["success"]
+    # Tiny: "▁", a digit, end of turn among 12 masked tokens ~ 1/12 * 1/12 * 1/12 ... < 5%.
+    assert wins / 200 < 0.05
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_splits_are_disjoint(env_id: str) -> None:
+    ids = {}
+    keys = {}
+    for split in ("train", "test"):
+        env = gym.make(env_id, split=split).unwrapped
+        probs = []
+        for seed in range(300):
+            env.reset(seed=seed)
+            probs.append(env.problem)
+        ids[split] = {p.id for p in probs}
+        keys[split] = {p.metadata["arithmetic"] for p in probs}
+        assert {p.metadata["split"] for p in probs} == {split}
+    assert ids["train"] and ids["test"]
+    assert not ids["train"] & ids["test"]
+    assert not keys["train"] & keys["test"]  # not even the same arithmetic
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_same_seed_same_problem(env_id: str) -> None:
+    a, b = gym.make(env_id).unwrapped, gym.make(env_id).unwrapped
+    for seed in range(10):
+        a.reset(seed=seed)
+        b.reset(seed=seed)
+        assert a.problem == b.problem
+
+
+def test_tiny_pool_is_small_fixed_and_masked() -> None:
+    env = gym.make("textgym/Reasoning-Tiny-v0").unwrapped
+    prompts = set()
+    for seed in range(300):
+        env.reset(seed=seed)
+        prompts.add(env.problem.prompt)
+        assert 0 <= int(env.problem.answer) <= 9
+    assert len(prompts) == 10
+    mask = env.action_masks()
+    assert mask.sum() == 12  # "▁", ten digits, end of turn
+    oracle_ids = env.encode_turn(env.task.oracle(env.problem, env.turns))
+    assert all(mask[oracle_ids]) and len(oracle_ids) <= env.max_new_tokens
+
+
+def test_oracle_chain_of_thought_is_short_and_correct() -> None:
+    env = gym.make("textgym/Reasoning-v0").unwrapped
+    lengths = []
+    for seed in range(200):
+        env.reset(seed=seed)
+        text = env.task.oracle(env.problem, env.turns)
+        assert extract_answer(text) == env.problem.answer
+        for eq in text.split(". answer")[0].split(", "):
+            lhs, rhs = eq.split("=")
+            assert eval(lhs) == int(rhs)  # noqa: S307  (digits and one operator)
+        lengths.append(len(env.encode_turn(text)))
+        assert 2 <= env.problem.metadata["n_steps"] <= 3
+    assert np.mean(lengths) <= 30 and max(lengths) <= env.max_new_tokens
+
+
+def test_reward_orders_right_abstain_wrong() -> None:
+    task, reward = ReasoningTask(), ReasoningReward()
+    right = reward(ctx_for(task, "8*2=16. answer: 16"))
+    abstain = reward(ctx_for(task, "i don't know"))
+    wrong = reward(ctx_for(task, "answer: 15"))
+    missing = reward(ctx_for(task, "blue green"))
+    truncated = reward(ctx_for(task, "answer: 16", truncated=True))
+    assert right > abstain > wrong >= missing
+    assert truncated == missing
+    total, parts = reward.score(ctx_for(task, "answer: 15"))
+    assert parts == {"correctness": -0.5, "format": 1.0} and total == pytest.approx(-0.4)
+
+
+def test_abstention_in_the_env() -> None:
+    env = gym.make("textgym/Reasoning-v0").unwrapped
+    env.reset(seed=0)
+    r, info = play(env, "i don't know")
+    assert info["success"] is False and r == pytest.approx(0.1)
+    assert env.tokenizer.unk_token_id not in env.context_ids
+
+
+def test_bad_arguments_say_what_to_do() -> None:
+    with pytest.raises(ValueError, match="min_steps"):
+        ReasoningTask(min_steps=3, max_steps=2)
+    with pytest.raises(ValueError, match="split"):
+        ReasoningTask(split="validation")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="operations"):
+        ReasoningTask(operations=("pow",))
+    with pytest.raises(ValueError, match="pool_size"):
+        ReasoningTask(min_steps=1, max_steps=1, max_value=9, max_start=9, pool_size=500)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_prompts_and_oracle_use_no_unknown_tokens(env_id: str) -> None:
+    env = gym.make(env_id).unwrapped
+    unk = env.tokenizer.unk_token_id
+    for seed in range(100):
+        env.reset(seed=seed)
+        play(env, env.task.oracle(env.problem, env.turns))
+        assert unk not in env.context_ids
+
+
+def test_demonstrations_replay_the_env(tmp_path) -> None:
+    path = export_demonstrations("textgym/Reasoning-v0", 50, tmp_path / "d.jsonl", seed=3)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(records) == 50 and all(r["success"] for r in records)
+    assert set(records[0]) >= {"prompt", "turns", "response", "answer", "success", "noisy"}
+    assert records[0]["turns"][0] == {"role": "user", "text": records[0]["prompt"]}
+    # The same seed gives the same file.
+    again = export_demonstrations("textgym/Reasoning-v0", 50, tmp_path / "e.jsonl", seed=3)
+    assert again.read_text() == path.read_text()
+
+
+def test_demonstration_noise_rate() -> None:
+    records = list(generate_demonstrations("textgym/Reasoning-v0", 400, noise=0.25, seed=0))
+    noisy = [r for r in records if r["noisy"]]
+    assert 0.17 < len(noisy) / 400 < 0.33
+    assert not any(r["success"] for r in noisy)
+    assert all(r["success"] for r in records if not r["noisy"])
+    # A slip is a wrong number, still in the answer format.
+    assert all(extract_answer(r["response"]) is not None for r in noisy)
+
+
+def test_demonstrations_on_test_split_differ_from_train() -> None:
+    train = {r["problem_id"] for r in generate_demonstrations("textgym/Reasoning-v0", 100)}
+    test = {
+        r["problem_id"] for r in generate_demonstrations("textgym/Reasoning-v0", 100, split="test")
+    }
+    assert not train & test
