@@ -49,7 +49,28 @@ from textgym.rewards.verifiable import (
     parse_answer,
 )
 
+# Model-based and human-feedback rewards import torch and transformers; load them on use.
+_LAZY = {
+    "RewardModel": "textgym.rewards.models",
+    "EmbeddingSimilarity": "textgym.rewards.models",
+    "LMJudge": "textgym.rewards.models",
+    "ModelLoadError": "textgym.rewards.models",
+    "HumanReward": "textgym.rewards.human",
+    "tradeoff": "textgym.rewards.tradeoff",
+    "TradeOff": "textgym.rewards.tradeoff",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'textgym.rewards' has no attribute {name!r}")
+
+
 __all__ = [
+    *_LAZY,
     "REWARDS",
     "Abstention",
     "RewardSpecError",
