@@ -93,6 +93,32 @@ ENV_SPECS: tuple[EnvSpec, ...] = (
         "One-step problems from a pool of 10, one-digit bare answers, masked to digits.",
         "the turn is the gold digit",
     ),
+    EnvSpec(
+        "textgym/CustomerService-v0",
+        {"task": "customer_service"},
+        "A customer with a hidden intent and slots; ask, then act e.g. '[refund order=1234 amount=50]'.",
+        "the customer's case is resolved by the right action and slots, within policy",
+    ),
+    EnvSpec(
+        "textgym/CustomerService-Hard-v0",
+        {"task": "customer_service", "ambiguous_rate": 0.7, "patience": 4},
+        "CustomerService with mostly vague openings and a customer who leaves after 4 turns.",
+        "the customer's case is resolved by the right action and slots, within policy",
+    ),
+    EnvSpec(
+        "textgym/CustomerService-Tiny-v0",
+        {
+            "task": "customer_service",
+            "intents": ("refund", "order_status", "cancellation"),
+            "ambiguous_rate": 0.5,
+            "patience": 3,
+            "max_amount": 180,
+            "with_slots": False,
+            "bare_actions": True,
+        },
+        "Three intents, no slots, one-word turns (help, refund, escalate, status, cancel...).",
+        "the right action word, escalating refunds over the limit",
+    ),
 )
 
 

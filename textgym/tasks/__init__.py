@@ -6,11 +6,13 @@ import numpy as np
 
 from textgym.tasks.base import Problem, Task, Turn
 from textgym.tasks.copy import CopyTask
+from textgym.tasks.customer_service import CustomerServiceTask
 from textgym.tasks.reasoning import ReasoningTask
 
 TASKS: dict[str, type[Task]] = {
     CopyTask.name: CopyTask,
     ReasoningTask.name: ReasoningTask,
+    CustomerServiceTask.name: CustomerServiceTask,
 }
 
 
@@ -23,4 +25,13 @@ def task_corpus() -> list[str]:
     return texts
 
 
-__all__ = ["TASKS", "CopyTask", "ReasoningTask", "Problem", "Task", "Turn", "task_corpus"]
+__all__ = [
+    "TASKS",
+    "CopyTask",
+    "CustomerServiceTask",
+    "ReasoningTask",
+    "Problem",
+    "Task",
+    "Turn",
+    "task_corpus",
+]

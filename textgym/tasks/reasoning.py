@@ -276,7 +276,7 @@ class ReasoningTask(Task):
             answer=str(answer),
             metadata={
                 "start": start,
-                "steps": [(s.op, s.operand) for s in steps],
+                "steps": tuple((s.op, s.operand) for s in steps),
                 "n_steps": len(steps),
                 "arithmetic": key,
                 "split": split_of(key),

@@ -1,0 +1,195 @@
+"""CustomerService family: oracle, chance, splits, policy, actions, rewards."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import textgym
+from textgym.tasks.customer_service import (
+    Action,
+    CustomerServiceTask,
+    detect_intent,
+    gold_action,
+    parse_action,
+)
+from textgym.tasks.demonstrations import generate_demonstrations
+
+IDS = [i for i in textgym.env_ids() if "/CustomerService" in i]
+
+
+def say(env: textgym.TextEnv, text: str) -> tuple[float, bool, dict]:
+    """Write one agent turn; return (reward, episode over, info)."""
+    total = 0.0
+    for tok in env.encode_turn(text):
+        _, r, term, trunc, info = env.step(tok)
+        total += r
+        if "turn_text" in info:
+            return total, term or trunc, info
+    raise AssertionError("the turn did not close")
+
+
+def run_oracle(env: textgym.TextEnv, seed: int) -> dict:
+    env.reset(seed=seed)
+    done, info = False, {}
+    while not done:
+        _, done, info = say(env, env.task.oracle(env.problem, env.turns))
+    return info
+
+
+def test_family_is_registered() -> None:
+    assert {"textgym/CustomerService-v0", "textgym/CustomerService-Tiny-v0"} <= set(IDS)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_oracle_resolves_test_split(env_id: str) -> None:
+    env = gym.make(env_id, split="test").unwrapped
+    wins = sum(run_oracle(env, seed)["success"] for seed in range(200))
+    assert wins / 200 >= 0.99
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_random_policy_is_near_chance(env_id: str) -> None:
+    env = gym.make(env_id).unwrapped
+    rng = np.random.default_rng(0)
+    wins = 0
+    for seed in range(100):
+        env.reset(seed=seed)
+        allowed = np.flatnonzero(env.action_masks())
+        done, info = False, {}
+        while not done:
+            _, _, term, trunc, info = env.step(int(rng.choice(allowed)))
+            done = term or trunc
+        wins += info["success"]
+    assert wins / 100 < 0.1
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_splits_are_disjoint(env_id: str) -> None:
+    ids = {}
+    for split in ("train", "test"):
+        env = gym.make(env_id, split=split).unwrapped
+        probs = []
+        for seed in range(200):
+            env.reset(seed=seed)
+            probs.append(env.problem)
+        assert {p.metadata["split"] for p in probs} == {split}
+        ids[split] = {p.id for p in probs}
+    assert ids["train"] and ids["test"] and not ids["train"] & ids["test"]
+
+
+def test_same_seed_same_conversation() -> None:
+    a = gym.make("textgym/CustomerService-v0").unwrapped
+    b = gym.make("textgym/CustomerService-v0").unwrapped
+    for seed in range(5):
+        for env in (a, b):
+            env.reset(seed=seed)
+            for text in ["hello", "what is your order number and email?", "[status order=1]"]:
+                _, done, _ = say(env, text)
+                if done:
+                    break
+        assert a.turns == b.turns
+
+
+def find(env: textgym.TextEnv, pred, seeds=range(500)) -> None:
+    for seed in seeds:
+        env.reset(seed=seed)
+        if pred(env.problem.metadata):
+            return
+    raise AssertionError("no problem matched")
+
+
+def test_refund_over_limit_must_be_escalated() -> None:
+    env = gym.make("textgym/CustomerService-v0").unwrapped
+    over = lambda m: m["intent"] == "refund" and m["amount"] > 100  # noqa: E731
+    find(env, over)
+    s = env.problem.metadata
+    r, done, info = say(env, f"[refund order={s['order']} amount={s['amount']}]")
+    assert done and not info["success"]
+    assert info["reward_components"]["policy"] == -1.0 and r < 0
+    find(env, over)
+    s = env.problem.metadata
+    r, done, info = say(env, f"[escalate order={s['order']} amount={s['amount']}]")
+    assert done and info["success"] and info["reward_components"]["policy"] == 0.0 and r > 1
+
+
+def test_wrong_slot_is_corrected_and_wrong_action_rephrased() -> None:
+    env = gym.make("textgym/CustomerService-v0").unwrapped
+    find(env, lambda m: m["intent"] == "order_status")
+    order = env.problem.metadata["order"]
+    _, done, info = say(env, "[status order=1]")
+    assert not done and str(order) in info["user_reply"] and "not right" in info["user_reply"]
+    _, done, info = say(env, f"[cancel order={order}]")
+    assert not done and "not what i want" in info["user_reply"]
+    assert detect_intent(info["user_reply"]) == "order_status"
+    _, done, info = say(env, f"[status order={order}]")
+    assert done and info["success"]
+
+
+def test_customer_leaves_after_patience() -> None:
+    env = gym.make("textgym/CustomerService-v0").unwrapped
+    env.reset(seed=0)
+    patience = env.problem.metadata["patience"]
+    for i in range(patience):
+        _, done, info = say(env, "nice weather")
+        assert done == (i == patience - 1)
+    assert "goodbye" in info["user_reply"] and not info["success"]
+    assert info["reward_components"]["resolution"] == 0.0
+
+
+def test_parse_action() -> None:
+    assert parse_action("ok. [refund order=12 amount=5]") == Action(
+        "refund", {"order": "12", "amount": "5"}
+    )
+    assert parse_action("[status order=1] then [cancel order=2]") == Action(
+        "cancel", {"order": "2"}
+    )
+    assert parse_action("[fly order=1]") is None
+    assert parse_action("refund") is None
+    assert parse_action(" refund ", bare=True) == Action("refund", {})
+    assert parse_action("[reset email=ann@mail.com]").slots == {"email": "ann@mail.com"}
+
+
+def test_gold_action_follows_policy() -> None:
+    task = CustomerServiceTask()
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        p = task.sample(rng)
+        gold = gold_action(p)
+        if p.metadata["intent"] == "refund":
+            over = p.metadata["amount"] > 100
+            assert gold.name == ("escalate" if over else "refund")
+        assert set(gold.slots) == set(p.metadata["required"])
+
+
+def test_tiny_is_small_and_masked() -> None:
+    env = gym.make("textgym/CustomerService-Tiny-v0").unwrapped
+    prompts = set()
+    for seed in range(300):
+        env.reset(seed=seed)
+        prompts.add(env.problem.prompt)
+    assert len(prompts) <= 12
+    mask = env.action_masks()
+    assert mask.sum() == 9  # help, seven action words, end of turn
+    env.reset(seed=0)
+    assert all(mask[env.encode_turn(env.task.oracle(env.problem, env.turns))])
+
+
+def test_oracle_asks_before_it_acts() -> None:
+    env = gym.make("textgym/CustomerService-v0").unwrapped
+    find(env, lambda m: m["ambiguous"])
+    first = env.task.oracle(env.problem, env.turns)
+    assert parse_action(first) is None and "help" in first
+    _, _, info = say(env, first)
+    assert detect_intent(info["user_reply"]) == env.problem.metadata["intent"]
+
+
+def test_noisy_demonstrations_make_mistakes() -> None:
+    records = list(generate_demonstrations("textgym/CustomerService-v0", 100, noise=0.3))
+    clean = [r for r in records if not r["noisy"]]
+    noisy = [r for r in records if r["noisy"]]
+    assert all(r["success"] for r in clean) and noisy
+    assert sum(r["success"] for r in noisy) < len(noisy)
+    # Multi-turn demonstrations hold the customer's real replies.
+    assert all(t["role"] == "user" for r in records for t in r["turns"][::2])
