@@ -4,7 +4,12 @@
 * :mod:`~textgym.rewards.combinators` — ``a + b``, ``w * a``, :class:`Weighted`, clipping,
   normalisation, per-token shaping;
 * :mod:`~textgym.rewards.verifiable` — checks against the gold answer;
-* :mod:`~textgym.rewards.text` — heuristic text rewards.
+* :mod:`~textgym.rewards.text` — heuristic text rewards;
+* :mod:`~textgym.rewards.registry` — rewards by name: :func:`parse_reward`,
+  :func:`register_reward`;
+* :mod:`~textgym.rewards.models` — reward model, embedding similarity, LM judge (lazy);
+* :mod:`~textgym.rewards.human` — terminal rater, rating log, reward-model trainer (lazy);
+* :mod:`~textgym.rewards.tradeoff` — how components trade off over episodes.
 """
 
 from textgym.rewards.base import (
@@ -39,6 +44,7 @@ from textgym.rewards.text import (
     Relevance,
     Repetition,
 )
+from textgym.rewards.tradeoff import TradeOff, pareto_front, tradeoff
 from textgym.rewards.verifiable import (
     Abstention,
     AnswerFormat,
@@ -56,8 +62,6 @@ _LAZY = {
     "LMJudge": "textgym.rewards.models",
     "ModelLoadError": "textgym.rewards.models",
     "HumanReward": "textgym.rewards.human",
-    "tradeoff": "textgym.rewards.tradeoff",
-    "TradeOff": "textgym.rewards.tradeoff",
 }
 
 
@@ -96,7 +100,10 @@ __all__ = [
     "RewardContext",
     "RewardError",
     "TokenTable",
+    "TradeOff",
     "Weighted",
+    "pareto_front",
+    "tradeoff",
     "as_reward",
     "check_value",
     "evaluate",
