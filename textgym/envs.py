@@ -119,6 +119,30 @@ ENV_SPECS: tuple[EnvSpec, ...] = (
         "Three intents, no slots, one-word turns (help, refund, escalate, status, cancel...).",
         "the right action word, escalating refunds over the limit",
     ),
+    EnvSpec(
+        "textgym/Dialogue-v0",
+        {"task": "dialogue"},
+        "A user asks 2 questions on a topic; multi-objective reward (relevance, politeness, ...).",
+        "the user leaves satisfied: every question answered, no rudeness",
+    ),
+    EnvSpec(
+        "textgym/Dialogue-Hard-v0",
+        {"task": "dialogue", "n_questions": 3, "patience": 1},
+        "Dialogue with 3 questions and a user who tolerates one wasted turn.",
+        "the user leaves satisfied: every question answered, no rudeness",
+    ),
+    EnvSpec(
+        "textgym/Dialogue-Tiny-v0",
+        {
+            "task": "dialogue",
+            "topics": ("basics",),
+            "n_questions": 2,
+            "patience": 1,
+            "one_word": True,
+        },
+        "Two either-or questions ('is ice hot or cold?'), one-word answers, masked.",
+        "both questions answered with the right word",
+    ),
 )
 
 

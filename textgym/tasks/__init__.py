@@ -7,12 +7,14 @@ import numpy as np
 from textgym.tasks.base import Problem, Task, Turn
 from textgym.tasks.copy import CopyTask
 from textgym.tasks.customer_service import CustomerServiceTask
+from textgym.tasks.dialogue import DialogueTask
 from textgym.tasks.reasoning import ReasoningTask
 
 TASKS: dict[str, type[Task]] = {
     CopyTask.name: CopyTask,
     ReasoningTask.name: ReasoningTask,
     CustomerServiceTask.name: CustomerServiceTask,
+    DialogueTask.name: DialogueTask,
 }
 
 

@@ -1,0 +1,305 @@
+"""Dialogue: answer a user's questions on a topic, politely, briefly, without repeating.
+
+The user (:class:`~textgym.users.scripted.ScriptedUser`) has a topic and a goal: a few
+questions it asks one after another. It moves on when a turn answers the current question
+(mentions enough of the question's keywords), rephrases when it does not, reacts to rude
+words and repetition, and ends the conversation satisfied (all questions answered) or
+annoyed (rudeness, or too many turns)::
+
+    user:  hi! i have some questions about pets. how often should i feed my dog?
+    agent: feed an adult dog twice a day.
+    user:  thanks, that helps. what do fish need in a tank?
+    agent: fish need clean water, a filter and some plants.
+    user:  thanks a lot, that is all i wanted to know. bye!
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from textgym.rewards.base import Reward, RewardContext
+from textgym.rewards.combinators import Weighted
+from textgym.rewards.text import (
+    BannedWords,
+    Concision,
+    Politeness,
+    Repetition,
+    count_phrase,
+    text_words,
+)
+from textgym.tasks.base import Problem, Task, Turn
+from textgym.tasks.splits import Split, check_split, sample_in_split, split_of
+
+
+@dataclass(frozen=True)
+class Question:
+    """One thing the user wants to know.
+
+    Attributes:
+        text: How the user first asks it.
+        rephrased: How the user asks again when the answer missed.
+        answer: The oracle's answer.
+        keywords: Words an answer must mention (at least half of them) to count.
+    """
+
+    text: str
+    rephrased: str
+    answer: str
+    keywords: tuple[str, ...]
+
+
+Q = Question
+TOPICS: dict[str, tuple[Question, ...]] = {
+    "cooking": (
+        Q("how long should i boil an egg?", "how many minutes does an egg need to boil?",
+          "boil the egg for about ten minutes.", ("boil", "minutes")),
+        Q("how do i make rice soft?", "how much water do i use for rice?",
+          "use two cups of water for each cup of rice.", ("water", "cup")),
+        Q("what should i add to make soup taste better?", "how can soup taste better?",
+          "add salt and fresh herbs to the soup.", ("salt", "herbs")),
+        Q("how hot should the oven be for bread?", "how many degrees for bread?",
+          "bake bread in a hot oven, about two hundred degrees.", ("oven", "degrees")),
+    ),
+    "travel": (
+        Q("what should i pack for a short trip?", "what do i need for a short trip?",
+          "pack light clothes, a charger and your passport.", ("clothes", "passport")),
+        Q("when should i book a flight?", "how early should i book a flight?",
+          "book your flight about two months early for a good price.", ("book", "early")),
+        Q("how early should i get to the airport?", "when should i arrive at the airport?",
+          "arrive at the airport two hours before your flight.", ("hours", "airport")),
+        Q("how can i save money on hotels?", "how do i pay less for a hotel?",
+          "compare prices online and stay a bit outside the city.", ("prices", "city")),
+    ),
+    "pets": (
+        Q("how often should i feed my dog?", "how many times a day does a dog eat?",
+          "feed an adult dog twice a day.", ("twice", "day")),
+        Q("how do i keep my cat happy?", "what does a cat need to be happy?",
+          "play with your cat every day and give it a place to climb.", ("play", "climb")),
+        Q("how often should i walk my dog?", "how often does a dog need a walk?",
+          "walk your dog at least two times a day.", ("walk", "times")),
+        Q("what do fish need in a tank?", "what should a fish tank have?",
+          "fish need clean water, a filter and some plants.", ("water", "filter")),
+    ),
+    "fitness": (
+        Q("how often should i exercise?", "how much exercise do i need?",
+          "exercise for thirty minutes on most days of the week.", ("minutes", "week")),
+        Q("how much water should i drink?", "how many glasses of water a day?",
+          "drink about eight glasses of water a day.", ("glasses", "water")),
+        Q("how can i sleep better?", "what helps me sleep?",
+          "go to bed at the same time and avoid screens at night.", ("bed", "screens")),
+        Q("what should i eat after a workout?", "what is good to eat after exercise?",
+          "eat some protein and fruit after your workout.", ("protein", "fruit")),
+    ),
+    "gardening": (
+        Q("how often should i water my plants?", "when do plants need water?",
+          "water your plants when the soil feels dry.", ("soil", "dry")),
+        Q("when should i plant tomatoes?", "what month is good for tomatoes?",
+          "plant tomatoes in spring after the last frost.", ("spring", "frost")),
+        Q("how much sun do roses need?", "how many hours of sun for roses?",
+          "roses need at least six hours of sun a day.", ("six", "hours")),
+        Q("how do i keep bugs off my plants?", "how do i get bugs off plants?",
+          "spray the leaves with soapy water.", ("spray", "leaves")),
+    ),
+    "computers": (
+        Q("how do i make my computer faster?", "how can my computer be fast again?",
+          "close unused programs and restart your computer.", ("close", "restart")),
+        Q("how can i keep my files safe?", "how do i not lose my files?",
+          "copy your files to a cloud drive every week.", ("copy", "cloud")),
+        Q("how do i make a strong password?", "what is a good password?",
+          "use a long password with letters, numbers and symbols.", ("long", "symbols")),
+        Q("what should i do if my laptop gets too hot?", "how do i cool my laptop?",
+          "keep the vents clean and use it on a hard surface.", ("vents", "surface")),
+    ),
+    # One-word answers for the tiny variant (tabular agents).
+    "basics": (
+        Q("is ice hot or cold?", "ice: hot or cold?", "cold", ("cold",)),
+        Q("is fire hot or cold?", "fire: hot or cold?", "hot", ("hot",)),
+        Q("is the sky blue or green?", "sky: blue or green?", "blue", ("blue",)),
+        Q("is grass blue or green?", "grass: blue or green?", "green", ("green",)),
+        Q("do fish swim or fly?", "fish: swim or fly?", "swim", ("swim",)),
+        Q("do birds swim or fly?", "birds: swim or fly?", "fly", ("fly",)),
+    ),
+}  # fmt: skip
+REGULAR_TOPICS = tuple(t for t in TOPICS if t != "basics")
+
+
+def question(problem: Problem, index: int) -> Question:
+    """The ``index``-th question of the user's goal."""
+    topic, i = problem.metadata["goal"][index]
+    return TOPICS[topic][i]
+
+
+def current_question(problem: Problem, turns: Sequence[Turn]) -> int:
+    """Which goal question the user's last message asks (by its wording), else 0."""
+    last = next((t.text for t in reversed(turns) if t.role == "user"), "")
+    found = 0
+    for k in range(len(problem.metadata["goal"])):
+        q = question(problem, k)
+        if q.text in last or q.rephrased in last:
+            found = k
+    return found
+
+
+def coverage(text: str, keywords: Sequence[str]) -> float:
+    """The share of ``keywords`` that ``text`` mentions (as whole words)."""
+    if not keywords:
+        return 1.0
+    words = text_words(text)
+    return sum(count_phrase(words, k) > 0 for k in keywords) / len(keywords)
+
+
+class AskedRelevance(Reward):
+    """Coverage of the keywords of the question this turn answers (from the user's
+    verdict, ``ctx.outcome["keywords"]``); 0 when the user asked nothing."""
+
+    name = "relevance"
+
+    def __call__(self, ctx: RewardContext) -> float:
+        keywords = ctx.outcome.get("keywords")
+        return coverage(ctx.text, keywords) if keywords else 0.0
+
+
+class Satisfaction(Reward):
+    """1.0 on the turn after which the user leaves satisfied, else 0."""
+
+    name = "satisfaction"
+
+    def __call__(self, ctx: RewardContext) -> float:
+        return float(bool(ctx.outcome.get("satisfied")))
+
+
+def dialogue_reward(concision_target: int = 20) -> Weighted:
+    """The default multi-objective reward.
+
+    Per turn: ``relevance`` (1.0) to the question asked; ``politeness``, ``repetition``
+    (1 = nothing repeated), ``concision`` and ``banned_words`` (1 = clean) at 0.05 each, so
+    that hygiene alone never pays more than answering; and ``satisfaction`` (1.0) once, when
+    the user leaves satisfied.
+    """
+    return Weighted(
+        {
+            "relevance": (AskedRelevance(), 1.0),
+            "satisfaction": (Satisfaction(), 1.0),
+            "politeness": (Politeness(), 0.05),
+            "repetition": (Repetition(), 0.05),
+            "concision": (Concision(target=concision_target), 0.05),
+            "banned_words": (BannedWords(), 0.05),
+        },
+        name="dialogue",
+    )
+
+
+class DialogueTask(Task):
+    """A user with a topic and a few questions; answer them all before it loses patience.
+
+    Args:
+        topics: Topics the user may pick (keys of :data:`TOPICS`).
+        n_questions: Questions per conversation (the user's goal).
+        patience: Extra agent turns the user tolerates beyond one per question.
+        split: ``"train"`` or ``"test"``: disjoint conversations (topic and question
+            sequence). Questions recur across splits in other combinations and orders.
+        one_word: Answers are one word and ``action_masks()`` allows only the answer words
+            of the topics (tiny variants).
+    """
+
+    name = "dialogue"
+    description = "Answer a user's questions on a topic; reward: relevance, politeness, ..."
+    multi_turn = True
+
+    def __init__(
+        self,
+        topics: Sequence[str] = REGULAR_TOPICS,
+        n_questions: int = 2,
+        patience: int = 2,
+        split: Split = "train",
+        one_word: bool = False,
+    ) -> None:
+        unknown = [t for t in topics if t not in TOPICS]
+        if unknown or not topics:
+            raise ValueError(f"topics must be a non-empty subset of {list(TOPICS)}, got {topics}.")
+        smallest = min(len(TOPICS[t]) for t in topics)
+        if not 1 <= n_questions <= smallest:
+            raise ValueError(
+                f"n_questions must be in [1, {smallest}] (the smallest topic has {smallest} "
+                f"questions), got {n_questions}."
+            )
+        if patience < 0:
+            raise ValueError(f"patience must be >= 0 extra turns, got {patience}.")
+        self.topics = tuple(topics)
+        self.n_questions, self.patience = n_questions, patience
+        self.split = check_split(split)
+        self.one_word = one_word
+        turns = n_questions + patience
+        if one_word:
+            self.max_new_tokens, self.max_length = 2, 24 + 16 * turns
+        else:
+            self.max_new_tokens, self.max_length = 24, 32 + 40 * turns
+
+    @staticmethod
+    def goal_key(problem: Problem) -> str:
+        """The canonical key that decides the split: the question sequence."""
+        return "|".join(f"{t}:{i}" for t, i in problem.metadata["goal"])
+
+    def _draw(self, rng: np.random.Generator) -> Problem:
+        topic = self.topics[int(rng.integers(len(self.topics)))]
+        order = rng.permutation(len(TOPICS[topic]))[: self.n_questions]
+        goal = tuple((topic, int(i)) for i in order)
+        first = TOPICS[topic][goal[0][1]].text
+        if self.one_word:
+            prompt = f"hi! {first}"
+        else:
+            prompt = f"hi! i have some questions about {topic}. {first}"
+        keywords = tuple(k for _, i in goal for k in TOPICS[topic][i].keywords)
+        meta = {
+            "topic": topic,
+            "goal": goal,
+            "keywords": keywords,
+            "max_turns": self.n_questions + self.patience,
+        }
+        problem = Problem(prompt=prompt, metadata=meta)
+        key = self.goal_key(problem)
+        meta["split"] = split_of(key)
+        return Problem(prompt=prompt, metadata=meta, id=key)
+
+    def sample(self, rng: np.random.Generator) -> Problem:
+        return sample_in_split(self._draw, self.goal_key, self.split, rng)
+
+    def responder(self):  # type: ignore[no-untyped-def]
+        from textgym.users.scripted import ScriptedUser
+
+        return ScriptedUser()
+
+    def default_reward(self) -> Reward:
+        return dialogue_reward()
+
+    def success(self, ctx: RewardContext) -> bool:
+        return bool(ctx.outcome.get("satisfied"))
+
+    def oracle(self, problem: Problem, turns: Sequence[Turn]) -> str:
+        """The answer to the question the user's last message asks."""
+        return question(problem, current_question(problem, turns)).answer
+
+    def corrupt(
+        self, problem: Problem, turns: Sequence[Turn], text: str, rng: np.random.Generator
+    ) -> str:
+        """An annotator's slip: the answer to a different question of the topic."""
+        topic = problem.metadata["topic"]
+        others = [q.answer for q in TOPICS[topic] if q.answer != text]
+        return others[int(rng.integers(len(others)))]
+
+    def allowed_words(self) -> Sequence[str] | None:
+        if not self.one_word:
+            return None
+        return sorted({"\u2581" + q.answer for t in self.topics for q in TOPICS[t]})
+
+    def corpus(self, rng: np.random.Generator, n: int = 200) -> list[str]:
+        from textgym.users.scripted import user_lines
+
+        texts = [f"hi! i have some questions about {t}." for t in REGULAR_TOPICS]
+        for qs in TOPICS.values():
+            for q in qs:
+                texts += [q.text, q.rephrased, q.answer]
+        return texts + user_lines()
