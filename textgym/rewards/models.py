@@ -115,7 +115,7 @@ def reward_model_inputs(
     Pairs use the tokenizer's own pair format (``[CLS] a [SEP] b [SEP]`` for BERT; plain
     concatenation for tokenizers without one); the longer of the two is cut first.
     """
-    return tokenizer(
+    inputs = tokenizer(
         list(contexts),
         list(texts),
         padding=True,
@@ -123,6 +123,26 @@ def reward_model_inputs(
         max_length=max_length,
         return_tensors="pt",
     )
+    return _at_least_one_token(inputs, tokenizer.pad_token_id, attend=True)
+
+
+def _at_least_one_token(inputs: Any, pad_id: int, attend: bool) -> Any:
+    """Give a batch of empty strings one pad token: models cannot run on zero-length input.
+
+    Agents often end a turn at once, so empty turns are common. ``attend=False`` masks the
+    pad out (mean pooling then gives a zero vector: cosine 0 with anything).
+    """
+    import torch
+
+    ids = inputs["input_ids"]
+    if ids.shape[1] > 0:
+        return inputs
+    n = ids.shape[0]
+    inputs["input_ids"] = torch.full((n, 1), int(pad_id), dtype=ids.dtype)
+    inputs["attention_mask"] = torch.full((n, 1), int(attend), dtype=ids.dtype)
+    if "token_type_ids" in inputs:
+        inputs["token_type_ids"] = torch.zeros((n, 1), dtype=ids.dtype)
+    return inputs
 
 
 class _ModelReward(Reward):
@@ -315,7 +335,7 @@ class EmbeddingSimilarity(_ModelReward):
         import torch
 
         if not texts:
-            return np.zeros((0, 1))
+            return np.zeros((0, 1))  # callers index no rows of it
         if self._st is not None:
             out = self._st.encode(
                 list(texts),
@@ -334,7 +354,9 @@ class EmbeddingSimilarity(_ModelReward):
                     truncation=True,
                     max_length=self.max_length,
                     return_tensors="pt",
-                ).to(self.device)
+                )
+                inputs = _at_least_one_token(inputs, self.tokenizer.pad_token_id, attend=False)
+                inputs = inputs.to(self.device)
                 hidden = self.model(**inputs).last_hidden_state.float()
                 # Mean over real tokens only: padding must not pull embeddings together.
                 mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
@@ -342,28 +364,25 @@ class EmbeddingSimilarity(_ModelReward):
                 chunks.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().double().numpy())
         return np.concatenate(chunks)
 
-    def _reference_embeddings(self, refs: Sequence[str]) -> dict[str, np.ndarray]:
-        missing = list(dict.fromkeys(r for r in refs if r not in self._cache))
-        for ref, vec in zip(missing, self.embed(missing), strict=True):
-            self._cache[ref] = vec
-        out = {}
-        for ref in refs:
-            self._cache.move_to_end(ref)
-            out[ref] = self._cache[ref]
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return out
-
     def batch(self, ctxs: Sequence[RewardContext]) -> list[Result]:
         refs = [self.references(c) for c in ctxs]
-        ref_vecs = self._reference_embeddings([r for rs in refs for r in rs])
-        turn_vecs = self.embed([c.text for c in ctxs])
+        # Uncached references and the turns go through the model together: one pass.
+        missing = list(dict.fromkeys(r for rs in refs for r in rs if r not in self._cache))
+        vecs = self.embed(missing + [c.text for c in ctxs])
+        ref_vecs = {r: self._cache[r] for rs in refs for r in rs if r in self._cache}
+        ref_vecs.update(zip(missing, vecs[: len(missing)], strict=True))
+        turn_vecs = vecs[len(missing) :]
         results = []
         for vec, rs in zip(turn_vecs, refs, strict=True):
             cos = max(float(np.dot(vec, ref_vecs[r])) for r in rs)
             cos = min(1.0, max(-1.0, cos))
             value = (cos + 1.0) / 2.0 if self.rescale else cos
             results.append((value, {self.name: value}))
+        for ref, vec in ref_vecs.items():
+            self._cache[ref] = vec
+            self._cache.move_to_end(ref)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
         return results
 
     def __repr__(self) -> str:
