@@ -1,0 +1,235 @@
+"""Human feedback: the terminal rater, its crash-safe log, and training a reward model."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from textgym.rewards import RewardContext
+from textgym.rewards.human import (
+    HumanReward,
+    Rater,
+    Rating,
+    RatingLog,
+    main,
+    read_ratings,
+    run_session,
+    samples_from_env,
+    train_reward_model,
+)
+from textgym.rewards.models import RewardModel
+from textgym.tasks.base import Problem, Turn
+from textgym.tasks.copy import CopyTask
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_ctx(text: str, prompt: str = "help me") -> RewardContext:
+    return RewardContext(
+        task=CopyTask(),
+        problem=Problem(prompt=prompt),
+        turns=(Turn("user", prompt), Turn("agent", text)),
+        text=text,
+        token_ids=np.zeros(1, dtype=np.int64),
+    )
+
+
+# -- the rater ----------------------------------------------------------------------------
+
+
+def test_malformed_input_reprompts_and_loses_nothing(tmp_path: Path) -> None:
+    log = tmp_path / "ratings.jsonl"
+    out = io.StringIO()
+    typed = "\n".join(["", "five", "9", "nan", "4", "s", "2.5", "hmm", "b", "q"]) + "\n"
+    rater = Rater(log, input=io.StringIO(typed), output=out)
+    samples = [
+        {"context": "c1", "text": "t1"},
+        {"context": "c2", "text": "t2"},
+        {"context": "c3", "text": "t3"},
+    ]
+    assert run_session(samples, rater) == 2
+    assert "not a number" in out.getvalue() and "outside 1-5" in out.getvalue()
+    assert [(r.text, r.score) for r in read_ratings(log)] == [("t1", 4.0), ("t3", 2.5)]
+    prefs = [{"context": "c", "a": "x", "b": "y"}]
+    rater = Rater(log, input=io.StringIO("hmm\nb\n"), output=io.StringIO())
+    assert run_session(prefs, rater, mode="preference") == 1
+    ratings = read_ratings(log)
+    assert ratings[-1].kind == "preference" and ratings[-1].winner == "b"
+    assert ratings[-1].target == 0.0 and ratings[0].target == 0.75
+
+
+def test_resumed_session_skips_rated_samples(tmp_path: Path) -> None:
+    log = tmp_path / "ratings.jsonl"
+    samples = [{"context": "c", "text": f"turn number {i}"} for i in range(3)]
+    run_session(samples, Rater(log, input=io.StringIO("1\n"), output=io.StringIO()))
+    out = io.StringIO()
+    run_session(samples, Rater(log, input=io.StringIO("2\n3\n"), output=out))
+    assert "turn number 0" not in out.getvalue()
+    assert [r.score for r in read_ratings(log)] == [1, 2, 3]
+    assert [r.text for r in read_ratings(log)] == [s["text"] for s in samples]
+
+
+def test_torn_last_line_is_skipped_and_repaired(tmp_path: Path) -> None:
+    log = tmp_path / "ratings.jsonl"
+    with RatingLog(log) as f:
+        f.append(Rating("score", "c", "id1", text="t", score=3.0))
+    with open(log, "a") as f:
+        f.write('{"kind": "score", "cont')  # a kill mid-write
+    assert len(read_ratings(log)) == 1
+    with RatingLog(log) as f:  # reopening cuts the torn tail
+        f.append(Rating("score", "c", "id2", text="u", score=4.0))
+    assert [r.sample_id for r in read_ratings(log)] == ["id1", "id2"]
+    log.write_text(log.read_text() + "garbage\n" + log.read_text())
+    with pytest.raises(ValueError, match=r":3: not a rating"):
+        read_ratings(log)
+
+
+def test_human_reward_in_an_env(tmp_path: Path) -> None:
+    import gymnasium as gym
+
+    reward = HumanReward(tmp_path / "h.jsonl", input=io.StringIO("x\n5\n"), output=io.StringIO())
+    env = gym.make("textgym/Copy-v0", reward=reward)
+    env.reset(seed=0)
+    while True:
+        _, r, terminated, truncated, info = env.step(env.unwrapped.oracle_action())
+        if terminated or truncated:
+            break
+    assert r == 1.0 and info["reward_components"] == {"human": 1.0}
+    assert read_ratings(tmp_path / "h.jsonl")[0].score == 5.0
+
+
+def test_samples_from_env_pair_oracle_with_corruption() -> None:
+    samples = list(samples_from_env("textgym/Copy-v0", 4, seed=0))
+    assert len(samples) == 4
+    for s in samples:
+        gold = s["context"].removeprefix("copy: ")
+        assert {s["a"], s["b"]} & {gold} and s["a"] != s["b"]
+        assert s["text"] in (s["a"], s["b"])
+
+
+def wait_for_lines(path: Path, n: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Poll until ``path`` has ``n`` complete lines (a wait, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().count("\n") >= n:
+            return
+        assert proc.poll() is None, "the rater exited early"
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not reach {n} lines")
+
+
+def test_log_survives_sigkill_mid_session(tmp_path: Path) -> None:
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text(
+        "".join(json.dumps({"context": f"ctx {i}", "text": f"turn {i}"}) + "\n" for i in range(6))
+    )
+    log = tmp_path / "ratings.jsonl"
+    cmd = [sys.executable, "-m", "textgym.rewards.human", "rate", "--samples", str(samples)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with open(tmp_path / "stdout.txt", "w") as stdout:
+        proc = subprocess.Popen(
+            [*cmd, "--log", str(log)], stdin=subprocess.PIPE, stdout=stdout, text=True, env=env
+        )
+        try:
+            assert proc.stdin is not None
+            for line, n_logged in [("4\n", 1), ("oops\n7\n2\n", 2), ("s\n5\n", 3)]:
+                proc.stdin.write(line)
+                proc.stdin.flush()
+                wait_for_lines(log, n_logged, proc)
+            proc.stdin.write("3")  # typed but never confirmed with Enter
+            proc.stdin.flush()
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    ratings = read_ratings(log)
+    assert [(r.context, r.text, r.score) for r in ratings] == [
+        ("ctx 0", "turn 0", 4.0),
+        ("ctx 1", "turn 1", 2.0),
+        ("ctx 3", "turn 3", 5.0),  # "ctx 2" was skipped
+    ]
+    # Replay: a new session resumes, skipping what is already rated.
+    out = io.StringIO()
+    sample_list = [json.loads(x) for x in samples.read_text().splitlines()]
+    run_session(sample_list, Rater(log, input=io.StringIO("1\n1\n1\n"), output=out))
+    assert [r.context for r in read_ratings(log)] == [
+        "ctx 0",
+        "ctx 1",
+        "ctx 3",
+        "ctx 2",
+        "ctx 4",
+        "ctx 5",
+    ]
+
+
+# -- training -----------------------------------------------------------------------------
+
+GOOD = ["thanks", "please", "glad", "happy"]
+BAD = ["bad", "wrong", "never", "hate"]
+TRAIN_FILL = ["the", "order", "is", "here", "for", "your", "help", "now", "today"]
+TEST_FILL = ["you", "can", "see", "it", "again", "soon"]  # held-out wording
+
+
+def sentence(rng: np.random.Generator, marker: str, fill: list[str]) -> str:
+    words = list(rng.choice(fill, 4))
+    words.insert(int(rng.integers(5)), marker)
+    return " ".join(words)
+
+
+def synthetic_ratings(rng: np.random.Generator) -> list[Rating]:
+    """30 preferences and 10 scores from a rater who likes polite turns."""
+    ratings = []
+    for i in range(30):
+        good = sentence(rng, str(rng.choice(GOOD)), TRAIN_FILL)
+        bad = sentence(rng, str(rng.choice(BAD)), TRAIN_FILL)
+        good_first = bool(rng.random() < 0.5)
+        a, b = (good, bad) if good_first else (bad, good)
+        ratings.append(
+            Rating("preference", "help me", f"p{i}", a=a, b=b, winner="a" if good_first else "b")
+        )
+    for i in range(10):
+        polite = bool(rng.random() < 0.5)
+        text = sentence(rng, str(rng.choice(GOOD if polite else BAD)), TRAIN_FILL)
+        ratings.append(Rating("score", "help me", f"s{i}", text=text, score=5.0 if polite else 1.0))
+    return ratings
+
+
+def test_trained_reward_model_ranks_held_out_samples(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    log = tmp_path / "ratings.jsonl"
+    with RatingLog(log) as f:
+        for rating in synthetic_ratings(rng):
+            f.append(rating)
+    # Through the command line, from the log, as a user would.
+    assert main(["train", "--log", str(log), "--out", str(tmp_path / "rm"), "--epochs", "25"]) == 0
+    summary = json.loads((tmp_path / "rm" / "textgym_reward_model.json").read_text())
+    assert summary["n_preferences"] == 30 and summary["n_scores"] == 10
+    rm = RewardModel(tmp_path / "rm")
+    pairs = [
+        (
+            sentence(rng, str(rng.choice(GOOD)), TEST_FILL),
+            sentence(rng, str(rng.choice(BAD)), TEST_FILL),
+        )
+        for _ in range(40)
+    ]
+    scores = [v for v, _ in rm.batch([make_ctx(t) for pair in pairs for t in pair])]
+    accuracy = np.mean([scores[2 * i] > scores[2 * i + 1] for i in range(len(pairs))])
+    assert accuracy >= 0.9, f"held-out ranking accuracy {accuracy:.2f}"
+
+
+def test_training_errors(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="No ratings"):
+        train_reward_model([], tmp_path / "rm")
+    with pytest.raises(SystemExit):
+        main(["train", "--log", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "rm")])
