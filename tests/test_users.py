@@ -103,3 +103,78 @@ def test_respond_before_reset_is_an_error() -> None:
     responder = CustomerServiceTask().responder()
     with pytest.raises(RuntimeError, match="reset"):
         responder.respond((Turn("agent", "hi"),))
+
+
+# -- LMResponder ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random GPT-2 with textgym's default tokenizer, saved locally."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tok = textgym.default_tokenizer()
+    config = GPT2Config(
+        vocab_size=len(tok), n_positions=256, n_embd=32, n_layer=1, n_head=2,
+        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny_lm")
+    GPT2LMHeadModel(config).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+def lm_episode(env_id: str, user, seed: int = 0) -> tuple[list, dict]:
+    env = gym.make(env_id, user=user).unwrapped
+    env.reset(seed=seed)
+    done, info = False, {}
+    while not done:
+        _, _, term, trunc, info = env.step(env.oracle_action())
+        done = term or trunc
+    return list(env.turns), info
+
+
+@pytest.mark.parametrize("env_id", ["textgym/Dialogue-v0", "textgym/CustomerService-v0"])
+def test_lm_responder_plays_the_user(env_id: str, tiny_lm: str) -> None:
+    from textgym.users.lm import LMResponder
+
+    user = LMResponder.factory(tiny_lm, max_new_tokens=6)
+    turns, info = lm_episode(env_id, user)
+    replies = [t.text for t in turns[1:] if t.role == "user"]
+    assert replies and all(isinstance(r, str) and r for r in replies)
+    assert "success" in info and "reward_components" in info
+    # Greedy decoding: the same seed gives the same conversation.
+    assert lm_episode(env_id, user)[0] == turns
+
+
+def test_lm_responder_factory_pickles_and_samples_reproducibly(tiny_lm: str) -> None:
+    import pickle
+
+    from textgym.users.lm import LMResponder
+
+    user = pickle.loads(pickle.dumps(LMResponder.factory(tiny_lm, temperature=1.0)))
+    a = lm_episode("textgym/Dialogue-v0", user, seed=3)[0]
+    assert lm_episode("textgym/Dialogue-v0", user, seed=3)[0] == a
+
+
+def test_lm_responder_without_judge_ends_after_max_turns(tiny_lm: str) -> None:
+    from textgym.users.lm import LMResponder
+
+    responder = LMResponder(tiny_lm, max_turns=2, max_new_tokens=4)
+    problem = textgym.Problem(prompt="hi! how are you?")
+    responder.reset(problem, np.random.default_rng(0))
+    turns = [Turn("user", problem.prompt), Turn("agent", "fine")]
+    first = responder.respond(tuple(turns))
+    turns += [Turn("user", first.text), Turn("agent", "" * 3)]
+    assert not first.done and responder.respond(tuple(turns)).done
+
+
+def test_lm_responder_needs_a_tokenizer_for_a_model_object(tiny_lm: str) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from textgym.users.lm import LMResponder
+
+    with pytest.raises(ValueError, match="tokenizer"):
+        LMResponder(AutoModelForCausalLM.from_pretrained(tiny_lm))

@@ -15,7 +15,7 @@ The stated policy: refunds over ``refund_limit`` dollars must be escalated, not 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +26,7 @@ from textgym.rewards.text import Politeness, text_words
 from textgym.tasks.base import Problem, Task, Turn
 from textgym.tasks.reasoning import FEMALE_NAMES, MALE_NAMES
 from textgym.tasks.splits import Split, check_split, sample_in_split, split_of
+from textgym.users.base import Responder
 
 #: intent -> (resolution action, slots the action needs).
 INTENTS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -215,6 +216,8 @@ class CustomerServiceTask(Task):
         with_slots: Actions need slot values (``False`` in tiny variants: the action alone).
         bare_actions: A turn that is just an action word is that action, and
             ``action_masks()`` allows only ``help`` and the action words (tiny variants).
+        user: Wraps the scripted customer, e.g. ``LMResponder.factory(path)`` to let a
+            language model write the customer's words while the script judges.
     """
 
     name = "customer_service"
@@ -231,6 +234,7 @@ class CustomerServiceTask(Task):
         split: Split = "train",
         with_slots: bool = True,
         bare_actions: bool = False,
+        user: Callable[[Responder], Responder] | None = None,
     ) -> None:
         unknown = [i for i in intents if i not in INTENTS]
         if unknown or not intents:
@@ -251,6 +255,7 @@ class CustomerServiceTask(Task):
         self.refund_limit, self.max_amount = refund_limit, max_amount
         self.split = check_split(split)
         self.with_slots, self.bare_actions = with_slots, bare_actions
+        self.user = user
         if bare_actions:
             self.max_new_tokens, self.max_length = 2, 64 + 8 * patience
         else:
@@ -313,10 +318,11 @@ class CustomerServiceTask(Task):
     def sample(self, rng: np.random.Generator) -> Problem:
         return sample_in_split(self._draw, self.case_key, self.split, rng)
 
-    def responder(self):  # type: ignore[no-untyped-def]
+    def responder(self) -> Responder:
         from textgym.users.customer import ScriptedCustomer
 
-        return ScriptedCustomer(bare_actions=self.bare_actions)
+        scripted = ScriptedCustomer(bare_actions=self.bare_actions)
+        return scripted if self.user is None else self.user(scripted)
 
     def default_reward(self) -> Reward:
         return customer_service_reward()

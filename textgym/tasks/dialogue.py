@@ -15,7 +15,7 @@ annoyed (rudeness, or too many turns)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +32,7 @@ from textgym.rewards.text import (
 )
 from textgym.tasks.base import Problem, Task, Turn
 from textgym.tasks.splits import Split, check_split, sample_in_split, split_of
+from textgym.users.base import Responder
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,8 @@ class DialogueTask(Task):
             sequence). Questions recur across splits in other combinations and orders.
         one_word: Answers are one word and ``action_masks()`` allows only the answer words
             of the topics (tiny variants).
+        user: Wraps the scripted user, e.g. ``LMResponder.factory(path)`` to let a
+            language model write the user's words while the scripted user judges.
     """
 
     name = "dialogue"
@@ -216,6 +219,7 @@ class DialogueTask(Task):
         patience: int = 2,
         split: Split = "train",
         one_word: bool = False,
+        user: Callable[[Responder], Responder] | None = None,
     ) -> None:
         unknown = [t for t in topics if t not in TOPICS]
         if unknown or not topics:
@@ -232,6 +236,7 @@ class DialogueTask(Task):
         self.n_questions, self.patience = n_questions, patience
         self.split = check_split(split)
         self.one_word = one_word
+        self.user = user
         turns = n_questions + patience
         if one_word:
             self.max_new_tokens, self.max_length = 2, 24 + 16 * turns
@@ -267,10 +272,11 @@ class DialogueTask(Task):
     def sample(self, rng: np.random.Generator) -> Problem:
         return sample_in_split(self._draw, self.goal_key, self.split, rng)
 
-    def responder(self):  # type: ignore[no-untyped-def]
+    def responder(self) -> Responder:
         from textgym.users.scripted import ScriptedUser
 
-        return ScriptedUser()
+        scripted = ScriptedUser()
+        return scripted if self.user is None else self.user(scripted)
 
     def default_reward(self) -> Reward:
         return dialogue_reward()
