@@ -1,0 +1,123 @@
+"""``textgym play <id>``: be the agent yourself, in the terminal.
+
+Type a turn, press enter, and see the user's reply, the reward with its components, and
+at the end whether the episode succeeded. Your turn goes through the env exactly as an
+agent's would: it is tokenized (words outside the vocabulary become ``<unk>``, and the
+text is lower-cased first because the default vocabulary is) and written token by token.
+
+Commands: ``:oracle`` shows what the task's oracle would say, ``:quit`` (or Ctrl-D) leaves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+
+HELP = "type your turn and press enter; ':oracle' shows the oracle's turn, ':quit' leaves."
+
+
+def _unknown_words(env: Any, text: str) -> list[str]:
+    """Words of ``text`` that the env's tokenizer turns into ``<unk>``."""
+    tok = env.tokenizer
+    if tok.unk_token_id is None or tok.unk_token_id not in tok.encode(
+        text, add_special_tokens=False
+    ):
+        return []
+    pre = getattr(getattr(tok, "backend_tokenizer", None), "pre_tokenizer", None)
+    if pre is None:
+        return ["?"]
+    vocab = tok.get_vocab()
+    return [p.lstrip("\u2581") for p, _ in pre.pre_tokenize_str(text) if p not in vocab]
+
+
+def play_episode(
+    env: Any,
+    seed: int | None,
+    read: Callable[[str], str] = input,
+    write: Callable[[str], None] = print,
+) -> dict[str, Any] | None:
+    """Play one episode reading turns with ``read``; returns the last info (None on quit)."""
+    env.reset(seed=seed)
+    assert env.problem is not None
+    write(f"\nuser: {env.problem.prompt}")
+    total = 0.0
+    while True:
+        try:
+            line = read("you> ")
+        except EOFError:
+            write("")
+            return None
+        text = line.strip()
+        if text in (":quit", ":q", ":exit"):
+            return None
+        if text in (":oracle", ":o"):
+            write(f"  oracle: {env.task.oracle(env.problem, tuple(env.turns))}")
+            continue
+        if text in (":help", ":h", "?"):
+            write(f"  {HELP}")
+            continue
+        if env.tokenizer.get_vocab().get("<user>") is not None:
+            text = text.lower()  # the default vocabulary is lower-case
+        unknown = _unknown_words(env, text)
+        if unknown:
+            write(f"  (not in the vocabulary, becomes <unk>: {' '.join(unknown)})")
+        ids = env.encode_turn(text)
+        info: dict[str, Any] = {}
+        reward, done, truncated = 0.0, False, False
+        for token in ids:
+            _, r, terminated, truncated, info = env.step(token)
+            reward += float(r)
+            done = terminated or truncated
+            if "turn_text" in info:
+                break
+        total += reward
+        if info.get("turn_text") is not None and len(ids) > env.max_new_tokens:
+            write(f"  (your turn was cut at max_new_tokens={env.max_new_tokens} tokens)")
+        parts = ", ".join(f"{k}={v:.2f}" for k, v in info.get("reward_components", {}).items())
+        if "user_reply" in info:
+            write(f"user: {info['user_reply']}")
+        write(f"  reward {reward:+.3f} ({parts})  return {total:+.3f}")
+        if done:
+            ending = "truncated (length limit)" if truncated else "done"
+            write(f"  episode {ending}: success={info.get('success')}")
+            return info
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``textgym play <id> [--seed S] [--episodes N] [--split test]``."""
+    import textgym
+
+    parser = argparse.ArgumentParser(prog="textgym play", description=__doc__.split("\n")[0])
+    parser.add_argument("env_id", nargs="?", default="textgym/Reasoning-v0")
+    parser.add_argument("--seed", type=int, default=None, help="seed of the first episode")
+    parser.add_argument("--episodes", type=int, default=1)
+    parser.add_argument("--split", choices=["train", "test"], default=None)
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.env_id not in textgym.env_ids():
+        import difflib
+
+        close = difflib.get_close_matches(args.env_id, textgym.env_ids(), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        print(f"Unknown env id {args.env_id!r}.{hint} See `textgym list`.", file=sys.stderr)
+        return 2
+    kwargs = {"split": args.split} if args.split else {}
+    env = gym.make(args.env_id, **kwargs).unwrapped
+    spec = next(s for s in textgym.ENV_SPECS if s.id == args.env_id)
+    print(f"{args.env_id}: {spec.description}\nsuccess: {spec.success}\n{HELP}")
+    wins = 0
+    for i in range(args.episodes):
+        seed = None if args.seed is None else args.seed + i
+        info = play_episode(env, seed)
+        if info is None:
+            break
+        wins += bool(info.get("success"))
+    print(f"\n{wins} success(es). bye!")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
