@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -299,3 +300,67 @@ def test_nan_inside_a_sum_fails_naming_the_reward() -> None:
 
 def test_textgym_exports() -> None:
     assert textgym.Reward is Reward
+
+
+# -- trade-offs --------------------------------------------------------------------------
+
+
+def test_tradeoff_means_correlation_and_pareto_front() -> None:
+    from textgym.rewards import tradeoff
+
+    records = [
+        {"correct": 1.0, "polite": 0.0, "clean": 1.0},
+        {"correct": 0.0, "polite": 1.0, "clean": 1.0},
+        {"correct": 0.5, "polite": 0.5, "clean": 1.0},
+        {"correct": 0.2, "polite": 0.2, "clean": 1.0},  # dominated by the third
+    ]
+    t = tradeoff(records)
+    assert t.names == ("correct", "polite", "clean")
+    assert t.mean["correct"] == pytest.approx(0.425)
+    assert t.corr("correct", "polite") < 0  # the two objectives pull apart
+    assert t.corr("correct", "correct") == pytest.approx(1.0)
+    assert np.isnan(t.corr("clean", "correct"))  # a constant component has no correlation
+    assert t.pareto_front == (0, 1, 2)
+    assert "Pareto front: 3" in str(t)
+    assert tradeoff(records, components=["polite"]).pareto_front == (1,)
+    with pytest.raises(ValueError, match="no component"):
+        tradeoff([{"a": 1.0}, {"b": 1.0}], components=["a"])
+    with pytest.raises(ValueError, match="at least one"):
+        tradeoff([])
+
+
+def test_tradeoff_over_env_episodes() -> None:
+    from textgym.rewards import tradeoff
+
+    env = gym.make("textgym/Copy-v0", reward=ExactMatch() + Concision(target=2) + Repetition())
+    rng = np.random.default_rng(0)
+    records = []
+    for seed in range(8):
+        env.reset(seed=seed)
+        while True:
+            # Half oracle, half random tokens: a spread of outcomes.
+            action = env.unwrapped.oracle_action() if seed % 2 else int(rng.integers(5, 40))
+            _, _, terminated, truncated, info = env.step(action)
+            if terminated or truncated:
+                records.append(info["reward_components"])
+                break
+    t = tradeoff(records)
+    assert t.names == ("exact_match", "concision", "repetition")
+    assert t.mean["exact_match"] == pytest.approx(0.5)
+
+
+# -- the README section runs --------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[1] / "docs" / "readme" / "rewards.md"
+
+
+def test_readme_snippets_run(capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
+    assert len(blocks) >= 2 and "Write your own reward" in README.read_text()
+    try:
+        for block in blocks:
+            exec(compile(block, str(README), "exec"), {"__name__": "readme"})
+    finally:
+        REWARDS.pop("short_turns", None)
+    printed = capsys.readouterr().out
+    assert "{'exact_match': 1.0, 'starts_right': 1.0, 'short_turns': 1.0}" in printed
