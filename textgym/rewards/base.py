@@ -4,7 +4,9 @@ A reward is any object with ``__call__(ctx) -> float`` (a plain function works t
 calls it at every turn end with a :class:`RewardContext`. Subclassing :class:`Reward` adds
 batching (:meth:`Reward.batch`, one call for all episodes that end together in a vector env),
 named components for multi-objective rewards (:meth:`Reward.score`), and per-token shaping
-(:meth:`Reward.token_rewards`, looked up in O(1) at every step).
+(:meth:`Reward.token_rewards`, looked up in O(1) at every step), and the algebra
+``a + b``, ``a - b``, ``w * a``, ``-a`` and ``a / w``, which builds the combinators of
+:mod:`textgym.rewards.combinators` (a plain function may appear on either side of ``+``).
 """
 
 from __future__ import annotations
@@ -203,9 +205,7 @@ def check_value(value: Any, name: str) -> float:
     return value
 
 
-def evaluate(
-    reward: Reward, ctxs: Sequence[RewardContext]
-) -> list[tuple[float, dict[str, float]]]:
+def evaluate(reward: Reward, ctxs: Sequence[RewardContext]) -> list[tuple[float, dict[str, float]]]:
     """Score ``ctxs`` with one batched call, validating every total and component."""
     results = reward.batch(ctxs)
     if len(results) != len(ctxs):
