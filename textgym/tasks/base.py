@@ -64,6 +64,8 @@ class Task(abc.ABC):
     #: Defaults the env uses unless the caller overrides them.
     max_length: int = 64
     max_new_tokens: int = 16
+    #: Most agent turns in an episode (1 for single-turn tasks; multi-turn tasks set it).
+    max_turns: int = 1
 
     @abc.abstractmethod
     def sample(self, rng: np.random.Generator) -> Problem:

@@ -206,6 +206,48 @@ def customer_service_reward() -> Weighted:
 class CustomerServiceTask(Task):
     """A customer with a hidden intent and slots; resolve it with one bracketed action.
 
+    ## Description
+    The prompt states the policy (refunds over ``refund_limit`` dollars need escalation)
+    and the customer's opening, which reveals its intent (refund, order status, address
+    change, password reset, cancellation, complaint) or, with ``ambiguous_rate``, hides
+    it. The agent asks what the customer wants and for the slots the resolution needs
+    (order number, amount, email, new zip code); the scripted customer answers every
+    question it recognises, rephrases when it is not understood, and leaves after
+    ``patience`` agent turns. The agent resolves the case with one action such as
+    ``[refund order=1234 amount=50]`` or ``[escalate order=1234 amount=150]``. A wrong slot
+    is corrected, a wrong action is refused with a restatement, and a refund over the
+    limit ends the episode as a policy violation.
+
+    ## Observation Space
+    The :class:`~textgym.core.TextEnv` context, ``max_length`` 192 (tiny: 88).
+
+    ## Action Space
+    ``Discrete(V)``. Tiny variants accept a bare action word and restrict
+    ``action_masks()`` to ``help``, the seven action words and end of turn.
+
+    ## Rewards
+    :func:`customer_service_reward`, a :class:`~textgym.rewards.combinators.Weighted` sum
+    at every turn end: ``resolution`` (1.0 on the resolving turn), ``policy`` (-1.0 on a
+    violation), ``efficiency`` (0.5 x ``1 - turns used / patience``, once, on resolution)
+    and ``politeness`` (0.05 per turn). Components are in ``info["reward_components"]``.
+
+    ## Episode End
+    Terminated when the case is resolved, the policy is broken, or the customer runs
+    out of patience; truncated when a turn or the context hits its length limit.
+    ``info["success"]``: resolved with the right action and slots, within the policy.
+
+    ## Arguments
+    ``intents``, ``ambiguous_rate``, ``patience``, ``refund_limit``, ``max_amount``,
+    ``split``, ``with_slots``, ``bare_actions``, ``user`` (see Args below).
+
+    ## Registered Configurations
+    ``textgym/CustomerService-v0`` (six intents, 30% vague openings, patience 6),
+    ``textgym/CustomerService-Hard-v0`` (70% vague, patience 4),
+    ``textgym/CustomerService-Tiny-v0`` (refund / status / cancel, no slots, one-word turns).
+
+    ## Version History
+    * v0: initial release.
+
     Args:
         intents: Which intents customers may have (keys of :data:`INTENTS`).
         ambiguous_rate: Probability that the opening hides the intent.
@@ -256,6 +298,7 @@ class CustomerServiceTask(Task):
         self.split = check_split(split)
         self.with_slots, self.bare_actions = with_slots, bare_actions
         self.user = user
+        self.max_turns = patience
         if bare_actions:
             self.max_new_tokens, self.max_length = 2, 64 + 8 * patience
         else:

@@ -196,6 +196,43 @@ def dialogue_reward(concision_target: int = 20) -> Weighted:
 class DialogueTask(Task):
     """A user with a topic and a few questions; answer them all before it loses patience.
 
+    ## Description
+    The user opens with its topic (cooking, travel, pets, fitness, gardening, computers)
+    and its first question, and asks ``n_questions`` in turn. A turn that mentions at
+    least half of the current question's keywords answers it and the user moves on;
+    otherwise the user rephrases ("that does not answer my question. ..."). Rude or banned
+    words annoy the user (twice and it leaves), a repeated turn is called out, and after
+    ``n_questions + patience`` agent turns the user leaves annoyed.
+
+    ## Observation Space
+    The :class:`~textgym.core.TextEnv` context, ``max_length = 32 + 40 * turns`` (tiny:
+    ``24 + 16 * turns``).
+
+    ## Action Space
+    ``Discrete(V)``. The tiny variant restricts ``action_masks()`` to its six answer words.
+
+    ## Rewards
+    :func:`dialogue_reward`, a :class:`~textgym.rewards.combinators.Weighted` sum at every
+    turn end: ``relevance`` (1.0, keyword coverage of the question asked),
+    ``satisfaction`` (1.0, once, when the user leaves satisfied), and 0.05 each for
+    ``politeness``, ``repetition``, ``concision`` and ``banned_words``. Every component is
+    in ``info["reward_components"]``.
+
+    ## Episode End
+    Terminated when the user leaves (satisfied or annoyed); truncated at the length
+    limits. ``info["success"]``: the user left satisfied.
+
+    ## Arguments
+    ``topics``, ``n_questions``, ``patience``, ``split``, ``one_word``, ``user`` (see Args).
+
+    ## Registered Configurations
+    ``textgym/Dialogue-v0`` (2 questions, 2 spare turns), ``textgym/Dialogue-Hard-v0``
+    (3 questions, 1 spare turn), ``textgym/Dialogue-Tiny-v0`` (2 either-or questions,
+    one-word answers).
+
+    ## Version History
+    * v0: initial release.
+
     Args:
         topics: Topics the user may pick (keys of :data:`TOPICS`).
         n_questions: Questions per conversation (the user's goal).
@@ -237,7 +274,7 @@ class DialogueTask(Task):
         self.split = check_split(split)
         self.one_word = one_word
         self.user = user
-        turns = n_questions + patience
+        turns = self.max_turns = n_questions + patience
         if one_word:
             self.max_new_tokens, self.max_length = 2, 24 + 16 * turns
         else:

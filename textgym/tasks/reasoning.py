@@ -147,7 +147,48 @@ class ReasoningReward(Reward):
 
 
 class ReasoningTask(Task):
-    """Arithmetic word problems of ``min_steps..max_steps`` steps.
+    """Multistep arithmetic word problems with a verifiable answer.
+
+    ## Description
+    A person starts with some items and 1..k events change the count (buys / finds / gets
+    more, gives away / loses / sells some, doubles, triples, keeps half, splits into equal
+    groups); the question asks how many are left. Problems are generated from templates
+    with the env's RNG. The agent may reason first (the oracle writes ``5+3=8, 8*2=16.``)
+    and must end with ``answer: <number>``; a turn that says ``I don't know`` without an
+    answer abstains. ``split="train" | "test"`` draw from disjoint problem sets, split by
+    the arithmetic itself (a hash of ``start op operand ...``), so a test problem never
+    differs from a training problem only by its names.
+
+    ## Observation Space
+    The :class:`~textgym.core.TextEnv` context: ``Dict(input_ids, attention_mask)`` of
+    length ``max_length`` (grown with ``max_steps``: 103 for v0).
+
+    ## Action Space
+    ``Discrete(V)``, one token. Tiny variants restrict ``action_masks()`` to ``▁`` and the
+    ten digits (plus end of turn).
+
+    ## Rewards
+    :class:`ReasoningReward`, once, when the turn ends: ``correctness`` (+1 right, 0
+    abstain, -0.5 wrong, missing or truncated) plus 0.1 x ``format`` (a parseable answer or
+    an abstention). Right > abstain > wrong, so calibrated abstention pays.
+
+    ## Episode End
+    Terminated when the agent's turn ends (one turn per episode); truncated when the turn
+    reaches ``max_new_tokens``. ``info["success"]``: the answer equals the gold number.
+
+    ## Arguments
+    ``min_steps``, ``max_steps``, ``max_start``, ``max_operand``, ``max_factor``,
+    ``max_value``, ``operations``, ``split``, ``pool_size``, ``cot``, ``bare_answer`` (see
+    Args below).
+
+    ## Registered Configurations
+    ``textgym/Reasoning-v0`` (2-3 steps, + - * /, numbers <= 30),
+    ``textgym/Reasoning-Easy-v0`` (1-2 steps, + -, <= 20), ``textgym/Reasoning-Hard-v0``
+    (3-5 steps, factors up to 5, <= 200), ``textgym/Reasoning-Tiny-v0`` (one step, one
+    digit answers, a pool of 10 problems per split, masked to digits).
+
+    ## Version History
+    * v0: initial release.
 
     Args:
         min_steps: Fewest events per problem (>= 1).
