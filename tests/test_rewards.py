@@ -119,6 +119,14 @@ def test_relevance_is_keyword_coverage() -> None:
     assert r(make_ctx("order and number", metadata=meta)) == 0.0  # phrase words must be adjacent
     assert r(make_ctx("anything", metadata={"keywords": "a, b"})) == 0.0
     assert r(make_ctx("anything", metadata={"keywords": []})) == 1.0
+    from textgym.users.base import Reply
+
+    ctx = make_ctx("your refund", metadata=meta)
+    per_turn = RewardContext(
+        ctx.task, ctx.problem, ctx.turns, ctx.text, ctx.token_ids,
+        reply=Reply("ok", outcome={"keywords": ["refund"]}),
+    )  # fmt: skip
+    assert r(per_turn) == 1.0  # the responder's per-turn keywords come first
     topic = Relevance(key="topic")
     assert topic(make_ctx("about billing", metadata={"topic": "billing"})) == 1.0
     # Without the key: the prompt's content words (stopwords dropped).

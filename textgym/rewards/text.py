@@ -224,14 +224,15 @@ def _keywords(value: Any) -> list[str]:
 
 
 class Relevance(Reward):
-    """Keyword coverage: the fraction of ``ctx.metadata[key]`` the turn mentions.
+    """Keyword coverage: the fraction of the keywords the turn mentions.
 
-    Keywords are a list of strings (or one comma- or space-separated string); a multi-word
+    Keywords come from ``ctx.outcome[key]`` (the responder's verdict on this turn, in
+    multi-turn tasks) or else ``ctx.metadata[key]``. They are a list of strings (or one comma- or space-separated string); a multi-word
     keyword counts when its words appear together. No keywords at all scores 1.0.
 
     Args:
         key: The metadata entry holding the keywords.
-        fallback: When the metadata has no ``key``: ``"prompt"`` uses the prompt's content
+        fallback: When neither has ``key``: ``"prompt"`` uses the prompt's content
             words (without :data:`STOPWORDS`), ``"error"`` raises ``KeyError``.
     """
 
@@ -244,6 +245,10 @@ class Relevance(Reward):
 
     def keywords(self, ctx: RewardContext) -> list[str]:
         """The keywords this turn is scored against."""
+        # The responder's per-turn verdict is more specific than the problem's metadata
+        # (e.g. the keywords of the question this turn answers in a dialogue).
+        if self.key in ctx.outcome:
+            return _keywords(ctx.outcome[self.key])
         if self.key in ctx.metadata:
             return _keywords(ctx.metadata[self.key])
         if self.fallback == "error":
