@@ -233,3 +233,27 @@ def test_training_errors(tmp_path: Path) -> None:
         train_reward_model([], tmp_path / "rm")
     with pytest.raises(SystemExit):
         main(["train", "--log", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "rm")])
+
+
+def test_rlhf_loop_end_to_end(tmp_path: Path) -> None:
+    """Rate env samples (a scripted rater prefers the gold turn), train, use as env reward."""
+    import gymnasium as gym
+
+    samples = list(samples_from_env("textgym/Copy-v0", 12, seed=0))
+    answers = "".join(
+        "a\n" if s["a"] == s["context"].removeprefix("copy: ") else "b\n" for s in samples
+    )
+    log = tmp_path / "ratings.jsonl"
+    rater = Rater(log, input=io.StringIO(answers), output=io.StringIO())
+    assert run_session(samples, rater, mode="preference") == 12
+    result = train_reward_model(log, tmp_path / "rm", epochs=3, hidden=32, layers=1)
+    assert result.n_preferences == 12
+    env = gym.make("textgym/Copy-v0", reward=f'exact_match + reward_model("{tmp_path / "rm"}")')
+    env.reset(seed=0)
+    while True:
+        _, r, terminated, truncated, info = env.step(env.unwrapped.oracle_action())
+        if terminated or truncated:
+            break
+    comps = info["reward_components"]
+    assert set(comps) == {"exact_match", "reward_model"}
+    assert r == pytest.approx(comps["exact_match"] + comps["reward_model"])
