@@ -300,6 +300,7 @@ class DialogueTask(Task):
             "goal": goal,
             "keywords": keywords,
             "max_turns": self.n_questions + self.patience,
+            "one_word": self.one_word,
         }
         problem = Problem(prompt=prompt, metadata=meta)
         key = self.goal_key(problem)

@@ -35,7 +35,7 @@ ANSWER_THRESHOLD = 0.5
 
 def user_lines() -> list[str]:
     """Every fixed line the user can say (for the tokenizer's corpus)."""
-    return [*ACKS, SATISFIED, RUDE, RUDE_BYE, MISSED, REPEATED, SILENCE, GAVE_UP]
+    return [*ACKS, "ok.", SATISFIED, RUDE, RUDE_BYE, MISSED, REPEATED, SILENCE, GAVE_UP]
 
 
 class ScriptedUser(Responder):
@@ -88,7 +88,10 @@ class ScriptedUser(Responder):
                 reply, done = SATISFIED, True
                 outcome["satisfied"] = True
             else:
-                ack = ACKS[int(self.rng.integers(len(ACKS)))]
+                # One-word (tiny) conversations keep a fixed acknowledgement, so the states
+                # a tabular agent must visit do not triple.
+                one_word = meta.get("one_word", False)
+                ack = "ok." if one_word else ACKS[int(self.rng.integers(len(ACKS)))]
                 reply = f"{ack} {question(self.problem, self.index).text}"
         elif words and words == self.last_words:
             reply = f"{REPEATED} {q.rephrased}"
