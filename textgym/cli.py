@@ -1,4 +1,4 @@
-"""The ``textgym`` command: ``list | play | train | bench``.
+"""The ``textgym`` command: ``list | play | train | bench | rate | train-rm``.
 
 ``train`` and ``bench`` hand their arguments to ``agents`` and ``benchmarks``; they are
 imported only when asked for, so ``textgym list`` stays fast and the package arrows
@@ -11,6 +11,15 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "play": ("textgym.play", "play the agent yourself in the terminal (textgym play <id>)"),
+    "train": ("agents.train", "train an agent (textgym train --algo ppo --env <id>)"),
+    "bench": ("benchmarks.compare", "compare algorithms across the suite (textgym bench)"),
+    "rate": ("textgym.rewards.human", "rate agent turns in the terminal (human feedback)"),
+    "train-rm": ("textgym.rewards.human", "train a reward model from collected ratings"),
+}
 
 
 def _list(_: argparse.Namespace) -> int:
@@ -44,15 +53,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="show every registered environment id").set_defaults(func=_list)
-    for name, help_ in [
-        ("play", "play the agent yourself in the terminal (textgym play <id>)"),
-        ("train", "train an agent (textgym train --algo ppo --env <id>)"),
-        ("bench", "compare algorithms across the suite (textgym bench --preset quick)"),
-    ]:
+    for name, (_, help_) in COMMANDS.items():
         sub.add_parser(name, help=help_, add_help=False)
-    if argv and argv[0] in ("play", "train", "bench"):
-        module = {"play": "textgym.play", "train": "agents.train", "bench": "benchmarks.compare"}
-        return _delegate(module[argv[0]], argv[0], argv[1:])
+    if argv and argv[0] in COMMANDS:
+        module, _ = COMMANDS[argv[0]]
+        rest = argv[1:]
+        if argv[0] in ("rate", "train-rm"):  # one module, two sub-commands
+            rest = ["rate" if argv[0] == "rate" else "train", *rest]
+        return _delegate(module, argv[0], rest)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

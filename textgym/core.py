@@ -113,7 +113,9 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
     * ``task``: a task name (``"copy"``, ...) or a :class:`Task`; extra keyword arguments go
       to the task constructor.
     * ``tokenizer``: ``None`` (embedded default), a local path or hub name, or an object.
-    * ``reward``: a :class:`Reward` or function; ``None`` uses the task's default.
+    * ``reward``: a :class:`Reward`, a function ``ctx -> float``, or a spec string such as
+      ``"exact_match + 0.1*format"`` (see :func:`textgym.rewards.parse_reward`); ``None``
+      uses the task's default.
     * ``max_length`` / ``max_new_tokens``: context and per-turn limits (task defaults).
     * ``render_mode``: ``"ansi"`` or ``"human"``.
     * ``copy``: return fresh observation arrays (default). ``False`` returns read-only views
