@@ -389,11 +389,15 @@ class CustomerServiceTask(Task):
 
     @staticmethod
     def revealed(problem: Problem, turns: Sequence[Turn], slot: str) -> bool:
-        """Whether the customer has said the value of ``slot``."""
+        """Whether the customer has said the value of ``slot`` (the policy line aside)."""
         value = re.escape(str(problem.metadata[slot]))
-        return any(
-            re.search(rf"(?<![\w@.]){value}(?![\w@])", t.text) for t in turns if t.role == "user"
-        )
+        pattern = re.compile(rf"(?<![\w@.]){value}(?![\w@])")
+        texts = [
+            problem.metadata["opening"] if i == 0 else t.text
+            for i, t in enumerate(turns)
+            if t.role == "user"
+        ]
+        return any(pattern.search(text) for text in texts)
 
     def oracle(self, problem: Problem, turns: Sequence[Turn]) -> str:
         """Ask what the customer wants if it has not said, then every missing slot in one
