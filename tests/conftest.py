@@ -6,12 +6,18 @@ import os
 
 import pytest
 import torch
+from hypothesis import settings
 
 import textgym
 
 # Two cores: more threads only add contention between torch and the envs.
 torch.set_num_threads(1)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# Property tests are reproducible (derandomize: the same examples every run) and never
+# fail on timing (no deadline): the suite must not flake on a loaded 2-core machine.
+settings.register_profile("textgym", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile("textgym")
 
 ENV_IDS = textgym.env_ids()
 
