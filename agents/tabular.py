@@ -30,6 +30,7 @@ import math
 import os
 import time
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -80,7 +81,7 @@ class StateFeatures(abc.ABC):
 
     name: ClassVar[str]
 
-    def bind(self, env: gym.Env) -> None:
+    def bind(self, env: gym.Env) -> None:  # noqa: B027 - optional hook
         """Read what the abstraction needs from the env (e.g. the end-of-turn id)."""
 
     @abc.abstractmethod
@@ -117,7 +118,9 @@ class PromptAndLastK(StateFeatures):
     """The prompt (the context up to the first end-of-turn token) plus the last ``k`` tokens.
 
     Smaller than the exact context on long turns, at the price of aliasing states that
-    differ only earlier in the agent's turn.
+    differ only earlier in the conversation: on Copy-Tiny, ``k=1`` cannot tell "green" from
+    "red green" (so whether to end the turn is ambiguous) while ``k=2`` can; on a
+    multi-turn task the last few tokens may not show which question is being answered.
 
     Args:
         k: Context tokens kept from the end (>= 1).
@@ -397,7 +400,7 @@ class EpisodicAgent(abc.ABC):
     def _observe(self, reward: float, next_obs: Any, terminated: bool, truncated: bool) -> None:
         """Learn from the transition that followed the last ``_act``."""
 
-    def _episode_reset(self) -> None:
+    def _episode_reset(self) -> None:  # noqa: B027 - optional hook
         """Forget per-episode state (called after every env reset during ``learn``)."""
 
     def _exploration(self, progress: float) -> float:
@@ -527,7 +530,12 @@ class EpisodicAgent(abc.ABC):
                     "mean_return": result.mean_return,
                 }
                 self.eval_history.append(record)
-                self._log({"eval/success_rate": result.success_rate, "eval/mean_return": result.mean_return})
+                self._log(
+                    {
+                        "eval/success_rate": result.success_rate,
+                        "eval/mean_return": result.mean_return,
+                    }
+                )
                 if target_success is not None and result.success_rate >= target_success:
                     self.solved_at = record
                     break
@@ -577,8 +585,8 @@ class EpisodicAgent(abc.ABC):
         """Learned arrays to save (none for a learner without parameters)."""
         return {}
 
-    def _restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        """Inverse of :meth:`_arrays`."""
+    def _restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:  # noqa: B027
+        """Inverse of :meth:`_arrays` (optional hook)."""
 
     def _meta(self) -> dict[str, Any]:
         spec = getattr(self.env, "spec", None)
@@ -705,7 +713,7 @@ def _check_unit(name: str, value: Any, low_open: bool = False) -> float:
     ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
     if ok:
         value = float(value)
-        ok = (0.0 < value if low_open else 0.0 <= value) and value <= 1.0
+        ok = (value > 0.0 if low_open else value >= 0.0) and value <= 1.0
     if not ok:
         interval = "(0, 1]" if low_open else "[0, 1]"
         raise ValueError(f"{name} must be a number in {interval}, got {value!r}.")
@@ -730,7 +738,12 @@ class TabularAgent(EpisodicAgent):
         epsilon_end: Exploration rate after ``exploration_fraction`` of the budget.
         exploration_fraction: Fraction of ``total_timesteps`` over which epsilon decays.
         epsilon_decay: ``"linear"`` or ``"exponential"`` (geometric from start to end).
-        initial_q: Q-value of unvisited state-action pairs (> 0 is optimistic exploration).
+        initial_q: Q-value of untried state-action pairs. The default 0.5 is mildly
+            optimistic for textgym's rewards (a success is worth about 1 per turn): above
+            what stalling or wrong turns earn, so the greedy policy keeps trying untried
+            tokens instead of settling for a small per-turn reward, and below a success, so
+            it settles once it finds one. With 0, the greedy policy of the multi-turn tiny
+            variants settles on stalling turns and learns far more slowly.
         features: State abstraction: ``"exact"`` (default), ``"prompt_last_k"``, a
             :class:`StateFeatures`, or a function ``obs -> key``.
         seed: Seeds exploration and the env's first reset.
@@ -738,8 +751,15 @@ class TabularAgent(EpisodicAgent):
         log_interval: Log training curves every this many timesteps.
         tensorboard: Passed to :class:`~agents.common.Logger`.
 
-    Truncated episodes bootstrap from the next state (``truncated`` is a length limit, not
-    an outcome); terminated ones do not.
+        bootstrap_truncated: Whether a truncated step bootstraps from the next state.
+            ``None`` (auto): not with ``"exact"`` features, yes with any other abstraction.
+            An exact context contains the turn's length, so hitting ``max_new_tokens`` or
+            ``max_length`` is a deterministic outcome of the state (the agent never acts in
+            the truncated state, and bootstrapping would credit it with ``initial_q``); an
+            abstraction that hides the length sees the limit as external, the usual case
+            for bootstrapping.
+
+    Terminated steps never bootstrap.
     """
 
     def __init__(
@@ -749,11 +769,12 @@ class TabularAgent(EpisodicAgent):
         learning_rate: float = 0.5,
         gamma: float = 0.99,
         epsilon_start: float = 1.0,
-        epsilon_end: float = 0.05,
-        exploration_fraction: float = 0.5,
+        epsilon_end: float = 0.01,
+        exploration_fraction: float = 0.3,
         epsilon_decay: Literal["linear", "exponential"] = "linear",
-        initial_q: float = 0.0,
+        initial_q: float = 0.5,
         features: str | StateFeatures | Callable[[Any], Any] = "exact",
+        bootstrap_truncated: bool | None = None,
         seed: int = 0,
         log_dir: str | os.PathLike[str] | None = None,
         log_interval: int = 1000,
@@ -782,6 +803,11 @@ class TabularAgent(EpisodicAgent):
             raise ValueError(f"initial_q must be a number, got {initial_q!r}.")
         self.initial_q = float(initial_q)
         self.features = make_features(features)
+        if bootstrap_truncated is not None and not isinstance(bootstrap_truncated, bool):
+            raise ValueError(
+                f"bootstrap_truncated must be True, False or None, got {bootstrap_truncated!r}."
+            )
+        self.bootstrap_truncated = bootstrap_truncated
         #: state key -> (allowed action ids, their Q-values)
         self.table: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
         # Rows share their action-id arrays: one per distinct mask, not one per state.
@@ -822,6 +848,7 @@ class TabularAgent(EpisodicAgent):
             "epsilon_decay": self.epsilon_decay,
             "initial_q": self.initial_q,
             "features": {"name": self.features.name, **self.features.config()},
+            "bootstrap_truncated": self.bootstrap_truncated,
         }
 
     @classmethod
@@ -866,6 +893,13 @@ class TabularAgent(EpisodicAgent):
             self._action_sets[mask_key] = actions
         return actions
 
+    def _bootstraps(self, truncated: bool) -> bool:
+        if not truncated:
+            return True
+        if self.bootstrap_truncated is None:
+            return not isinstance(self.features, ExactContext)
+        return self.bootstrap_truncated
+
     def _greedy(self, q: np.ndarray) -> int:
         """Argmax with random tie-breaking, so untried actions are not always the first id."""
         best = q.max()
@@ -889,19 +923,23 @@ class TabularAgent(EpisodicAgent):
     # -- acting -----------------------------------------------------------------------------
 
     def _policy(self, obs: Any, deterministic: bool, mask: np.ndarray | None) -> int:
-        row = self.table.get(self.features(obs))
-        if row is None:
-            # Never visited: nothing learned here, so any allowed action is as good.
-            if deterministic:
-                return int(np.flatnonzero(mask)[0]) if mask is not None else 0
-            return self._random_allowed(mask)
-        actions, q = row
-        if mask is not None:
-            ok = np.asarray(mask, dtype=bool)[actions]
+        key = self.features(obs)
+        row = self.table.get(key)
+        if row is not None and mask is not None:
+            ok = np.asarray(mask, dtype=bool)[row[0]]
             if not ok.all():
-                if not ok.any():
-                    return self._random_allowed(mask) if not deterministic else int(np.flatnonzero(mask)[0])
-                q = np.where(ok, q, -np.inf)
+                row = (row[0], np.where(ok, row[1], -np.inf)) if ok.any() else None
+        if row is None:
+            # Nothing learned here (e.g. a held-out problem), so every allowed action is as
+            # good as any other. Deterministic predictions pick one by a hash of the state:
+            # reproducible across processes, and as good as chance over many states.
+            if not deterministic:
+                return self._random_allowed(mask)
+            allowed = np.flatnonzero(mask) if mask is not None else np.arange(self._action_count())
+            if len(allowed) == 0:
+                raise ValueError("action_masks allows no action; at least one must be True.")
+            return int(allowed[zlib.crc32(key) % len(allowed)])
+        actions, q = row
         if deterministic:
             return int(actions[int(np.argmax(q))])
         return int(actions[self._greedy(q)])
@@ -914,7 +952,11 @@ class TabularAgent(EpisodicAgent):
         # The update of the previous step already looked up this state (and, for SARSA,
         # chose its action); reuse it instead of hashing the context again.
         row = self._next if self._next is not None else self._row_for(obs)
-        i = self._next_index if self._next_index is not None else self._epsilon_greedy(row[1], epsilon)
+        i = (
+            self._next_index
+            if self._next_index is not None
+            else self._epsilon_greedy(row[1], epsilon)
+        )
         self._row, self._index = row, i
         self._epsilon = epsilon
         return int(row[0][i])
@@ -938,7 +980,12 @@ class TabularAgent(EpisodicAgent):
         raw = arrays["keys"].tobytes()
         ko, ro = arrays["key_offsets"], arrays["row_offsets"]
         actions_all, q_all = arrays["actions"].astype(np.int64), arrays["q"].astype(np.float64)
-        if len(ko) != len(ro) or ko[-1] != len(raw) or ro[-1] != len(actions_all) or len(q_all) != len(actions_all):
+        if (
+            len(ko) != len(ro)
+            or ko[-1] != len(raw)
+            or ro[-1] != len(actions_all)
+            or len(q_all) != len(actions_all)
+        ):
             raise ValueError("offsets and arrays disagree")
         self.table = {}
         for i in range(len(ko) - 1):
@@ -962,9 +1009,13 @@ class QLearning(TabularAgent):
         assert self._row is not None
         q = self._row[1]
         target = reward
-        if terminated:
-            self._next = None
-        else:
+        self._next = None
+        if truncated:
+            if self._bootstraps(truncated):
+                # The episode ends here, so the next state is only looked up, never added.
+                nxt = self.table.get(self.features(next_obs))
+                target += self.gamma * (self.initial_q if nxt is None else float(nxt[1].max()))
+        elif not terminated:
             self._next = self._row_for(next_obs)
             target += self.gamma * float(self._next[1].max())
         q[self._index] += self.learning_rate * (target - q[self._index])
@@ -984,9 +1035,19 @@ class SARSA(TabularAgent):
         assert self._row is not None
         q = self._row[1]
         target = reward
-        if terminated:
-            self._next, self._next_index = None, None
-        else:
+        self._next, self._next_index = None, None
+        if truncated:
+            if self._bootstraps(truncated):
+                # a' is never taken (the episode ends), so it is drawn from a row that is
+                # looked up, not added.
+                nxt = self.table.get(self.features(next_obs))
+                if nxt is None:
+                    target += self.gamma * self.initial_q
+                else:
+                    target += self.gamma * float(
+                        nxt[1][self._epsilon_greedy(nxt[1], self._epsilon)]
+                    )
+        elif not terminated:
             nxt = self._row_for(next_obs)
             j = self._epsilon_greedy(nxt[1], self._epsilon)
             target += self.gamma * float(nxt[1][j])
