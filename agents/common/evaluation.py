@@ -40,15 +40,20 @@ def evaluate_policy(
     reset with ``seed + i``, so two evaluations with the same seed see the same problems.
     """
     takes_masks = "action_masks" in inspect.signature(agent.predict).parameters
-    unwrapped = env.unwrapped
+    # The outermost action_masks() (a wrapper may remap the action space); an env without
+    # one gets no masks.
+    try:
+        masks = env.get_wrapper_attr("action_masks") if takes_masks else None
+    except AttributeError:
+        masks = None
     returns, lengths, successes = [], [], []
     for i in range(n_episodes):
         obs, _ = env.reset(seed=seed + i)
         done, total, steps, info = False, 0.0, 0, {}
         while not done:
             kwargs: dict[str, Any] = {"deterministic": deterministic}
-            if takes_masks:
-                kwargs["action_masks"] = unwrapped.action_masks()
+            if masks is not None:
+                kwargs["action_masks"] = masks()
             out = agent.predict(obs, **kwargs)
             action = out[0] if isinstance(out, tuple) else out
             obs, reward, terminated, truncated, info = env.step(int(np.asarray(action).reshape(())))
