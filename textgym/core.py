@@ -27,6 +27,29 @@ from textgym.tokenizer import ChatFormat, load_tokenizer
 from textgym.users.base import Reply, Responder
 
 
+def encodes_word_by_word(backend: Any) -> bool:
+    """Whether ``backend`` (a ``tokenizers.Tokenizer``) follows textgym's default rules.
+
+    Under those rules (a word-level model, no normalizer, and the pre-tokenizer of
+    :func:`textgym.tokenizer._backend`: Metaspace with ``split=True``, then digit and
+    punctuation splits inside each piece) every space-separated word is tokenized on its
+    own, so ``encode("a b") == encode("a") + encode("b")``. Prompts and replies are then
+    encoded from a per-word cache: they are mostly new sentences made of a few hundred
+    known words, and the Rust pre-tokenizer costs ~1.5 us per word.
+    """
+    try:
+        from textgym.tokenizer import _backend
+
+        return (
+            type(backend.model).__name__ == "WordLevel"
+            and backend.normalizer is None
+            and backend.pre_tokenizer is not None
+            and backend.pre_tokenizer.__getstate__() == _backend()[0].__getstate__()
+        )
+    except Exception:  # an exotic backend: take the general path
+        return False
+
+
 class EpisodeError(RuntimeError):
     """``step`` was called when no episode is running."""
 
@@ -189,6 +212,14 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         # ends cheap. The Rust backend skips the Python wrapper's per-call overhead.
         self._backend = getattr(tokenizer, "backend_tokenizer", None)
         self._encode_cache: dict[str, list[int]] = {}
+        self._word_cache: dict[str, list[int]] = {}
+        self._by_word = self._backend is not None and encodes_word_by_word(self._backend)
+        self._special_texts: tuple[str, ...] = ()
+        if self._by_word:
+            self._special_texts = tuple(
+                t.content for t in self._backend.get_added_tokens_decoder().values()
+            )
+        self._agent_turns = 0
 
     # -- construction helpers -------------------------------------------------------------
 
@@ -227,28 +258,10 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start an episode on a freshly sampled problem (``options["problem"]`` forces one)."""
         super().reset(seed=seed)
-        problem = (options or {}).get("problem") or self.task.sample(self.np_random)
-        self.problem = problem
-        self.turns = [Turn("user", problem.prompt)]
-        # Only the written prefix needs clearing: the rest is still padding.
-        self._ids[: self._len] = self.chat.pad_id
-        self._attn[: self._len] = 0
-        self._len = 0
-        prompt_ids = self._encode(problem.prompt)
-        opening = [*self.chat.user_ids, *prompt_ids, self.chat.eot_id, *self.chat.agent_ids]
-        # The first agent token needs a free slot; a longer prompt is cut from the left so
-        # the turn markers (what the policy conditions on most) survive.
-        opening = opening[-(self.max_length - 1) :]
-        self._write(opening)
-        self._turn_start = self._len
-        self._responder = self.task.responder()
-        if self._responder is not None:
-            self._responder.reset(problem, self.np_random)
-        self._done = False
-        self._started = True
+        info = self._start_episode(options)
         if self.render_mode == "human":
             self.render()
-        return self._obs(), {"metadata": dict(problem.metadata), "prompt": problem.prompt}
+        return self._obs(), info
 
     def step(
         self, action: Any
@@ -296,7 +309,35 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
             return None
         return text
 
-    # -- turn boundaries (shared with the native vector env) -------------------------------
+    # -- episode and turn boundaries (shared with the native vector env) -------------------
+
+    def _start_episode(self, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Sample a problem and write its opening; returns the reset info (no observation,
+        so the vector env's autoreset does not build one it would throw away)."""
+        problem = (options or {}).get("problem") or self.task.sample(self.np_random)
+        self.problem = problem
+        self.turns = [Turn("user", problem.prompt)]
+        self._agent_turns = 0
+        # Only the written prefix needs clearing: the rest is still padding.
+        self._ids[: self._len] = self.chat.pad_id
+        self._attn[: self._len] = 0
+        self._len = 0
+        self._write(self._opening(problem.prompt))
+        self._turn_start = self._len
+        self._responder = self.task.responder()
+        if self._responder is not None:
+            self._responder.reset(problem, self.np_random)
+        self._done = False
+        self._started = True
+        return {"metadata": dict(problem.metadata), "prompt": problem.prompt}
+
+    def _opening(self, prompt: str) -> list[int]:
+        """``<user> prompt <eot> <agent>`` as ids, cut to leave room for one agent token."""
+        opening = [*self.chat.user_ids, *self._encode(prompt), self.chat.eot_id, *self.chat.agent_ids]
+        # The first agent token needs a free slot; a longer prompt is cut from the left so
+        # the turn markers (what the policy conditions on most) survive.
+        return opening[-(self.max_length - 1) :]
+
 
     def _close_turn(self, ended_by_eot: bool) -> RewardContext:
         """Decode the agent's turn, let the responder answer, and return the reward context.
@@ -308,7 +349,8 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         turn_ids = self._ids[self._turn_start : stop].copy()
         text = self._decode(turn_ids.tolist())
         self.turns.append(Turn("agent", text))
-        turn_index = sum(t.role == "agent" for t in self.turns) - 1
+        turn_index = self._agent_turns
+        self._agent_turns += 1
         self._terminated = self._truncated = False
         reply: Reply | None = None
         if not ended_by_eot:
@@ -360,14 +402,46 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
     def _encode(self, text: str) -> list[int]:
         ids = self._encode_cache.get(text)
         if ids is None:
-            if self._backend is not None:
-                ids = self._backend.encode(text, add_special_tokens=False).ids
+            if self._by_word and self._splits_into_words(text):
+                ids = []
+                for word in text.split(" "):
+                    ids += self._encode_word(word)
             else:
-                ids = self.tokenizer.encode(text, add_special_tokens=False)
+                ids = self._encode_text(text)
             if len(self._encode_cache) >= 50_000:
                 self._encode_cache.clear()
             self._encode_cache[text] = ids
         return ids
+
+    def _splits_into_words(self, text: str) -> bool:
+        """Whether ``text`` encodes as its space-separated words one by one.
+
+        True unless it has a leading, trailing or double space (Metaspace turns those into
+        lone ``▁`` pieces), a ``▁`` of its own, or a special token (matched before
+        pre-tokenization, across word boundaries).
+        """
+        return (
+            bool(text)
+            and text[0] != " "
+            and text[-1] != " "
+            and "  " not in text
+            and "\u2581" not in text
+            and not any(special in text for special in self._special_texts)
+        )
+
+    def _encode_word(self, word: str) -> list[int]:
+        ids = self._word_cache.get(word)
+        if ids is None:
+            ids = self._encode_text(word)
+            if len(self._word_cache) >= 50_000:
+                self._word_cache.clear()
+            self._word_cache[word] = ids
+        return ids
+
+    def _encode_text(self, text: str) -> list[int]:
+        if self._backend is not None:
+            return self._backend.encode(text, add_special_tokens=False).ids
+        return self.tokenizer.encode(text, add_special_tokens=False)
 
     def _decode(self, ids: list[int]) -> str:
         if self._backend is not None:

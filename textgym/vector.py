@@ -73,7 +73,8 @@ class TextVectorEnv(VectorEnv):
         self._attn = np.zeros((num_envs, self.max_length), dtype=np.int8)
         for i, env in enumerate(self.envs):
             env._ids, env._attn = self._ids[i], self._attn[i]
-            env._encode_cache = first._encode_cache  # prompts repeat across sub-envs
+            # Prompts and words repeat across sub-envs: one cache for all.
+            env._encode_cache, env._word_cache = first._encode_cache, first._word_cache
         self._len = np.zeros(num_envs, dtype=np.int64)
         self._turn_start = np.zeros(num_envs, dtype=np.int64)
         self._steps = np.zeros(num_envs, dtype=np.int64)

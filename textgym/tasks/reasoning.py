@@ -255,26 +255,42 @@ class ReasoningTask(Task):
         self.max_new_tokens = dv + 2 if bare_answer else turn + 6
         # Prompt: ~8 tokens to open, at most 13 per step, ~9 for the question.
         self.max_length = 20 + 13 * max_steps + self.max_new_tokens + 4
+        self._moves = self._moves_table()
         self.pool: tuple[Problem, ...] | None = None
         if pool_size is not None:
             self.pool = self._build_pool(pool_size)
 
     # -- generation ----------------------------------------------------------------------
 
+    def _moves_table(self) -> list[tuple[tuple[str, tuple[Step, ...]], ...]]:
+        """For every count ``1..max_value``, the operations possible there and their steps.
+
+        Counts never leave ``1..max_value`` (see :meth:`_feasible`), so this table answers
+        every question :meth:`_draw_steps` asks. Built once per task: the per-problem cost
+        is then two table lookups per step instead of rebuilding every candidate.
+        """
+        table = []
+        for value in range(self.max_value + 1):
+            moves = []
+            # Operations in OPERATIONS order (not the caller's), as the draw indexes them.
+            for op in OPERATIONS:
+                if op in self.operations:
+                    steps = tuple(self._feasible(op, value))
+                    if steps:
+                        moves.append((op, steps))
+            table.append(tuple(moves))
+        return table
+
     def _draw_steps(self, rng: np.random.Generator) -> tuple[int, list[Step]]:
         n = int(rng.integers(self.min_steps, self.max_steps + 1))
         start = int(rng.integers(2, self.max_start + 1))
         steps, value = [], start
         for _ in range(n):
-            options: list[Step] = []
-            for op in self.operations:
-                options.extend(self._feasible(op, value))
-            if not options:  # cannot happen with add in the set; guards odd configs
+            moves = self._moves[value]
+            if not moves:  # cannot happen with add in the set; guards odd configs
                 break
             # Pick the operation first, then its operand, so rare ops are not drowned out.
-            ops = sorted({s.op for s in options}, key=OPERATIONS.index)
-            op = ops[int(rng.integers(len(ops)))]
-            cands = [s for s in options if s.op == op]
+            _, cands = moves[int(rng.integers(len(moves)))]
             step = cands[int(rng.integers(len(cands)))]
             steps.append(step)
             value = apply(value, step)
