@@ -1,0 +1,416 @@
+"""LMPolicy: a policy over any ``transformers`` causal LM, and KVSampler, its batched sampler.
+
+The policy is the whole learner-side model: the causal LM (loaded from a local path or a hub
+name through the same ``AutoModelForCausalLM.from_pretrained`` call), an optional value head
+on the last hidden state (for PPO), and :meth:`LMPolicy.reference`, a frozen copy for the KL
+penalty. :meth:`LMPolicy.forward` scores whole right-padded contexts at train time, and
+:class:`KVSampler` produces the rollout's actions one env step at a time with a KV cache shared
+by all rows of a vector env. Both compute ``log_softmax(logits / temperature)`` in float32 over
+the env's vocabulary, so the behaviour log-probs of a rollout and the log-probs recomputed at
+train time agree to float rounding (tested to 1e-5).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+VALUE_HEAD_FILE = "value_head.safetensors"
+
+
+class ModelMismatchError(ValueError):
+    """The model cannot act in the env as given (vocabulary or context length)."""
+
+
+class PolicyOutput(NamedTuple):
+    """What one train-time forward pass returns.
+
+    Attributes:
+        logits: ``(B, T, V)`` float32 next-token logits over the env's vocabulary.
+        values: ``(B, T)`` state values (``None`` without a value head); ``values[:, j]`` is
+            the value of the context ``tokens[:, : j + 1]``.
+    """
+
+    logits: torch.Tensor
+    values: torch.Tensor | None
+
+
+class LMPolicy(nn.Module):
+    """A causal LM as a token-level policy, with an optional value head.
+
+    Args:
+        model: A ``transformers`` causal LM (anything ``AutoModelForCausalLM`` loads).
+        vocab_size: The env's vocabulary size; logits beyond it (padded vocabularies) are
+            dropped so that actions are always valid token ids.
+        value_head: Add a linear value head on the last hidden state (PPO).
+        name_or_path: Where the model came from, recorded in checkpoints so that a resumed
+            run rebuilds the same reference model.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        vocab_size: int,
+        *,
+        value_head: bool = False,
+        name_or_path: str = "",
+    ) -> None:
+        super().__init__()
+        # Dropout off: the log-probs recomputed at train time must equal the rollout's
+        # (as in TRL and OpenRLHF); a warm-started policy needs no more regularisation.
+        for module in model.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = 0.0
+        self.model = model
+        self.vocab_size = int(vocab_size)
+        self.name_or_path = name_or_path
+        hidden = _hidden_size(model)
+        self.value_head: nn.Linear | None = None
+        if value_head:
+            self.value_head = nn.Linear(hidden, 1)
+            # A zero head starts every value at 0, so the first PPO updates are driven by
+            # the policy gradient rather than by a random critic's noise.
+            nn.init.zeros_(self.value_head.weight)
+            nn.init.zeros_(self.value_head.bias)
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike[str],
+        vocab_size: int,
+        *,
+        value_head: bool = False,
+        device: str | torch.device = "cpu",
+    ) -> LMPolicy:
+        """Load a causal LM by local path or hub name (the same call for both).
+
+        Raises:
+            FileNotFoundError: a path that does not exist.
+            ModelMismatchError: the model's vocabulary is smaller than the env's.
+        """
+        from transformers import AutoModelForCausalLM
+
+        name = str(name_or_path)
+        looks_like_path = os.path.sep in name or name.startswith(".")
+        if looks_like_path and not Path(name).exists():
+            raise FileNotFoundError(
+                f"No model at {name!r}: the path does not exist. Pass a directory written by "
+                "`model.save_pretrained(...)`, a hub name, or 'default' for textgym's model."
+            )
+        try:
+            model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
+        except OSError as exc:
+            raise FileNotFoundError(
+                f"Could not load model {name!r}: {exc}. Without network access pass a local "
+                "directory saved with `save_pretrained`, or 'default' for textgym's model."
+            ) from exc
+        policy = cls(model, vocab_size, value_head=value_head, name_or_path=name)
+        head = Path(name) / VALUE_HEAD_FILE
+        if value_head and head.exists():
+            from safetensors.torch import load_file
+
+            policy.value_head.load_state_dict(load_file(str(head)))  # type: ignore[union-attr]
+        return policy.to(device)
+
+    def save_pretrained(self, path: str | os.PathLike[str]) -> None:
+        """Write the LM (``save_pretrained`` format) and the value head next to it."""
+        self.model.save_pretrained(str(path))
+        if self.value_head is not None:
+            from safetensors.torch import save_file
+
+            save_file(
+                {k: v.contiguous() for k, v in self.value_head.state_dict().items()},
+                str(Path(path) / VALUE_HEAD_FILE),
+            )
+
+    def reference(self) -> LMPolicy:
+        """A frozen copy of the LM (no value head) for the KL penalty."""
+        ref = LMPolicy(copy.deepcopy(self.model), self.vocab_size, name_or_path=self.name_or_path)
+        ref.eval()
+        ref.requires_grad_(False)
+        return ref
+
+    # -- properties -----------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def model_vocab_size(self) -> int:
+        return int(self.model.get_output_embeddings().weight.shape[0])
+
+    @property
+    def max_positions(self) -> int | None:
+        cfg = self.model.config
+        for key in ("n_positions", "max_position_embeddings", "n_ctx"):
+            value = getattr(cfg, key, None)
+            if isinstance(value, int):
+                return value
+        return None
+
+    def check_env(self, env: Any) -> None:
+        """Fail before training when the model cannot act in ``env``.
+
+        Checks that the model's vocabulary covers the env's tokenizer (equal sizes, or a
+        larger padded vocabulary whose own tokenizer agrees) and that its context window
+        holds the env's ``max_length``.
+
+        Raises:
+            ModelMismatchError: with what differs and how to fix it.
+        """
+        unwrapped = getattr(env, "unwrapped", env)
+        tokenizer = unwrapped.envs[0].tokenizer if hasattr(unwrapped, "envs") else unwrapped.tokenizer
+        max_length = int(unwrapped.max_length)
+        env_vocab = len(tokenizer)
+        model_vocab = self.model_vocab_size
+        if model_vocab != env_vocab:
+            own = _model_tokenizer_vocab(self.name_or_path)
+            if model_vocab < env_vocab or own is None or own != tokenizer.get_vocab():
+                raise ModelMismatchError(
+                    f"Model {self.name_or_path or type(self.model).__name__!r} has a vocabulary "
+                    f"of {model_vocab} tokens but the env's tokenizer has {env_vocab}: the "
+                    "model was trained for a different tokenizer, so its token ids mean other "
+                    "words. Use a model built for this tokenizer (textgym's default model: "
+                    "--model default), or make the env use the model's tokenizer "
+                    "(--tokenizer <model path>)."
+                )
+        positions = self.max_positions
+        if positions is not None and positions < max_length:
+            raise ModelMismatchError(
+                f"Model {self.name_or_path!r} has {positions} positions but the env's contexts "
+                f"reach max_length={max_length} tokens. Pass a smaller max_length to the env or "
+                "use a model with a longer context."
+            )
+
+    # -- train-time scoring ---------------------------------------------------------------
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> PolicyOutput:
+        """Score right-padded contexts (one call = one forward through the LM).
+
+        Args:
+            input_ids: ``(B, T)`` token ids, right-padded.
+            attention_mask: ``(B, T)`` 1 for real tokens.
+        """
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=positions,
+            use_cache=False,
+            output_hidden_states=self.value_head is not None,
+        )
+        logits = out.logits[..., : self.vocab_size].float()
+        values = None
+        if self.value_head is not None:
+            values = self.value_head(out.hidden_states[-1].float()).squeeze(-1)
+        return PolicyOutput(logits=logits, values=values)
+
+    # -- acting in a single env (for agents.common.evaluation and textgym play) ----------
+
+    @torch.no_grad()
+    def predict(
+        self, obs: dict[str, np.ndarray], deterministic: bool = True, temperature: float = 1.0
+    ) -> tuple[np.ndarray, None]:
+        """SB3-style ``predict`` on one (or a batch of) right-padded observation(s).
+
+        Recomputes the whole context each call (no cache), which is simple and fine for
+        evaluation; training uses :class:`KVSampler`.
+        """
+        ids = torch.as_tensor(np.asarray(obs["input_ids"]), device=self.device)
+        mask = torch.as_tensor(np.asarray(obs["attention_mask"]), device=self.device).long()
+        single = ids.dim() == 1
+        if single:
+            ids, mask = ids[None], mask[None]
+        logits = self(ids, mask).logits
+        last = (mask.sum(-1) - 1).clamp(min=0)
+        step_logits = logits[torch.arange(ids.shape[0], device=ids.device), last]
+        if deterministic:
+            actions = step_logits.argmax(-1)
+        else:
+            actions = torch.multinomial(F.softmax(step_logits / temperature, -1), 1).squeeze(-1)
+        out = actions.cpu().numpy()
+        return (out[0] if single else out), None
+
+
+def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``log pi(token | context)`` at ``temperature``; ``logits`` already aligned to ``tokens``."""
+    logp = F.log_softmax(logits / temperature, dim=-1)
+    return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def entropy_from_logits(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Entropy of ``softmax(logits / temperature)`` along the last axis."""
+    logp = F.log_softmax(logits / temperature, dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+class KVSampler:
+    """Next-token logits for every row of a vector env, with one KV cache for all rows.
+
+    Each env step appends one token per row, so after the first prefill each call feeds the
+    model one new token per row and reuses the cache: the cost of a ``generate`` loop, but
+    driven by the env. Rows need not stay in step: a row whose context grew by more than one
+    token (a user's reply in a multi-turn task) or that was reset feeds all its new tokens in
+    a block of width ``w``; the other rows' slots in that block are padding masked out of
+    attention. Explicit position ids keep every token at its position in its own context, so
+    the logits equal those of a fresh forward over the row's context. Masked slots pile up
+    with such blocks; once the cache exceeds ``max_cache`` slots it is rebuilt from the rows'
+    contexts in one prefill.
+
+    Args:
+        policy: The policy whose LM produces the logits.
+        num_rows: Rows of the vector env.
+        max_cache: Rebuild the cache once it would hold more slots than this.
+    """
+
+    def __init__(self, policy: LMPolicy, num_rows: int, max_cache: int) -> None:
+        self.policy = policy
+        self.num_rows = num_rows
+        self.max_cache = max_cache
+        self.pad_id = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every row's context (call after ``envs.reset``)."""
+        self._cache: Any = None
+        self._mask: torch.Tensor | None = None
+        self._fed = np.zeros(self.num_rows, dtype=np.int64)
+
+    def forget(self, rows: np.ndarray) -> None:
+        """Drop the cached context of ``rows`` (they were reset by the env)."""
+        rows = np.asarray(rows)
+        if rows.size == 0:
+            return
+        self._fed[rows] = 0
+        if self._mask is not None:
+            self._mask[torch.as_tensor(rows, device=self._mask.device)] = 0
+
+    @torch.no_grad()
+    def logits(self, ids: np.ndarray, lengths: np.ndarray, active: np.ndarray) -> torch.Tensor:
+        """Next-token logits ``(num_rows, V)`` after each row's context ``ids[r, :lengths[r]]``.
+
+        Rows where ``active`` is False get garbage logits, and their cached context is
+        dropped: when such a row is active again, its whole context is fed anew. (A row the
+        env is resetting is inactive for that step, since its action is ignored.)
+        """
+        device = self.policy.device
+        new = np.where(active, lengths - self._fed, 0)
+        if (new < 0).any():
+            bad = int(np.flatnonzero(new < 0)[0])
+            raise RuntimeError(
+                f"Row {bad}'s context shrank from {self._fed[bad]} to {lengths[bad]} tokens "
+                "without KVSampler.forget(); call forget(rows) for rows the env reset."
+            )
+        if active.any() and (new[active] < 1).any():
+            raise RuntimeError("An active row has no new token to feed; did the env step?")
+        width = int(new.max()) if active.any() else 1
+        past = 0 if self._mask is None else self._mask.shape[1]
+        if self._cache is None or past + width > self.max_cache:
+            return self._prefill(ids, lengths, active)
+        n = self.num_rows
+        if width == 1:
+            # The common case: one token per row, vectorised.
+            rows = np.flatnonzero(active)
+            block = np.full((n, 1), self.pad_id, dtype=np.int64)
+            bmask = np.zeros((n, 1), dtype=np.int64)
+            bpos = np.zeros((n, 1), dtype=np.int64)
+            block[rows, 0] = ids[rows, lengths[rows] - 1]
+            bpos[rows, 0] = lengths[rows] - 1
+            # Inactive rows see their own padding slot, so that no attention row is fully
+            # masked (which some attention kernels turn into NaN); the slot is hidden below.
+            bmask[:, 0] = 1
+        else:
+            block = np.full((n, width), self.pad_id, dtype=np.int64)
+            bmask = np.zeros((n, width), dtype=np.int64)
+            bpos = np.zeros((n, width), dtype=np.int64)
+            for r in np.flatnonzero(active):
+                m, start = int(new[r]), int(self._fed[r])
+                # Real tokens first, padding after: padding queries then still see the row's
+                # earlier tokens, so no attention row is fully masked.
+                block[r, :m] = ids[r, start : start + m]
+                bmask[r, :m] = 1
+                bpos[r, :m] = np.arange(start, start + m)
+            bmask[~active, 0] = 1
+        bmask_t = torch.as_tensor(bmask, device=device)
+        mask = torch.cat([self._mask, bmask_t], dim=1)
+        out = self.policy.model(
+            input_ids=torch.as_tensor(block, device=device),
+            attention_mask=mask,
+            position_ids=torch.as_tensor(bpos, device=device),
+            past_key_values=self._cache,
+            use_cache=True,
+        )
+        self._cache = out.past_key_values
+        if not active.all():
+            mask[torch.as_tensor(~active, device=device)] = 0
+        self._mask = mask
+        self._fed = np.where(active, lengths, 0)
+        last = torch.as_tensor(np.maximum(new - 1, 0), device=device)
+        logits = out.logits[torch.arange(n, device=device), last]
+        return logits[:, : self.policy.vocab_size].float()
+
+    def _prefill(self, ids: np.ndarray, lengths: np.ndarray, active: np.ndarray) -> torch.Tensor:
+        """Rebuild the cache from the active rows' whole contexts (right-padded)."""
+        from transformers import DynamicCache
+
+        device = self.policy.device
+        n = self.num_rows
+        lens = np.where(active, lengths, 1)
+        width = int(lens.max())
+        block = np.full((n, width), self.pad_id, dtype=np.int64)
+        block[:, :width] = ids[:, :width]
+        cols = np.arange(width)[None, :]
+        # Inactive rows keep one visible slot so that their padding queries are not fully
+        # masked; their logits are never used and their context is dropped (_fed = 0).
+        bmask = (cols < lens[:, None]).astype(np.int64)
+        bpos = np.minimum(cols, lens[:, None] - 1)
+        mask = torch.as_tensor(bmask, device=device)
+        out = self.policy.model(
+            input_ids=torch.as_tensor(block, device=device),
+            attention_mask=mask,
+            position_ids=torch.as_tensor(bpos, device=device),
+            past_key_values=DynamicCache(),
+            use_cache=True,
+        )
+        self._cache = out.past_key_values
+        inactive = torch.as_tensor(~active, device=device)
+        mask = mask.clone()
+        mask[inactive] = 0
+        self._mask = mask
+        self._fed = np.where(active, lengths, 0)
+        last = torch.as_tensor(lens - 1, device=device)
+        logits = out.logits[torch.arange(n, device=device), last]
+        return logits[:, : self.policy.vocab_size].float()
+
+
+def _hidden_size(model: nn.Module) -> int:
+    cfg = model.config
+    for key in ("hidden_size", "n_embd", "d_model"):
+        value = getattr(cfg, key, None)
+        if isinstance(value, int):
+            return value
+    return int(model.get_output_embeddings().weight.shape[1])
+
+
+def _model_tokenizer_vocab(name_or_path: str) -> dict[str, int] | None:
+    """The vocabulary of the tokenizer saved with a model, if there is one."""
+    if not name_or_path or not Path(name_or_path).is_dir():
+        return None
+    if not any((Path(name_or_path) / f).exists() for f in ("tokenizer.json", "vocab.json")):
+        return None
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name_or_path).get_vocab()
+    except (OSError, ValueError):
+        return None

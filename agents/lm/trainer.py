@@ -1,0 +1,521 @@
+"""The loop every LM algorithm shares: collect rounds, update, log, evaluate, checkpoint.
+
+An algorithm (``agents/reinforce.py``, ``agents/ppo.py``, ``agents/grpo.py``) subclasses
+:class:`LMTrainer` with its config dataclass and its :meth:`LMTrainer.update`; everything
+else lives here, once. Training goes through ``accelerate``: one process is the plain CPU
+(or GPU) case, ``accelerate launch`` gives data-parallel training across processes, GPUs
+and machines, where each process collects its own rollouts (different seeds) and gradients
+are averaged by DDP.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import inspect
+import json
+import math
+import textwrap
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from agents.common.checkpoint import (
+    checkpoint_path,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_random_seed,
+    set_rng_state,
+)
+from agents.common.logger import Logger
+from agents.common.rollout import Episode, RolloutBatch, RolloutCollector, make_batch, rollout_metrics
+from agents.lm.policy import LMPolicy
+
+
+@dataclass
+class TrainConfig:
+    """Arguments every LM algorithm takes (CleanRL style: one docstring per field)."""
+
+    env_id: str = "textgym/Reasoning-v0"
+    """the textgym environment id to train on"""
+    model: str = "default"
+    """causal LM: 'default' (textgym's embedded model), a local directory or a hub name"""
+    tokenizer: str | None = None
+    """tokenizer for the env (None: textgym's default); must match the model's vocabulary"""
+    seed: int = 1
+    """seed of the run (problems, sampling, initialisation)"""
+    num_envs: int = 32
+    """rows of the vector env, i.e. episodes played in parallel per round"""
+    rounds_per_update: int = 1
+    """rounds collected per update; episodes per update = num_envs * rounds_per_update"""
+    total_updates: int = 100
+    """number of updates (a time budget may stop the run earlier)"""
+    time_budget: float = 0.0
+    """stop after this many seconds of training (0: no limit); evaluation time excluded"""
+    temperature: float = 1.0
+    """sampling temperature; behaviour and train-time log-probs both use it"""
+    learning_rate: float = 3e-4
+    """Adam learning rate"""
+    max_grad_norm: float = 1.0
+    """clip the global gradient norm to this"""
+    kl_coef: float = 0.0
+    """weight of the KL penalty to the frozen reference model (0: no reference)"""
+    missing_end_penalty: float = 0.0
+    """added to the reward of an episode whose last agent turn was cut before <eot> (e.g. -1)"""
+    eval_every: int = 10
+    """evaluate greedily on the held-out split every this many updates (0: only at the ends)"""
+    eval_episodes: int = 128
+    """episodes per evaluation (fixed seeds, so evaluations are comparable)"""
+    checkpoint_every: int = 10
+    """write the checkpoint every this many updates (and at the end)"""
+    run_dir: str | None = None
+    """run directory (logs, checkpoint, final model); default runs/<env>__<algo>__<seed>__<time>"""
+    resume: bool = False
+    """continue the run in run_dir from its checkpoint"""
+    cpu: bool = False
+    """train on the CPU even when a GPU is present"""
+    threads: int = 2
+    """torch CPU threads per process"""
+    progress: bool = True
+    """show a progress bar"""
+    tensorboard: bool = True
+    """also write TensorBoard event files next to progress.csv"""
+
+
+class ConfigError(ValueError):
+    """A training argument is invalid; raised before anything is loaded."""
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The one-line docstring under each dataclass field (for ``--help``)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):
+            continue
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, nxt in zip(body, body[1:]):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)
+            ):
+                docs[node.target.id] = nxt.value.value.strip()
+    return docs
+
+
+def resolve_model(name: str) -> str:
+    """``'default'`` means textgym's embedded model; anything else is passed through."""
+    if name == "default":
+        from agents.lm.default_model import default_model_path
+
+        return str(default_model_path())
+    return name
+
+
+def check_env_id(env_id: str) -> None:
+    """Fail clearly on an unknown env id, suggesting the closest registered one."""
+    import textgym  # noqa: F401  (registers the ids)
+
+    if env_id in gym.registry:
+        return
+    known = [k for k in gym.registry if k.startswith("textgym/")]
+    close = difflib.get_close_matches(env_id, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(
+        f"Unknown environment {env_id!r}.{hint} Registered textgym ids: {sorted(known)} "
+        "(see `textgym list`)."
+    )
+
+
+def make_envs(env_id: str, num_envs: int, tokenizer: str | None, split: str | None) -> Any:
+    """The native vector env, on the given split when the task has one."""
+    kwargs: dict[str, Any] = {"copy": False}
+    if tokenizer is not None:
+        kwargs["tokenizer"] = tokenizer
+    if split is not None:
+        kwargs["split"] = split
+    return gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point", **kwargs)
+
+
+def has_split(env_id: str) -> bool:
+    """Whether the env's task takes a ``split`` argument (a held-out test split exists)."""
+    spec = gym.spec(env_id)
+    from textgym.tasks import TASKS
+
+    task = TASKS.get(spec.kwargs.get("task", ""))
+    return task is not None and "split" in inspect.signature(task).parameters
+
+
+class LMTrainer:
+    """Collect -> update -> log -> evaluate -> checkpoint, for any LM algorithm.
+
+    Subclasses set :attr:`algo`, :attr:`config_class`, :attr:`value_head` and implement
+    :meth:`update`; they may override :meth:`round_seeds` (GRPO repeats seeds for groups).
+
+    Args:
+        config: The algorithm's config dataclass.
+        accelerator: An ``accelerate.Accelerator`` (created when ``None``).
+    """
+
+    algo: ClassVar[str] = "lm"
+    config_class: ClassVar[type[TrainConfig]] = TrainConfig
+    value_head: ClassVar[bool] = False
+
+    def __init__(self, config: TrainConfig, accelerator: Any = None) -> None:
+        from accelerate import Accelerator
+
+        self.config = config
+        self._validate()
+        check_env_id(config.env_id)
+        self.accelerator = accelerator or Accelerator(cpu=config.cpu)
+        acc = self.accelerator
+        torch.set_num_threads(max(1, config.threads))
+        self.rank = acc.process_index
+        self.is_main = acc.is_main_process
+        set_random_seed(config.seed + 1000 * self.rank)
+        self.run_dir = Path(config.run_dir or self._default_run_dir())
+        self._check_resume()
+
+        self.envs = make_envs(config.env_id, config.num_envs, config.tokenizer, None)
+        self.split = "test" if has_split(config.env_id) else None
+        self.eval_envs = make_envs(config.env_id, config.num_envs, config.tokenizer, self.split)
+        first = self.envs.unwrapped.envs[0]
+        self.pad_id, self.eot_id = first.chat.pad_id, first.chat.eot_id
+        self.max_new_tokens = int(self.envs.unwrapped.max_new_tokens)
+
+        model_name = resolve_model(config.model)
+        policy = LMPolicy.from_pretrained(
+            model_name, first.vocab_size, value_head=self.value_head, device=acc.device
+        )
+        policy.check_env(self.envs)
+        self.policy = policy
+        # The reference is the model as loaded, before any update (also after a resume).
+        self.reference = policy.reference() if self.uses_reference else None
+        self.optimizer = torch.optim.AdamW(
+            policy.parameters(), lr=config.learning_rate, eps=1e-5, weight_decay=0.0
+        )
+        self.model, self.optimizer = acc.prepare(policy, self.optimizer)
+        self.generator = torch.Generator().manual_seed(config.seed + 1000 * self.rank)
+        self.collector = RolloutCollector(
+            self.envs, policy, temperature=config.temperature, generator=self.generator
+        )
+        self.eval_collector = RolloutCollector(self.eval_envs, policy, config.temperature)
+        self.seed_rng = np.random.default_rng([config.seed, self.rank])
+        self.update_count = 0
+        self.episodes_seen = 0
+        self.tokens_seen = 0
+        self.train_seconds = 0.0
+        self.history: list[dict[str, float]] = []
+        self.extra_state: dict[str, Any] = {}
+        if config.resume:
+            self.load(self.run_dir)
+
+    # -- hooks for algorithms -------------------------------------------------------------
+
+    @property
+    def uses_reference(self) -> bool:
+        """Whether a frozen reference model is needed (a KL term)."""
+        return self.config.kl_coef > 0
+
+    def round_seeds(self) -> tuple[list[int], list[int]]:
+        """Reset seeds and group ids for one round (distinct problems by default)."""
+        n = self.config.num_envs
+        seeds = self.seed_rng.integers(0, 2**31 - 1, size=n).tolist()
+        return seeds, list(range(n))
+
+    def update(self, batch: RolloutBatch, episodes: list[Episode]) -> dict[str, float]:
+        """One learning step on a batch; returns namespaced metrics."""
+        raise NotImplementedError
+
+    def state_dict_extra(self) -> dict[str, Any]:
+        """Algorithm state to checkpoint (e.g. an adaptive KL coefficient)."""
+        return dict(self.extra_state)
+
+    def load_state_extra(self, state: dict[str, Any]) -> None:
+        self.extra_state = dict(state)
+
+    # -- shared pieces for updates --------------------------------------------------------
+
+    def forward(self, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Train-time forward (through the DDP wrapper): logits aligned to ``batch.targets``
+        and values at every position."""
+        out = self.model(batch.input_ids, batch.attention_mask)
+        return out.logits[:, :-1], out.values
+
+    @torch.no_grad()
+    def reference_logprobs(self, batch: RolloutBatch) -> torch.Tensor:
+        """``log pi_ref(a_t | s_t)`` at the sampling temperature, ``(B, T - 1)``."""
+        from agents.lm.policy import token_logprobs
+
+        assert self.reference is not None
+        logits = self.reference(batch.input_ids, batch.attention_mask).logits[:, :-1]
+        return token_logprobs(logits, batch.targets, self.config.temperature)
+
+    def step_optimizer(self, loss: torch.Tensor) -> float:
+        """Backward, clip, step; returns the gradient norm before clipping."""
+        acc = self.accelerator
+        self.optimizer.zero_grad(set_to_none=True)
+        acc.backward(loss)
+        norm = acc.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        return float(norm)
+
+    def end_penalty(self, batch: RolloutBatch) -> torch.Tensor:
+        """``(B,)`` the missing-end penalty of each episode (0 when it ended with <eot>)."""
+        return batch.missing_end.float() * self.config.missing_end_penalty
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def collect(self) -> list[Episode]:
+        """``rounds_per_update`` rounds of rollouts with the current policy."""
+        episodes: list[Episode] = []
+        for _ in range(self.config.rounds_per_update):
+            seeds, groups = self.round_seeds()
+            episodes.extend(self.collector.collect(seeds, groups))
+        return episodes
+
+    @torch.no_grad()
+    def evaluate(self, episodes: int | None = None) -> dict[str, float]:
+        """Greedy episodes on the held-out split (the train split if the task has none),
+        with fixed seeds so that every evaluation sees the same problems."""
+        n = episodes or self.config.eval_episodes
+        rows = self.config.num_envs
+        played: list[Episode] = []
+        base = 0
+        while len(played) < n:
+            seeds = list(range(base, base + rows))
+            played.extend(self.eval_collector.collect(seeds, greedy=True))
+            base += rows
+        metrics = rollout_metrics(played[:n], prefix="eval")
+        return metrics
+
+    def learn(self) -> LMTrainer:
+        """Train until ``total_updates`` or the time budget; returns ``self``."""
+        from tqdm.auto import tqdm
+
+        cfg, acc = self.config, self.accelerator
+        logger = Logger(self.run_dir, tensorboard=None if cfg.tensorboard else False) if self.is_main else None
+        if self.is_main and not cfg.resume:
+            (self.run_dir / "config.json").write_text(json.dumps(self.config_dict(), indent=2))
+        if self.update_count == 0 and "initial_eval" not in self.extra_state:
+            self.extra_state["initial_eval"] = self._evaluate_and_log(logger)
+        bar = tqdm(
+            total=cfg.total_updates,
+            initial=self.update_count,
+            disable=not (cfg.progress and self.is_main),
+            desc=f"{self.algo} {cfg.env_id}",
+            dynamic_ncols=True,
+        )
+        try:
+            while self.update_count < cfg.total_updates and not self._out_of_time():
+                start = time.perf_counter()
+                episodes = self.collect()
+                rollout_s = time.perf_counter() - start
+                batch = make_batch(episodes, self.pad_id, self.eot_id, device=acc.device)
+                self.model.train()
+                metrics = self.update(batch, episodes)
+                seconds = time.perf_counter() - start
+                self.train_seconds += seconds
+                self.update_count += 1
+                tokens = sum(e.num_actions for e in episodes)
+                self.episodes_seen += len(episodes) * acc.num_processes
+                self.tokens_seen += tokens * acc.num_processes
+                metrics.update(rollout_metrics(episodes))
+                metrics["perf/tokens_per_second"] = tokens * acc.num_processes / seconds
+                metrics["perf/rollout_fraction"] = rollout_s / seconds
+                metrics["charts/episodes"] = float(self.episodes_seen)
+                metrics["charts/train_seconds"] = self.train_seconds
+                if logger is not None:
+                    logger.log(self.update_count, metrics)
+                self.history.append({"update": self.update_count, **metrics})
+                bar.update(1)
+                bar.set_postfix(
+                    ret=f"{metrics['charts/episodic_return']:.3f}",
+                    succ=f"{metrics['charts/success_rate']:.2f}",
+                    tok_s=f"{metrics['perf/tokens_per_second']:.0f}",
+                )
+                if cfg.eval_every and self.update_count % cfg.eval_every == 0:
+                    self._evaluate_and_log(logger)
+                if cfg.checkpoint_every and self.update_count % cfg.checkpoint_every == 0:
+                    self.save()
+        finally:
+            bar.close()
+        final = self._evaluate_and_log(logger)
+        self.extra_state["final_eval"] = final
+        self.save()
+        if self.is_main:
+            self.policy.save_pretrained(self.run_dir / "final_model")
+            report = self.report()
+            (self.run_dir / "report.json").write_text(json.dumps(report, indent=2))
+            print(self.format_report(report))
+        if logger is not None:
+            logger.close()
+        return self
+
+    def report(self) -> dict[str, Any]:
+        """Before/after evaluation, budget and throughput of the run."""
+        before = self.extra_state.get("initial_eval", {})
+        after = self.extra_state.get("final_eval", {})
+        return {
+            "algo": self.algo,
+            "env_id": self.config.env_id,
+            "seed": self.config.seed,
+            "split": self.split or "train",
+            "updates": self.update_count,
+            "episodes": self.episodes_seen,
+            "generated_tokens": self.tokens_seen,
+            "train_seconds": round(self.train_seconds, 1),
+            "tokens_per_second": round(self.tokens_seen / max(self.train_seconds, 1e-9), 1),
+            "before": before,
+            "after": after,
+            "run_dir": str(self.run_dir),
+        }
+
+    @staticmethod
+    def format_report(report: dict[str, Any]) -> str:
+        before, after = report["before"], report["after"]
+        lines = [
+            f"{report['algo']} on {report['env_id']} (seed {report['seed']}): "
+            f"{report['updates']} updates, {report['episodes']} episodes, "
+            f"{report['train_seconds']:.0f}s, {report['tokens_per_second']:.0f} tokens/s",
+        ]
+        for key in ("eval/success_rate", "eval/episodic_return"):
+            if key in before and key in after:
+                lines.append(
+                    f"  {key} on {report['split']}: {before[key]:.3f} -> {after[key]:.3f} "
+                    f"({after[key] - before[key]:+.3f})"
+                )
+        lines.append(f"  run directory: {report['run_dir']}")
+        return "\n".join(lines)
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    def config_dict(self) -> dict[str, Any]:
+        return {"algo": self.algo, **asdict(self.config)}
+
+    def save(self) -> None:
+        """Write the checkpoint (main process; every process's RNG state is gathered)."""
+        from accelerate.utils import gather_object
+
+        acc = self.accelerator
+        rng = {
+            "global": rng_state(),
+            "generator": self.generator.get_state(),
+            "seed_rng": self.seed_rng.bit_generator.state,
+        }
+        rngs = gather_object([rng]) if acc.num_processes > 1 else [rng]
+        if self.is_main:
+            state = {
+                "model": acc.unwrap_model(self.model).state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "update": self.update_count,
+                "episodes": self.episodes_seen,
+                "tokens": self.tokens_seen,
+                "train_seconds": self.train_seconds,
+                "rng": rngs,
+                "extra": self.state_dict_extra(),
+                "config": self.config_dict(),
+            }
+            save_checkpoint(checkpoint_path(self.run_dir), state)
+        acc.wait_for_everyone()
+
+    def load(self, run_dir: str | Path) -> None:
+        """Restore a checkpoint written by :meth:`save` (model, optimizer, counters, RNGs)."""
+        state = load_checkpoint(run_dir)
+        saved = state["config"]
+        if saved.get("algo") != self.algo:
+            raise ConfigError(
+                f"The checkpoint in {str(run_dir)!r} was written by {saved.get('algo')!r}, not "
+                f"{self.algo!r}; resume with --algo {saved.get('algo')}."
+            )
+        self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.update_count = int(state["update"])
+        self.episodes_seen = int(state["episodes"])
+        self.tokens_seen = int(state["tokens"])
+        self.train_seconds = float(state["train_seconds"])
+        rngs = state["rng"]
+        mine = rngs[self.rank] if self.rank < len(rngs) else rngs[0]
+        set_rng_state(mine["global"])
+        self.generator.set_state(mine["generator"])
+        self.seed_rng.bit_generator.state = mine["seed_rng"]
+        self.load_state_extra(state["extra"])
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        cfg = self.config
+        problems = []
+        if cfg.num_envs < 1:
+            problems.append(f"num_envs={cfg.num_envs} must be >= 1")
+        if cfg.rounds_per_update < 1:
+            problems.append(f"rounds_per_update={cfg.rounds_per_update} must be >= 1")
+        if cfg.temperature <= 0:
+            problems.append(f"temperature={cfg.temperature} must be > 0")
+        if cfg.learning_rate <= 0:
+            problems.append(f"learning_rate={cfg.learning_rate} must be > 0")
+        if cfg.kl_coef < 0:
+            problems.append(f"kl_coef={cfg.kl_coef} must be >= 0")
+        if cfg.total_updates < 0:
+            problems.append(f"total_updates={cfg.total_updates} must be >= 0")
+        problems.extend(self._validate_algo())
+        if problems:
+            raise ConfigError("Invalid training arguments: " + "; ".join(problems) + ".")
+
+    def _validate_algo(self) -> list[str]:
+        return []
+
+    def _check_resume(self) -> None:
+        if self.config.resume:
+            # Fail now, before the model and envs are loaded.
+            if not checkpoint_path(self.run_dir).exists():
+                load_checkpoint(self.run_dir)
+
+    def _default_run_dir(self) -> str:
+        env = self.config.env_id.replace("/", "_")
+        return f"runs/{env}__{self.algo}__{self.config.seed}__{int(time.time())}"
+
+    def _out_of_time(self) -> bool:
+        budget = self.config.time_budget
+        out = bool(budget and self.train_seconds >= budget)
+        if self.accelerator.num_processes > 1:
+            # Every process must stop at the same update, or DDP would wait forever.
+            flag = torch.tensor([float(out)], device=self.accelerator.device)
+            out = bool(self.accelerator.reduce(flag, "sum").item() > 0)
+        return out
+
+    def _evaluate_and_log(self, logger: Logger | None) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        if self.is_main:
+            metrics = self.evaluate()
+            if logger is not None:
+                logger.log(self.update_count, metrics)
+            self.history.append({"update": self.update_count, **metrics})
+        self.accelerator.wait_for_everyone()
+        return metrics
+
+
+def mean_over_processes(accelerator: Any, value: float) -> float:
+    """The mean of a scalar over processes (an identity with one process)."""
+    if accelerator.num_processes == 1:
+        return value
+    t = torch.tensor([value], device=accelerator.device, dtype=torch.float32)
+    return float(accelerator.reduce(t, "mean").item())
+
+
+def finite(x: float) -> float:
+    """``x`` or NaN replaced by 0, for metrics."""
+    return x if math.isfinite(x) else 0.0

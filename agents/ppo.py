@@ -1,0 +1,233 @@
+"""Token-level PPO for causal LMs (Schulman et al. 2017; Ziegler et al. 2019; Ouyang et al. 2022).
+
+Each agent token is an action; users' tokens in multi-turn episodes are part of the state.
+Read top to bottom, an update is:
+
+1. score the batch once without gradients: the value of every state, and the reference
+   model's log-probs;
+2. shape the rewards: the env's reward at turn ends, minus ``kl_coef * (log pi_old -
+   log pi_ref)`` at every agent token (a per-token KL penalty), plus an optional penalty
+   when the last turn was cut before its end-of-turn token;
+3. GAE over the agent's tokens, bootstrapping from the final state's value when a length
+   limit truncated the episode; whiten the advantages;
+4. ``update_epochs`` passes of minibatches: clipped ratio objective, clipped value loss,
+   entropy bonus, gradient clipping, and an early stop once the approximate KL to the
+   behaviour policy exceeds ``1.5 * target_kl``;
+5. adapt ``kl_coef`` towards ``kl_target`` (optional, Ziegler et al.'s controller).
+
+``python -m agents.ppo --env-id textgym/Reasoning-v0`` or ``textgym train --algo ppo ...``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from agents.common.rollout import Episode, RolloutBatch, gae, masked_mean, whiten
+from agents.lm.policy import entropy_from_logits, token_logprobs
+from agents.lm.trainer import LMTrainer, TrainConfig, mean_over_processes
+
+
+@dataclass
+class PPOConfig(TrainConfig):
+    """PPO arguments (on top of :class:`~agents.lm.trainer.TrainConfig`)."""
+
+    learning_rate: float = 2e-4
+    """Adam learning rate"""
+    update_epochs: int = 2
+    """passes over each batch"""
+    num_minibatches: int = 2
+    """minibatches per pass (split by episodes)"""
+    gamma: float = 1.0
+    """discount per agent token"""
+    gae_lambda: float = 0.95
+    """GAE lambda"""
+    clip_coef: float = 0.2
+    """ratio clipping epsilon of the surrogate objective"""
+    clip_vloss: bool = True
+    """clip the value update around the old values (PPO2's value clipping)"""
+    vf_clip: float = 0.2
+    """value clipping range"""
+    vf_coef: float = 0.5
+    """weight of the value loss"""
+    ent_coef: float = 0.0
+    """weight of the entropy bonus"""
+    norm_adv: bool = True
+    """whiten advantages over the batch's agent tokens"""
+    target_kl: float | None = 0.05
+    """early-stop an update once the approximate KL to the behaviour policy exceeds 1.5x this"""
+    kl_coef: float = 0.02
+    """initial weight of the per-token KL penalty to the reference model (0: none)"""
+    adaptive_kl: bool = False
+    """adapt kl_coef so the KL to the reference tracks kl_target (Ziegler et al. 2019)"""
+    kl_target: float = 1.0
+    """target sequence-level KL to the reference for the adaptive controller (nats)"""
+    kl_horizon: int = 10_000
+    """horizon of the adaptive KL controller, in episodes"""
+    bootstrap_truncated: bool = True
+    """bootstrap from the final state's value when a length limit truncates an episode"""
+
+
+class PPO(LMTrainer):
+    """Token-level PPO with a value head on the policy's last hidden state."""
+
+    algo: ClassVar[str] = "ppo"
+    config_class: ClassVar[type[TrainConfig]] = PPOConfig
+    value_head: ClassVar[bool] = True
+    config: PPOConfig
+
+    def _validate_algo(self) -> list[str]:
+        cfg = self.config
+        problems = []
+        if cfg.update_epochs < 1 or cfg.num_minibatches < 1:
+            problems.append("update_epochs and num_minibatches must be >= 1")
+        if cfg.num_minibatches > cfg.num_envs * cfg.rounds_per_update:
+            problems.append(
+                f"num_minibatches={cfg.num_minibatches} exceeds the episodes per update "
+                f"({cfg.num_envs * cfg.rounds_per_update})"
+            )
+        return problems
+
+    @property
+    def kl_coef(self) -> float:
+        return float(self.extra_state.get("kl_coef", self.config.kl_coef))
+
+    def update(self, batch: RolloutBatch, episodes: Sequence[Episode]) -> dict[str, float]:
+        cfg = self.config
+        mask = batch.action_mask
+        maskf = mask.float()
+        temp = cfg.temperature
+
+        # 1. One no-grad pass: values of every state (and the old log-probs, which must equal
+        #    the behaviour log-probs the rollout recorded; we use the recorded ones).
+        with torch.no_grad():
+            _, values_all = self.forward(batch)
+            assert values_all is not None
+            old_values = values_all[:, :-1] * maskf
+            final_value = values_all.gather(1, batch.last_index[:, None]).squeeze(1)
+            old_logp = batch.old_logprobs
+            if self.reference is not None:
+                ref_logp = self.reference_logprobs(batch)
+                kl_tokens = (old_logp - ref_logp) * maskf
+            else:
+                kl_tokens = torch.zeros_like(old_logp)
+
+        # 2. Shaped rewards: KL penalty at every agent token, missing-end penalty at the last.
+        rewards = batch.rewards - self.kl_coef * kl_tokens
+        last_action = _last_true(mask)
+        rewards = rewards.scatter_add(1, last_action[:, None], self.end_penalty(batch)[:, None])
+        rewards = rewards * maskf
+
+        # 3. GAE over agent tokens; a truncated episode continues, so its tail is V(s_T).
+        bootstrap = final_value * batch.truncated.float() if cfg.bootstrap_truncated else torch.zeros_like(final_value)
+        advantages, returns = gae(rewards, old_values, mask, bootstrap, cfg.gamma, cfg.gae_lambda)
+        if cfg.norm_adv:
+            advantages = whiten(advantages, mask)
+
+        # 4. Epochs of minibatches over episodes.
+        b = batch.input_ids.shape[0]
+        mb_size = int(np.ceil(b / cfg.num_minibatches))
+        stats: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "ent", "kl", "clip", "vclip", "grad")}
+        stopped = False
+        for _epoch in range(cfg.update_epochs):
+            perm = torch.randperm(b, device=batch.input_ids.device)
+            for start in range(0, b, mb_size):
+                idx = perm[start : start + mb_size]
+                mb = batch.select(idx)
+                w = mb.input_ids.shape[1] - 1
+                m = mb.action_mask
+                mb_adv, mb_ret = advantages[idx, :w], returns[idx, :w]
+                mb_oldv, mb_oldlp = old_values[idx, :w], mb.old_logprobs
+
+                logits, values = self.forward(mb)
+                assert values is not None
+                new_logp = token_logprobs(logits, mb.targets, temp)
+                logratio = new_logp - mb_oldlp
+                ratio = logratio.exp()
+
+                # Clipped surrogate: no incentive to move the ratio beyond 1 +/- clip_coef.
+                pg1 = -mb_adv * ratio
+                pg2 = -mb_adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)
+                pg_loss = masked_mean(torch.max(pg1, pg2), m)
+
+                # Value loss, clipped around the old values like the policy around its ratio.
+                v = values[:, :-1]
+                vf_unclipped = (v - mb_ret) ** 2
+                if cfg.clip_vloss:
+                    v_clipped = mb_oldv + (v - mb_oldv).clamp(-cfg.vf_clip, cfg.vf_clip)
+                    vf_loss = 0.5 * masked_mean(torch.max(vf_unclipped, (v_clipped - mb_ret) ** 2), m)
+                else:
+                    vf_loss = 0.5 * masked_mean(vf_unclipped, m)
+
+                entropy = masked_mean(entropy_from_logits(logits, temp), m)
+                loss = pg_loss + cfg.vf_coef * vf_loss - cfg.ent_coef * entropy
+                grad_norm = self.step_optimizer(loss)
+
+                with torch.no_grad():
+                    # k3 estimator of KL(behaviour || new): unbiased and always >= 0.
+                    approx_kl = masked_mean((ratio - 1) - logratio, m).item()
+                    clipfrac = masked_mean(((ratio - 1).abs() > cfg.clip_coef).float(), m).item()
+                    vclipfrac = masked_mean(((v - mb_oldv).abs() > cfg.vf_clip).float(), m).item()
+                approx_kl = mean_over_processes(self.accelerator, approx_kl)
+                for key, value in zip(
+                    stats, (pg_loss.item(), vf_loss.item(), entropy.item(), approx_kl, clipfrac, vclipfrac, grad_norm)
+                ):
+                    stats[key].append(value)
+                if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl:
+                    stopped = True
+                    break
+            if stopped:
+                break
+
+        # 5. Adaptive KL coefficient (proportional controller on the sequence-level KL).
+        seq_kl = float((kl_tokens.sum(-1)).mean())
+        seq_kl = mean_over_processes(self.accelerator, seq_kl)
+        if cfg.adaptive_kl and self.reference is not None:
+            error = float(np.clip(seq_kl / cfg.kl_target - 1, -0.2, 0.2))
+            n_episodes = b * self.accelerator.num_processes
+            self.extra_state["kl_coef"] = self.kl_coef * (1 + error * n_episodes / cfg.kl_horizon)
+
+        explained = _explained_variance(old_values, returns, mask)
+        return {
+            "losses/policy_loss": float(np.mean(stats["pg"])),
+            "losses/value_loss": float(np.mean(stats["vf"])),
+            "losses/entropy": float(np.mean(stats["ent"])),
+            "losses/approx_kl": float(np.mean(stats["kl"])),
+            "losses/clipfrac": float(np.mean(stats["clip"])),
+            "losses/value_clipfrac": float(np.mean(stats["vclip"])),
+            "losses/grad_norm": float(np.mean(stats["grad"])),
+            "losses/explained_variance": explained,
+            "losses/early_stopped": float(stopped),
+            "charts/kl_to_reference": seq_kl,
+            "charts/kl_coef": self.kl_coef,
+            "charts/missing_end_rate": float(batch.missing_end.float().mean()),
+        }
+
+
+def _last_true(mask: torch.Tensor) -> torch.Tensor:
+    """Index of the last True along dim 1 (0 for rows without any)."""
+    idx = torch.arange(mask.shape[1], device=mask.device)[None, :].expand_as(mask)
+    return torch.where(mask, idx, torch.zeros_like(idx)).max(dim=1).values
+
+
+def _explained_variance(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    y, p = target[mask], pred[mask]
+    var = torch.var(y) if y.numel() > 1 else torch.tensor(0.0)
+    return float("nan") if var == 0 else float(1 - torch.var(y - p) / var)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m agents.ppo [--field value ...]`` (same flags as ``textgym train --algo ppo``)."""
+    from agents.train import main as train_main
+
+    return train_main(["--algo", "ppo", *(argv or [])])
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

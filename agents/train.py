@@ -1,0 +1,125 @@
+"""``textgym train``: train an LM agent from the command line.
+
+    textgym train --algo ppo --env textgym/Reasoning-v0 --time-budget 600
+    textgym train --algo grpo --env textgym/Reasoning-v0 --model ./my_model --seed 2
+    textgym train --algo ppo --run-dir runs/x --resume          # continue a killed run
+    accelerate launch --cpu --num_processes 2 -m agents.train --algo grpo ...
+
+Every field of the algorithm's config dataclass is a flag (``--kl-coef 0.05``,
+``--no-norm-adv``); ``textgym train --algo ppo --help`` lists them with their docstrings.
+Arguments are checked (algorithm, env id, model path, vocabulary, checkpoint) before any
+training starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import importlib
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from agents.lm.trainer import ConfigError, LMTrainer, TrainConfig, field_docs
+
+ALGORITHMS: dict[str, str] = {
+    "reinforce": "agents.reinforce:Reinforce",
+    "ppo": "agents.ppo:PPO",
+    "grpo": "agents.grpo:GRPO",
+}
+
+
+def trainer_class(algo: str) -> type[LMTrainer]:
+    """The trainer class of ``algo``.
+
+    Raises:
+        ConfigError: an unknown algorithm, with the known ones and the closest match.
+    """
+    if algo not in ALGORITHMS:
+        close = difflib.get_close_matches(algo, list(ALGORITHMS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"Unknown algorithm {algo!r}.{hint} Choose one of {sorted(ALGORITHMS)}.")
+    module, name = ALGORITHMS[algo].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _none_or(kind: type) -> Any:
+    def convert(text: str) -> Any:
+        return None if text.lower() in ("none", "null", "") else kind(text)
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def build_parser(config_class: type[TrainConfig], algo: str) -> argparse.ArgumentParser:
+    """An argparse parser with one flag per config field, documented by its docstring."""
+    parser = argparse.ArgumentParser(
+        prog=f"textgym train --algo {algo}",
+        description=f"Train a causal LM with {algo} on a textgym env.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--algo", default=algo, help=f"one of {sorted(ALGORITHMS)}")
+    docs = field_docs(config_class)
+    hints = typing.get_type_hints(config_class)
+    for f in dataclasses.fields(config_class):
+        kind = hints[f.name]
+        names = [_flag(f.name)]
+        if f.name == "env_id":
+            names.append("--env")
+        kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": docs.get(f.name, "")}
+        args = typing.get_args(kind)
+        optional = type(None) in args and (
+            typing.get_origin(kind) is typing.Union or isinstance(kind, types.UnionType)
+        )
+        base = next((a for a in args if a is not type(None)), kind) if optional else kind
+        if base is bool:
+            parser.add_argument(*names, action=argparse.BooleanOptionalAction, **kwargs)
+        elif typing.get_origin(base) is Literal:
+            parser.add_argument(*names, choices=list(typing.get_args(base)), **kwargs)
+        else:
+            parser.add_argument(*names, type=_none_or(base) if optional else base, **kwargs)
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> tuple[type[LMTrainer], TrainConfig]:
+    """``argv`` -> (trainer class, config); raises :class:`ConfigError` on a bad algorithm."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--algo", default=None)
+    known, _ = pre.parse_known_args(argv)
+    if known.algo is None:
+        if any(a in ("-h", "--help") for a in argv):
+            print(f"usage: textgym train --algo {{{','.join(ALGORITHMS)}}} [--help] [flags]")
+            raise SystemExit(0)
+        raise ConfigError(f"Missing --algo: choose one of {sorted(ALGORITHMS)} (e.g. --algo ppo).")
+    cls = trainer_class(known.algo)
+    parser = build_parser(cls.config_class, known.algo)
+    ns = vars(parser.parse_args(argv))
+    ns.pop("algo")
+    return cls, cls.config_class(**ns)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``textgym train`` (and ``python -m agents.train``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from agents.common.checkpoint import CheckpointError
+    from agents.lm.policy import ModelMismatchError
+
+    try:
+        cls, config = parse_args(argv)
+        trainer = cls(config)
+    except (ConfigError, CheckpointError, ModelMismatchError, FileNotFoundError) as exc:
+        print(f"textgym train: error: {exc}", file=sys.stderr)
+        return 2
+    trainer.learn()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
