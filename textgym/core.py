@@ -333,7 +333,8 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
 
     def _opening(self, prompt: str) -> list[int]:
         """``<user> prompt <eot> <agent>`` as ids, cut to leave room for one agent token."""
-        opening = [*self.chat.user_ids, *self._encode(prompt), self.chat.eot_id, *self.chat.agent_ids]
+        chat = self.chat
+        opening = [*chat.user_ids, *self._encode(prompt), chat.eot_id, *chat.agent_ids]
         # The first agent token needs a free slot; a longer prompt is cut from the left so
         # the turn markers (what the policy conditions on most) survive.
         return opening[-(self.max_length - 1) :]
