@@ -31,6 +31,8 @@ SILENCE = "hello?"
 GAVE_UP = "this is not helpful. bye."
 #: Share of a question's keywords a turn must mention to answer it.
 ANSWER_THRESHOLD = 0.5
+#: Stateless, so every user shares one (building it re-tokenizes the whole word list).
+_BANNED = BannedWords(DEFAULT_BANNED_WORDS)
 
 
 def user_lines() -> list[str]:
@@ -48,7 +50,7 @@ class ScriptedUser(Responder):
 
     def __init__(self) -> None:
         self.problem: Problem | None = None
-        self._banned = BannedWords(DEFAULT_BANNED_WORDS)
+        self._banned = _BANNED
 
     def reset(self, problem: Problem, rng: np.random.Generator) -> None:
         self.problem = problem
