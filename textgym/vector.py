@@ -244,23 +244,19 @@ def batch_infos(pairs: list[tuple[int, dict[str, Any]]], num_envs: int) -> dict[
     object for anything that is not a number or an array), but with one allocation per key
     instead of one per (sub-env, key): otherwise the vector step's main cost.
     """
-    by_key: dict[str, tuple[list[int], list[Any]]] = {}
-    for i, info in sorted(pairs, key=_first):
-        for key, value in info.items():
-            entry = by_key.get(key)
-            if entry is None:
-                by_key[key] = ([i], [value])
-            else:
-                entry[0].append(i)
-                entry[1].append(value)
+    pairs = sorted(pairs, key=_first)
     out: dict[str, Any] = {}
     # Many keys come from the same sub-envs (every metadata field of a reset, say): their
     # masks are equal, so each distinct one is built once and copied.
     masks: dict[tuple[int, ...], np.ndarray] = {}
-    for key, (idx, values) in by_key.items():
-        first = values[0]
+    # Key-major: sub-envs of one task share their keys, so one comprehension per key
+    # gathers its values (cheaper than appending per (sub-env, key)).
+    for key in dict.fromkeys(key for _, info in pairs for key in info):
+        items = [(i, info[key]) for i, info in pairs if key in info]
+        idx = [i for i, _ in items]
+        first = items[0][1]
         if isinstance(first, dict):
-            out[key] = batch_infos(list(zip(idx, values)), num_envs)
+            out[key] = batch_infos(items, num_envs)
         else:
             kind = type(first)
             if kind in _NUMBER_TYPES or issubclass(kind, np.number):
@@ -270,7 +266,7 @@ def batch_infos(pairs: list[tuple[int, dict[str, Any]]], num_envs: int) -> dict[
             else:
                 full = _nones(num_envs).copy()
             # Element by element, as _add_info does: a tuple value stays one object.
-            for i, value in zip(idx, values):
+            for i, value in items:
                 full[i] = value
             out[key] = full
         rows = tuple(idx)
