@@ -6,8 +6,9 @@
 Both envs get the same treatment: made with ``gym.make`` (so with Gymnasium's default
 wrappers) or with ``gym.make_vec(..., vectorization_mode="vector_entry_point")`` and 64
 sub-envs, stepped with pre-sampled uniform random actions (sampling is not timed), resetting
-when an episode ends. The figure that matters is the ratio, since both run on this machine
-at the same moment; absolute numbers vary between machines.
+when an episode ends. CartPole is measured again next to each env, alternating runs. The
+figure that matters is the ratio, since both run on this machine at the same moment;
+absolute numbers vary between machines.
 """
 
 from __future__ import annotations
@@ -59,19 +60,34 @@ def vector_env_sps(env_id: str, num_envs: int, steps: int, seed: int = 0) -> flo
     return steps * num_envs / elapsed
 
 
-def best_of(fn: Any, repeats: int, *args: Any) -> float:
-    """Best of ``repeats`` runs: the least disturbed by other processes on the machine."""
-    return max(fn(*args) for _ in range(repeats))
+def paired_best(fn: Any, repeats: int, peer_args: tuple, env_args: tuple) -> tuple[float, float]:
+    """Best of ``repeats`` runs for the peer and the env, run alternately.
+
+    Best of: the run least disturbed by other processes on the machine. Alternately: each
+    env is compared with a CartPole run from the same moment, so a load change during the
+    benchmark does not skew the later rows' ratios.
+    """
+    peer = env = 0.0
+    for _ in range(repeats):
+        peer = max(peer, fn(*peer_args))
+        env = max(env, fn(*env_args))
+    return peer, env
 
 
 def measure_envs(env_ids: Sequence[str], steps: int, num_envs: int, repeats: int) -> list[dict]:
     """Single and vector throughput for each env id next to CartPole-v1."""
     rows = []
-    peer_single = best_of(single_env_sps, repeats, "CartPole-v1", steps)
-    peer_vector = best_of(vector_env_sps, repeats, "CartPole-v1", num_envs, steps // num_envs * 4)
+    vector_steps = steps // num_envs * 4
     for env_id in env_ids:
-        single = best_of(single_env_sps, repeats, env_id, steps)
-        vector = best_of(vector_env_sps, repeats, env_id, num_envs, steps // num_envs * 4)
+        peer_single, single = paired_best(
+            single_env_sps, repeats, ("CartPole-v1", steps), (env_id, steps)
+        )
+        peer_vector, vector = paired_best(
+            vector_env_sps,
+            repeats,
+            ("CartPole-v1", num_envs, vector_steps),
+            (env_id, num_envs, vector_steps),
+        )
         rows.append(
             {
                 "env_id": env_id,
