@@ -109,8 +109,9 @@ class RolloutCollector:
         self.max_length = int(unwrapped.max_length)
         self.eot_id = int(unwrapped.eot_id)
         # Blocks of users' replies leave masked slots behind; rebuild past two contexts.
-        self.sampler = KVSampler(policy, self.num_envs, max_cache=2 * self.max_length)
-        self.sampler.pad_id = int(unwrapped.envs[0].chat.pad_id)
+        self.sampler = KVSampler(
+            policy, self.num_envs, max_cache=2 * self.max_length, pad_id=int(unwrapped.envs[0].chat.pad_id)
+        )
         self.stats = RolloutStats()
 
     @torch.no_grad()
@@ -143,16 +144,17 @@ class RolloutCollector:
         while active.any():
             ids = obs["input_ids"]
             lengths = obs["attention_mask"].sum(axis=1).astype(np.int64)
-            logits = self.sampler.logits(ids, lengths, active)
+            rows, logits = self.sampler.logits(ids, lengths, active)
             logp_all = F.log_softmax(logits / self.temperature, dim=-1)
             if greedy:
-                actions_t = logits.argmax(dim=-1)
+                picked = logits.argmax(dim=-1)
             else:
-                actions_t = torch.multinomial(logp_all.exp(), 1, generator=self.generator).squeeze(-1)
-            chosen = logp_all.gather(-1, actions_t[:, None]).squeeze(-1).cpu().numpy()
-            actions = actions_t.cpu().numpy().astype(np.int64)
+                picked = torch.multinomial(logp_all.exp(), 1, generator=self.generator).squeeze(-1)
             # Rows that are done wait on end-of-turn tokens; the env ignores or discards them.
-            actions[~active] = self.eot_id
+            actions = np.full(n, self.eot_id, dtype=np.int64)
+            actions[rows] = picked.cpu().numpy()
+            chosen = np.zeros(n, dtype=np.float32)
+            chosen[rows] = logp_all.gather(-1, picked[:, None]).squeeze(-1).cpu().numpy()
             obs, reward, terminated, truncated, infos = self.envs.step(actions)
             env_steps += 1
             rows = np.flatnonzero(active)
@@ -184,6 +186,7 @@ class RolloutCollector:
                         turns=turns[r],
                     )
                 active[done] = False
+                self.sampler.retire(done)
         if was_training:
             self.policy.train()
         out = [e for e in episodes if e is not None]

@@ -255,7 +255,7 @@ def entropy_from_logits(logits: torch.Tensor, temperature: float) -> torch.Tenso
 
 
 class KVSampler:
-    """Next-token logits for every row of a vector env, with one KV cache for all rows.
+    """Next-token logits for the rows of a vector env, with one KV cache for all rows.
 
     Each env step appends one token per row, so after the first prefill each call feeds the
     model one new token per row and reuses the cache: the cost of a ``generate`` loop, but
@@ -267,82 +267,106 @@ class KVSampler:
     with such blocks; once the cache exceeds ``max_cache`` slots it is rebuilt from the rows'
     contexts in one prefill.
 
+    Rows that are finished for good (:meth:`retire`) leave the cache, so that the long tail
+    of a batch costs only its unfinished rows (a plain ``generate`` keeps computing finished
+    rows until the longest one ends).
+
     Args:
         policy: The policy whose LM produces the logits.
         num_rows: Rows of the vector env.
         max_cache: Rebuild the cache once it would hold more slots than this.
+        pad_id: Token fed in padding slots (never attended to).
     """
 
-    def __init__(self, policy: LMPolicy, num_rows: int, max_cache: int) -> None:
+    def __init__(self, policy: LMPolicy, num_rows: int, max_cache: int, pad_id: int = 0) -> None:
         self.policy = policy
         self.num_rows = num_rows
         self.max_cache = max_cache
-        self.pad_id = 0
+        self.pad_id = pad_id
         self.reset()
 
     def reset(self) -> None:
-        """Forget every row's context (call after ``envs.reset``)."""
+        """Forget every row's context and bring retired rows back (after ``envs.reset``)."""
         self._cache: Any = None
         self._mask: torch.Tensor | None = None
-        self._fed = np.zeros(self.num_rows, dtype=np.int64)
+        self._rows = np.arange(self.num_rows)  # env rows held by the cache, in cache order
+        self._fed = np.zeros(self.num_rows, dtype=np.int64)  # context tokens cached per row
+        self._retired = np.zeros(self.num_rows, dtype=bool)
 
     def forget(self, rows: np.ndarray) -> None:
-        """Drop the cached context of ``rows`` (they were reset by the env)."""
-        rows = np.asarray(rows)
+        """Drop the cached context of ``rows`` (the env reset them); they are fed anew."""
+        rows = np.asarray(rows, dtype=np.int64)
         if rows.size == 0:
             return
         self._fed[rows] = 0
         if self._mask is not None:
-            self._mask[torch.as_tensor(rows, device=self._mask.device)] = 0
+            hit = torch.as_tensor(np.isin(self._rows, rows), device=self._mask.device)
+            self._mask[hit] = 0
+
+    def retire(self, rows: np.ndarray) -> None:
+        """Rows that need no more logits until :meth:`reset`; they leave the cache."""
+        self._retired[np.asarray(rows, dtype=np.int64)] = True
 
     @torch.no_grad()
-    def logits(self, ids: np.ndarray, lengths: np.ndarray, active: np.ndarray) -> torch.Tensor:
-        """Next-token logits ``(num_rows, V)`` after each row's context ``ids[r, :lengths[r]]``.
+    def logits(self, ids: np.ndarray, lengths: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        """Next-token logits after each active row's context ``ids[r, :lengths[r]]``.
 
-        Rows where ``active`` is False get garbage logits, and their cached context is
-        dropped: when such a row is active again, its whole context is fed anew. (A row the
-        env is resetting is inactive for that step, since its action is ignored.)
+        Returns ``(rows, logits)``: the active rows (ascending) and their ``(len(rows), V)``
+        logits. An inactive row's cached context is dropped (it is fed anew when it is
+        active again), since the env may be resetting it (its action is then ignored).
         """
-        device = self.policy.device
-        new = np.where(active, lengths - self._fed, 0)
+        if (active & self._retired).any():
+            raise RuntimeError("A retired row is active; call reset() before reusing rows.")
+        self._compact()
+        rows = self._rows
+        if rows.size == 0:
+            return rows, torch.zeros(0, self.policy.vocab_size, device=self.policy.device)
+        act = active[rows]
+        new = np.where(act, lengths[rows] - self._fed[rows], 0)
         if (new < 0).any():
-            bad = int(np.flatnonzero(new < 0)[0])
+            bad = int(rows[np.flatnonzero(new < 0)[0]])
             raise RuntimeError(
                 f"Row {bad}'s context shrank from {self._fed[bad]} to {lengths[bad]} tokens "
                 "without KVSampler.forget(); call forget(rows) for rows the env reset."
             )
-        if active.any() and (new[active] < 1).any():
+        if act.any() and (new[act] < 1).any():
             raise RuntimeError("An active row has no new token to feed; did the env step?")
-        width = int(new.max()) if active.any() else 1
+        width = int(new.max()) if act.any() else 1
         past = 0 if self._mask is None else self._mask.shape[1]
         if self._cache is None or past + width > self.max_cache:
-            return self._prefill(ids, lengths, active)
-        n = self.num_rows
+            logits = self._prefill(ids, lengths, act)
+        else:
+            logits = self._extend(ids, lengths, act, new, width)
+        self._fed[rows] = np.where(act, lengths[rows], 0)
+        keep = np.flatnonzero(act)
+        return rows[keep], logits[torch.as_tensor(keep, device=logits.device)]
+
+    def _extend(self, ids: np.ndarray, lengths: np.ndarray, act: np.ndarray, new: np.ndarray, width: int) -> torch.Tensor:
+        """Feed each cached row its new tokens on top of the cache."""
+        device = self.policy.device
+        rows = self._rows
+        n = rows.size
+        block = np.full((n, width), self.pad_id, dtype=np.int64)
+        bmask = np.zeros((n, width), dtype=np.int64)
+        bpos = np.zeros((n, width), dtype=np.int64)
+        # Idle rows see their own padding slot, so that no attention row is fully masked
+        # (which some attention kernels turn into NaN); the slot is hidden again below.
+        bmask[:, 0] = 1
         if width == 1:
             # The common case: one token per row, vectorised.
-            rows = np.flatnonzero(active)
-            block = np.full((n, 1), self.pad_id, dtype=np.int64)
-            bmask = np.zeros((n, 1), dtype=np.int64)
-            bpos = np.zeros((n, 1), dtype=np.int64)
-            block[rows, 0] = ids[rows, lengths[rows] - 1]
-            bpos[rows, 0] = lengths[rows] - 1
-            # Inactive rows see their own padding slot, so that no attention row is fully
-            # masked (which some attention kernels turn into NaN); the slot is hidden below.
-            bmask[:, 0] = 1
+            k = np.flatnonzero(act)
+            pos = lengths[rows[k]] - 1
+            block[k, 0] = ids[rows[k], pos]
+            bpos[k, 0] = pos
         else:
-            block = np.full((n, width), self.pad_id, dtype=np.int64)
-            bmask = np.zeros((n, width), dtype=np.int64)
-            bpos = np.zeros((n, width), dtype=np.int64)
-            for r in np.flatnonzero(active):
-                m, start = int(new[r]), int(self._fed[r])
+            for k in np.flatnonzero(act):
+                m, start = int(new[k]), int(self._fed[rows[k]])
                 # Real tokens first, padding after: padding queries then still see the row's
-                # earlier tokens, so no attention row is fully masked.
-                block[r, :m] = ids[r, start : start + m]
-                bmask[r, :m] = 1
-                bpos[r, :m] = np.arange(start, start + m)
-            bmask[~active, 0] = 1
-        bmask_t = torch.as_tensor(bmask, device=device)
-        mask = torch.cat([self._mask, bmask_t], dim=1)
+                # earlier tokens, so again no attention row is fully masked.
+                block[k, :m] = ids[rows[k], start : start + m]
+                bmask[k, :m] = 1
+                bpos[k, :m] = np.arange(start, start + m)
+        mask = torch.cat([self._mask, torch.as_tensor(bmask, device=device)], dim=1)
         out = self.policy.model(
             input_ids=torch.as_tensor(block, device=device),
             attention_mask=mask,
@@ -351,46 +375,60 @@ class KVSampler:
             use_cache=True,
         )
         self._cache = out.past_key_values
-        if not active.all():
-            mask[torch.as_tensor(~active, device=device)] = 0
+        if not act.all():
+            mask[torch.as_tensor(~act, device=device)] = 0
         self._mask = mask
-        self._fed = np.where(active, lengths, 0)
         last = torch.as_tensor(np.maximum(new - 1, 0), device=device)
         logits = out.logits[torch.arange(n, device=device), last]
         return logits[:, : self.policy.vocab_size].float()
 
-    def _prefill(self, ids: np.ndarray, lengths: np.ndarray, active: np.ndarray) -> torch.Tensor:
-        """Rebuild the cache from the active rows' whole contexts (right-padded)."""
+    def _prefill(self, ids: np.ndarray, lengths: np.ndarray, act: np.ndarray) -> torch.Tensor:
+        """Rebuild the cache from the cached rows' whole contexts (right-padded)."""
         from transformers import DynamicCache
 
         device = self.policy.device
-        n = self.num_rows
-        lens = np.where(active, lengths, 1)
+        rows = self._rows
+        # Idle rows keep one visible slot so that their padding queries are not fully
+        # masked; their logits are never used and their context is dropped.
+        lens = np.where(act, lengths[rows], 1)
         width = int(lens.max())
-        block = np.full((n, width), self.pad_id, dtype=np.int64)
-        block[:, :width] = ids[:, :width]
+        block = np.array(ids[rows, :width], dtype=np.int64)
         cols = np.arange(width)[None, :]
-        # Inactive rows keep one visible slot so that their padding queries are not fully
-        # masked; their logits are never used and their context is dropped (_fed = 0).
-        bmask = (cols < lens[:, None]).astype(np.int64)
-        bpos = np.minimum(cols, lens[:, None] - 1)
-        mask = torch.as_tensor(bmask, device=device)
+        visible = cols < lens[:, None]
+        block[~visible] = self.pad_id
+        mask = torch.as_tensor(visible.astype(np.int64), device=device)
         out = self.policy.model(
             input_ids=torch.as_tensor(block, device=device),
             attention_mask=mask,
-            position_ids=torch.as_tensor(bpos, device=device),
+            position_ids=torch.as_tensor(np.minimum(cols, lens[:, None] - 1), device=device),
             past_key_values=DynamicCache(),
             use_cache=True,
         )
         self._cache = out.past_key_values
-        inactive = torch.as_tensor(~active, device=device)
-        mask = mask.clone()
-        mask[inactive] = 0
+        if not act.all():
+            mask[torch.as_tensor(~act, device=device)] = 0
         self._mask = mask
-        self._fed = np.where(active, lengths, 0)
         last = torch.as_tensor(lens - 1, device=device)
-        logits = out.logits[torch.arange(n, device=device), last]
+        logits = out.logits[torch.arange(rows.size, device=device), last]
         return logits[:, : self.policy.vocab_size].float()
+
+    def _compact(self) -> None:
+        """Drop retired rows from the cache once they are a quarter of it (each drop copies
+        the cache, so doing it per finished row would cost more than it saves)."""
+        gone = self._retired[self._rows]
+        if not gone.any():
+            return
+        if self._cache is not None and gone.sum() * 4 < gone.size and not gone.all():
+            return
+        keep = np.flatnonzero(~gone)
+        self._rows = self._rows[keep]
+        if self._cache is None or keep.size == 0:
+            self._cache, self._mask = None, None
+            return
+        index = torch.as_tensor(keep, device=self.policy.device)
+        self._cache.reorder_cache(index)
+        assert self._mask is not None
+        self._mask = self._mask[index]
 
 
 def _hidden_size(model: nn.Module) -> int:

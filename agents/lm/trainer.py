@@ -302,11 +302,35 @@ class LMTrainer:
         metrics = rollout_metrics(played[:n], prefix="eval")
         return metrics
 
+    def train_step(self) -> dict[str, float]:
+        """Collect one batch through the env, update on it, and return the metrics."""
+        acc = self.accelerator
+        start = time.perf_counter()
+        episodes = self.collect()
+        rollout_s = time.perf_counter() - start
+        batch = make_batch(episodes, self.pad_id, self.eot_id, device=acc.device)
+        self.model.train()
+        metrics = self.update(batch, episodes)
+        seconds = time.perf_counter() - start
+        self.train_seconds += seconds
+        self.update_count += 1
+        tokens = sum(e.num_actions for e in episodes)
+        self.episodes_seen += len(episodes) * acc.num_processes
+        self.tokens_seen += tokens * acc.num_processes
+        metrics.update(rollout_metrics(episodes))
+        metrics["perf/tokens_per_second"] = tokens * acc.num_processes / seconds
+        metrics["perf/rollout_fraction"] = rollout_s / seconds
+        metrics["perf/generated_tokens"] = float(tokens * acc.num_processes)
+        metrics["perf/seconds"] = seconds
+        metrics["charts/episodes"] = float(self.episodes_seen)
+        metrics["charts/train_seconds"] = self.train_seconds
+        return metrics
+
     def learn(self) -> LMTrainer:
         """Train until ``total_updates`` or the time budget; returns ``self``."""
         from tqdm.auto import tqdm
 
-        cfg, acc = self.config, self.accelerator
+        cfg = self.config
         logger = Logger(self.run_dir, tensorboard=None if cfg.tensorboard else False) if self.is_main else None
         if self.is_main and not cfg.resume:
             (self.run_dir / "config.json").write_text(json.dumps(self.config_dict(), indent=2))
@@ -321,23 +345,7 @@ class LMTrainer:
         )
         try:
             while self.update_count < cfg.total_updates and not self._out_of_time():
-                start = time.perf_counter()
-                episodes = self.collect()
-                rollout_s = time.perf_counter() - start
-                batch = make_batch(episodes, self.pad_id, self.eot_id, device=acc.device)
-                self.model.train()
-                metrics = self.update(batch, episodes)
-                seconds = time.perf_counter() - start
-                self.train_seconds += seconds
-                self.update_count += 1
-                tokens = sum(e.num_actions for e in episodes)
-                self.episodes_seen += len(episodes) * acc.num_processes
-                self.tokens_seen += tokens * acc.num_processes
-                metrics.update(rollout_metrics(episodes))
-                metrics["perf/tokens_per_second"] = tokens * acc.num_processes / seconds
-                metrics["perf/rollout_fraction"] = rollout_s / seconds
-                metrics["charts/episodes"] = float(self.episodes_seen)
-                metrics["charts/train_seconds"] = self.train_seconds
+                metrics = self.train_step()
                 if logger is not None:
                     logger.log(self.update_count, metrics)
                 self.history.append({"update": self.update_count, **metrics})
