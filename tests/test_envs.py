@@ -121,9 +121,11 @@ def test_random_actions_stay_in_space(fuzz_id: str, seed: int, eot_rate: float) 
         assert env.observation_space.contains(obs)
 
 
-def test_vector_entry_point_matches_sync(env_id: str) -> None:
-    native = gym.make_vec(env_id, 3, vectorization_mode="vector_entry_point")
-    sync = gym.make_vec(env_id, 3, vectorization_mode="sync")
+@pytest.mark.parametrize("max_episode_steps", [None, 7])
+def test_vector_entry_point_matches_sync(env_id: str, max_episode_steps: int | None) -> None:
+    kwargs = {} if max_episode_steps is None else {"max_episode_steps": max_episode_steps}
+    native = gym.make_vec(env_id, 3, vectorization_mode="vector_entry_point", **kwargs)
+    sync = gym.make_vec(env_id, 3, vectorization_mode="sync", **kwargs)
     assert type(native).__name__ == "TextVectorEnv"
     o1, _ = native.reset(seed=5)
     o2, _ = sync.reset(seed=5)
@@ -138,6 +140,10 @@ def test_vector_entry_point_matches_sync(env_id: str) -> None:
         for i in (1, 2, 3):
             np.testing.assert_array_equal(r1[i], r2[i], err_msg=f"step {t}")
         assert native.observation_space.contains(r1[0])
+        if t == 100:  # a reset mid-episode must also match
+            o1, _ = native.reset(seed=9)
+            o2, _ = sync.reset(seed=9)
+            np.testing.assert_array_equal(o1["attention_mask"], o2["attention_mask"])
 
 
 def test_async_vector_env_runs(env_id: str) -> None:

@@ -106,6 +106,7 @@ class TextVectorEnv(VectorEnv):
                 raise ValueError(f"Got {len(seeds)} seeds for {self.num_envs} sub-envs.")
         pairs = []
         for i, env in enumerate(self.envs):
+            env._len = int(self._len[i])  # a reset mid-turn must clear the whole context
             _, info = env.reset(seed=seeds[i], options=options)
             self._sync(i)
             pairs.append((i, info))
@@ -133,6 +134,9 @@ class TextVectorEnv(VectorEnv):
             for i in np.flatnonzero(resetting).tolist():
                 # Env.reset without a seed only samples and writes the opening; skipping the
                 # wrapper also skips building an observation that would be thrown away.
+                # The sub-env's own length is only synced at turn ends; a time-limit
+                # truncation can land mid-turn, so hand it the true length to clear.
+                self.envs[i]._len = int(self._len[i])
                 pairs.append((i, self.envs[i]._start_episode()))
                 self._sync(i)
             self._steps[resetting] = 0
@@ -178,7 +182,8 @@ class TextVectorEnv(VectorEnv):
                 self._sync(i)
                 pairs.append((i, env._turn_info(ctx, components)))
         if self.max_episode_steps is not None:
-            over = (self._steps >= self.max_episode_steps) & ~(terminated | truncated)
+            # As Gymnasium's TimeLimit: the limit truncates even a step that also terminates.
+            over = self._steps >= self.max_episode_steps
             over[resetting] = False
             truncated |= over
             any_done = any_done or bool(over.any())

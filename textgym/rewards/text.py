@@ -10,6 +10,7 @@ punctuation separates words, so ``"Thanks!"`` is the word ``thanks``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -172,13 +173,26 @@ def text_words(text: str) -> list[str]:
     return _WORD.findall(_SPECIAL.sub(" ", text).lower())
 
 
+@functools.lru_cache(maxsize=4096)
+def _phrase_words(phrase: str) -> tuple[str, ...]:
+    # Phrases come from fixed lists (banned words, polite phrases, keywords): tokenize once.
+    return tuple(text_words(phrase))
+
+
 def count_phrase(haystack: Sequence[str], phrase: str) -> int:
     """How many times the words of ``phrase`` occur contiguously in ``haystack``."""
-    needle = text_words(phrase)
+    needle = _phrase_words(phrase)
     n = len(needle)
     if n == 0:
         return 0
-    return sum(1 for i in range(len(haystack) - n + 1) if list(haystack[i : i + n]) == needle)
+    if n == 1:
+        return list(haystack).count(needle[0])
+    first = needle[0]
+    return sum(
+        1
+        for i in range(len(haystack) - n + 1)
+        if haystack[i] == first and tuple(haystack[i : i + n]) == needle
+    )
 
 
 def _clip01(x: float) -> float:
