@@ -105,8 +105,12 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
             self.project = nn.Sequential(nn.Linear(2 * embed_dim, features_dim), nn.ReLU())
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
-        ids = observations["input_ids"].long()
-        mask = observations["attention_mask"].float()
+        lengths = observations["attention_mask"].sum(dim=1)
+        # Contexts are right-padded: columns past the longest context hold only padding, so
+        # they are cut before the (sequential) encoder runs.
+        width = max(int(lengths.max().item()), 1)
+        ids = observations["input_ids"][:, :width].long()
+        mask = observations["attention_mask"][:, :width].float()
         # Right padding: the last real token sits at length - 1 (at least one token exists).
         last = (mask.sum(dim=1).long() - 1).clamp(min=0)
         rows = torch.arange(ids.shape[0], device=ids.device)
