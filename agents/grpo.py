@@ -25,7 +25,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 
-from agents.common.rollout import Episode, RolloutBatch, masked_mean
+from agents.common.rollout import Episode, RolloutBatch
 from agents.lm.policy import token_logprobs
 from agents.lm.trainer import LMTrainer, TrainConfig
 
@@ -113,40 +113,40 @@ class GRPO(LMTrainer):
                 mb = batch.select(idx)
                 w = mb.input_ids.shape[1] - 1
                 m = mb.action_mask
-                mf = m.float()
+                # Per-token tensors are flat over the minibatch's agent tokens; `row` says
+                # which episode each token belongs to.
+                row = m.nonzero()[:, 0]
                 logits, _ = self.forward(mb)
-                logp = token_logprobs(logits, mb.targets, cfg.temperature)
-                ratio = (logp - mb.old_logprobs).exp()
-                a = adv[idx][:, None]
+                logp = token_logprobs(logits, mb.targets[m], cfg.temperature)
+                ratio = (logp - mb.old_logprobs[m]).exp()
+                a = adv[idx][row]
                 surrogate = torch.min(ratio * a, ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef) * a)
                 per_token = -surrogate
                 if ref_logp is not None:
                     # k3 estimator of KL(pi || pi_ref): exp(d) - d - 1 with d = ref - logp, >= 0.
-                    d = ref_logp[idx, :w] - logp
+                    d = ref_logp[idx, :w][m] - logp
                     kl = d.exp() - d - 1
                     per_token = per_token + cfg.kl_coef * kl
-                    stats["kl"].append(masked_mean(kl, m).item())
+                    stats["kl"].append(kl.mean().item())
+                n_rows = mb.input_ids.shape[0]
                 if cfg.loss_type == "grpo":
-                    loss = masked_mean(per_token, m, dim=1).mean()
+                    per_row = torch.zeros(n_rows, device=logp.device).index_add(0, row, per_token)
+                    loss = (per_row / m.sum(-1).clamp(min=1)).mean()
                 elif cfg.loss_type == "dr_grpo":
-                    loss = (per_token * mf).sum() / (mb.input_ids.shape[0] * self.max_new_tokens)
+                    loss = per_token.sum() / (n_rows * self.max_new_tokens)
                 else:
-                    loss = masked_mean(per_token, m)
+                    loss = per_token.mean()
                 stats["loss"].append(loss.item())
-                stats["clip"].append(masked_mean(((ratio - 1).abs() > cfg.clip_coef).float(), m).item())
+                stats["clip"].append(((ratio - 1).abs() > cfg.clip_coef).float().mean().item())
                 stats["grad"].append(self.step_optimizer(loss))
-        group_std = float(
-            np.mean([np.std([e.episode_return for e in episodes if e.group == g]) for g in {e.group for e in episodes}])
-        )
+        returns = {g: [e.episode_return for e in episodes if e.group == g] for g in {e.group for e in episodes}}
         return {
             "losses/policy_loss": float(np.mean(stats["loss"])),
             "losses/kl_to_reference": float(np.mean(stats["kl"])) if stats["kl"] else 0.0,
             "losses/clipfrac": float(np.mean(stats["clip"])),
             "losses/grad_norm": float(np.mean(stats["grad"])),
-            "charts/group_reward_std": group_std,
-            "charts/zero_std_groups": float(
-                np.mean([np.std([e.episode_return for e in episodes if e.group == g]) == 0 for g in {e.group for e in episodes}])
-            ),
+            "charts/group_reward_std": float(np.mean([np.std(r) for r in returns.values()])),
+            "charts/zero_std_groups": float(np.mean([np.std(r) == 0 for r in returns.values()])),
             "charts/missing_end_rate": float(batch.missing_end.float().mean()),
         }
 

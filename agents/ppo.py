@@ -27,7 +27,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from agents.common.rollout import Episode, RolloutBatch, gae, masked_mean, whiten
+from agents.common.rollout import Episode, RolloutBatch, gae, whiten
 from agents.lm.policy import entropy_from_logits, token_logprobs
 from agents.lm.trainer import LMTrainer, TrainConfig, mean_over_processes
 
@@ -102,19 +102,16 @@ class PPO(LMTrainer):
         maskf = mask.float()
         temp = cfg.temperature
 
-        # 1. One no-grad pass: values of every state (and the old log-probs, which must equal
-        #    the behaviour log-probs the rollout recorded; we use the recorded ones).
+        # 1. One no-grad pass for the value of every state. The old log-probs are the ones
+        #    the rollout recorded (the sampler computes them exactly, at this temperature).
         with torch.no_grad():
-            _, values_all = self.forward(batch)
+            _, values_all = self.model(batch.input_ids, batch.attention_mask, torch.zeros_like(batch.attention_mask, dtype=torch.bool))
             assert values_all is not None
             old_values = values_all[:, :-1] * maskf
             final_value = values_all.gather(1, batch.last_index[:, None]).squeeze(1)
-            old_logp = batch.old_logprobs
+            kl_tokens = torch.zeros_like(batch.old_logprobs)
             if self.reference is not None:
-                ref_logp = self.reference_logprobs(batch)
-                kl_tokens = (old_logp - ref_logp) * maskf
-            else:
-                kl_tokens = torch.zeros_like(old_logp)
+                kl_tokens = (batch.old_logprobs - self.reference_logprobs(batch)) * maskf
 
         # 2. Shaped rewards: KL penalty at every agent token, missing-end penalty at the last.
         rewards = batch.rewards - self.kl_coef * kl_tokens
@@ -122,13 +119,14 @@ class PPO(LMTrainer):
         rewards = rewards.scatter_add(1, last_action[:, None], self.end_penalty(batch)[:, None])
         rewards = rewards * maskf
 
-        # 3. GAE over agent tokens; a truncated episode continues, so its tail is V(s_T).
+        # 3. GAE over agent tokens; a truncated episode would go on, so its tail is V(s_T).
         bootstrap = final_value * batch.truncated.float() if cfg.bootstrap_truncated else torch.zeros_like(final_value)
         advantages, returns = gae(rewards, old_values, mask, bootstrap, cfg.gamma, cfg.gae_lambda)
         if cfg.norm_adv:
             advantages = whiten(advantages, mask)
 
-        # 4. Epochs of minibatches over episodes.
+        # 4. Epochs of minibatches over episodes; per-token tensors are flat over the
+        #    minibatch's agent tokens.
         b = batch.input_ids.shape[0]
         mb_size = int(np.ceil(b / cfg.num_minibatches))
         stats: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "ent", "kl", "clip", "vclip", "grad")}
@@ -140,38 +138,38 @@ class PPO(LMTrainer):
                 mb = batch.select(idx)
                 w = mb.input_ids.shape[1] - 1
                 m = mb.action_mask
-                mb_adv, mb_ret = advantages[idx, :w], returns[idx, :w]
-                mb_oldv, mb_oldlp = old_values[idx, :w], mb.old_logprobs
+                adv = advantages[idx, :w][m]
+                ret = returns[idx, :w][m]
+                old_v = old_values[idx, :w][m]
+                old_logp = mb.old_logprobs[m]
 
                 logits, values = self.forward(mb)
                 assert values is not None
-                new_logp = token_logprobs(logits, mb.targets, temp)
-                logratio = new_logp - mb_oldlp
+                new_logp = token_logprobs(logits, mb.targets[m], temp)
+                logratio = new_logp - old_logp
                 ratio = logratio.exp()
 
                 # Clipped surrogate: no incentive to move the ratio beyond 1 +/- clip_coef.
-                pg1 = -mb_adv * ratio
-                pg2 = -mb_adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)
-                pg_loss = masked_mean(torch.max(pg1, pg2), m)
+                pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
 
                 # Value loss, clipped around the old values like the policy around its ratio.
-                v = values[:, :-1]
-                vf_unclipped = (v - mb_ret) ** 2
+                v = values[:, :-1][m]
+                vf_unclipped = (v - ret) ** 2
                 if cfg.clip_vloss:
-                    v_clipped = mb_oldv + (v - mb_oldv).clamp(-cfg.vf_clip, cfg.vf_clip)
-                    vf_loss = 0.5 * masked_mean(torch.max(vf_unclipped, (v_clipped - mb_ret) ** 2), m)
+                    v_clipped = old_v + (v - old_v).clamp(-cfg.vf_clip, cfg.vf_clip)
+                    vf_loss = 0.5 * torch.max(vf_unclipped, (v_clipped - ret) ** 2).mean()
                 else:
-                    vf_loss = 0.5 * masked_mean(vf_unclipped, m)
+                    vf_loss = 0.5 * vf_unclipped.mean()
 
-                entropy = masked_mean(entropy_from_logits(logits, temp), m)
+                entropy = entropy_from_logits(logits, temp).mean()
                 loss = pg_loss + cfg.vf_coef * vf_loss - cfg.ent_coef * entropy
                 grad_norm = self.step_optimizer(loss)
 
                 with torch.no_grad():
                     # k3 estimator of KL(behaviour || new): unbiased and always >= 0.
-                    approx_kl = masked_mean((ratio - 1) - logratio, m).item()
-                    clipfrac = masked_mean(((ratio - 1).abs() > cfg.clip_coef).float(), m).item()
-                    vclipfrac = masked_mean(((v - mb_oldv).abs() > cfg.vf_clip).float(), m).item()
+                    approx_kl = ((ratio - 1) - logratio).mean().item()
+                    clipfrac = ((ratio - 1).abs() > cfg.clip_coef).float().mean().item()
+                    vclipfrac = ((v - old_v).abs() > cfg.vf_clip).float().mean().item()
                 approx_kl = mean_over_processes(self.accelerator, approx_kl)
                 for key, value in zip(
                     stats, (pg_loss.item(), vf_loss.item(), entropy.item(), approx_kl, clipfrac, vclipfrac, grad_norm)
@@ -184,14 +182,12 @@ class PPO(LMTrainer):
                 break
 
         # 5. Adaptive KL coefficient (proportional controller on the sequence-level KL).
-        seq_kl = float((kl_tokens.sum(-1)).mean())
-        seq_kl = mean_over_processes(self.accelerator, seq_kl)
+        seq_kl = mean_over_processes(self.accelerator, float(kl_tokens.sum(-1).mean()))
         if cfg.adaptive_kl and self.reference is not None:
             error = float(np.clip(seq_kl / cfg.kl_target - 1, -0.2, 0.2))
             n_episodes = b * self.accelerator.num_processes
             self.extra_state["kl_coef"] = self.kl_coef * (1 + error * n_episodes / cfg.kl_horizon)
 
-        explained = _explained_variance(old_values, returns, mask)
         return {
             "losses/policy_loss": float(np.mean(stats["pg"])),
             "losses/value_loss": float(np.mean(stats["vf"])),
@@ -200,7 +196,7 @@ class PPO(LMTrainer):
             "losses/clipfrac": float(np.mean(stats["clip"])),
             "losses/value_clipfrac": float(np.mean(stats["vclip"])),
             "losses/grad_norm": float(np.mean(stats["grad"])),
-            "losses/explained_variance": explained,
+            "losses/explained_variance": _explained_variance(old_values[mask], returns[mask]),
             "losses/early_stopped": float(stopped),
             "charts/kl_to_reference": seq_kl,
             "charts/kl_coef": self.kl_coef,
@@ -214,8 +210,7 @@ def _last_true(mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask, idx, torch.zeros_like(idx)).max(dim=1).values
 
 
-def _explained_variance(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
-    y, p = target[mask], pred[mask]
+def _explained_variance(p: torch.Tensor, y: torch.Tensor) -> float:
     var = torch.var(y) if y.numel() > 1 else torch.tensor(0.0)
     return float("nan") if var == 0 else float(1 - torch.var(y - p) / var)
 

@@ -19,7 +19,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from agents.common.rollout import Episode, RolloutBatch, masked_mean
+from agents.common.rollout import Episode, RolloutBatch
 from agents.lm.policy import token_logprobs
 from agents.lm.trainer import LMTrainer, TrainConfig
 
@@ -53,7 +53,7 @@ class Reinforce(LMTrainer):
         mask = batch.action_mask
         maskf = mask.float()
         logits, _ = self.forward(batch)
-        logp = token_logprobs(logits, batch.targets, cfg.temperature)
+        logp = token_logprobs(logits, batch.targets[mask], cfg.temperature)
 
         # Per-token rewards: the env's, the KL penalty, and the missing-end penalty.
         rewards = batch.rewards.clone()
@@ -70,12 +70,11 @@ class Reinforce(LMTrainer):
         episode_return = rewards.sum(-1)
         b = episode_return.shape[0]
         baseline = (episode_return.sum() - episode_return) / (b - 1)
-        adv = (togo - baseline[:, None]) * maskf
+        adv = (togo - baseline[:, None])[mask]
         if cfg.norm_adv:
-            std = masked_mean((adv - masked_mean(adv, mask)) ** 2, mask).sqrt()
-            adv = adv / (std + 1e-8)
+            adv = adv / (adv.std(unbiased=False) + 1e-8)
 
-        loss = -masked_mean(adv.detach() * logp, mask)
+        loss = -(adv.detach() * logp).mean()
         grad_norm = self.step_optimizer(loss)
         return {
             "losses/policy_loss": loss.item(),
@@ -83,7 +82,7 @@ class Reinforce(LMTrainer):
             "charts/baseline": float(baseline.mean()),
             "charts/kl_to_reference": float(kl.sum(-1).mean()),
             "charts/missing_end_rate": float(batch.missing_end.float().mean()),
-            "charts/advantage_std": float(np.std(adv[mask].detach().cpu().numpy())) if mask.any() else 0.0,
+            "charts/advantage_std": float(adv.std(unbiased=False)),
         }
 
 

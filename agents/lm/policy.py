@@ -70,6 +70,15 @@ class LMPolicy(nn.Module):
                 module.p = 0.0
         self.model = model
         self.vocab_size = int(vocab_size)
+        # Logits = output embeddings of the base model's last hidden state, unless the model
+        # post-processes them (soft-capping, scaling); then train-time scoring takes the
+        # model's own logits.
+        cfg = model.config
+        self._plain_head = (
+            getattr(cfg, "final_logit_softcapping", None) is None
+            and getattr(cfg, "logit_scale", None) is None
+            and getattr(model, "base_model", model) is not model
+        )
         self.name_or_path = name_or_path
         hidden = _hidden_size(model)
         self.value_head: nn.Linear | None = None
@@ -194,25 +203,44 @@ class LMPolicy(nn.Module):
 
     # -- train-time scoring ---------------------------------------------------------------
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> PolicyOutput:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, at: torch.Tensor | None = None
+    ) -> PolicyOutput:
         """Score right-padded contexts (one call = one forward through the LM).
 
         Args:
             input_ids: ``(B, T)`` token ids, right-padded.
             attention_mask: ``(B, T)`` 1 for real tokens.
+            at: Optional ``(B, T)`` bool: compute logits only at these positions and return
+                them flattened, ``(at.sum(), V)`` in row-major order. Training needs logits
+                only where the agent acted, and the LM head (hidden x vocabulary) plus the
+                softmax over it are a large share of a small model's cost.
         """
         positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=positions,
-            use_cache=False,
-            output_hidden_states=self.value_head is not None,
-        )
-        logits = out.logits[..., : self.vocab_size].float()
+        if at is not None and self._plain_head:
+            hidden = self.model.base_model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=positions,
+                use_cache=False,
+            ).last_hidden_state
+            logits = self.model.get_output_embeddings()(hidden[at])[..., : self.vocab_size].float()
+        else:
+            out = self.model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=positions,
+                use_cache=False,
+                output_hidden_states=self.value_head is not None,
+            )
+            logits = out.logits[..., : self.vocab_size].float()
+            if at is not None:
+                logits = logits[at]
+            hidden = out.hidden_states[-1] if self.value_head is not None else None
         values = None
         if self.value_head is not None:
-            values = self.value_head(out.hidden_states[-1].float()).squeeze(-1)
+            assert hidden is not None
+            values = self.value_head(hidden.float()).squeeze(-1)
         return PolicyOutput(logits=logits, values=values)
 
     # -- acting in a single env (for agents.common.evaluation and textgym play) ----------

@@ -123,9 +123,12 @@ def sft(
             ids[row, : s.size], attn[row, : s.size], tgt[row, : s.size] = s, 1, m
         ids_t = torch.as_tensor(ids, device=device)
         attn_t = torch.as_tensor(attn, device=device)
-        logits = model(input_ids=ids_t, attention_mask=attn_t).logits[:, :-1].float()
         mask = torch.as_tensor(tgt[:, 1:], device=device)
-        loss = F.cross_entropy(logits[mask], ids_t[:, 1:][mask])
+        # The LM head only where there is a target: most positions are prompt or user text,
+        # and the head (hidden x vocabulary) is a large share of a small model's cost.
+        hidden = model.base_model(input_ids=ids_t, attention_mask=attn_t).last_hidden_state[:, :-1]
+        logits = model.get_output_embeddings()(hidden[mask]).float()
+        loss = F.cross_entropy(logits, ids_t[:, 1:][mask])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from agents.common.checkpoint import (
     checkpoint_path,
@@ -142,6 +143,8 @@ def check_env_id(env_id: str) -> None:
 
 def make_envs(env_id: str, num_envs: int, tokenizer: str | None, split: str | None) -> Any:
     """The native vector env, on the given split when the task has one."""
+    import textgym  # noqa: F401  (registers the ids)
+
     kwargs: dict[str, Any] = {"copy": False}
     if tokenizer is not None:
         kwargs["tokenizer"] = tokenizer
@@ -250,19 +253,26 @@ class LMTrainer:
     # -- shared pieces for updates --------------------------------------------------------
 
     def forward(self, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Train-time forward (through the DDP wrapper): logits aligned to ``batch.targets``
-        and values at every position."""
-        out = self.model(batch.input_ids, batch.attention_mask)
-        return out.logits[:, :-1], out.values
+        """Train-time forward through the (DDP-wrapped) model.
+
+        Returns the logits at the agent's decisions, flattened to ``(N, V)`` in the order
+        of ``batch.action_mask`` (row-major), and the values ``(B, T)`` (or ``None``).
+        """
+        at = F.pad(batch.action_mask, (0, 1))  # decision d is read at position d
+        out = self.model(batch.input_ids, batch.attention_mask, at)
+        return out.logits, out.values
 
     @torch.no_grad()
     def reference_logprobs(self, batch: RolloutBatch) -> torch.Tensor:
-        """``log pi_ref(a_t | s_t)`` at the sampling temperature, ``(B, T - 1)``."""
+        """``log pi_ref(a_t | s_t)`` at the sampling temperature, ``(B, T - 1)``, 0 off actions."""
         from agents.lm.policy import token_logprobs
 
         assert self.reference is not None
-        logits = self.reference(batch.input_ids, batch.attention_mask).logits[:, :-1]
-        return token_logprobs(logits, batch.targets, self.config.temperature)
+        mask = batch.action_mask
+        logits = self.reference(batch.input_ids, batch.attention_mask, F.pad(mask, (0, 1))).logits
+        out = torch.zeros_like(batch.old_logprobs)
+        out[mask] = token_logprobs(logits, batch.targets[mask], self.config.temperature)
+        return out
 
     def step_optimizer(self, loss: torch.Tensor) -> float:
         """Backward, clip, step; returns the gradient norm before clipping."""

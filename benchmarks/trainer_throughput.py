@@ -1,0 +1,362 @@
+"""Trainer throughput: generated tokens per second of textgym's GRPO and PPO, TRL, and the raw limit.
+
+All contenders train the same model on the same Reasoning-v0 prompts (train split, the same
+seeds), with the same reward, batch (``batch`` completions = ``batch / group`` prompts x
+``group`` samples), temperature, learning rate and completion budget, in the same run:
+
+* ``raw``: the limit, a bare loop with no env and no framework: left-padded prompts, a KV
+  cache sampling loop until every row has ended its turn, then one forward/backward over
+  the same tokens and an optimizer step;
+* ``trl``: TRL's ``GRPOTrainer`` (``transformers.generate`` + its loss), ``beta=0``;
+* ``grpo``: :class:`agents.grpo.GRPO`, end to end through the vector env, ``kl_coef=0``;
+* ``ppo``: :class:`agents.ppo.PPO`, end to end (value head, GAE, 1 epoch of 1 minibatch,
+  KL penalty off: it needs one extra no-grad pass for the values, by design).
+
+A step is timed from the start of generation to the end of the optimizer step; setup and
+the first ``warmup`` steps are not timed. Contenders are measured in alternation, ``repeats``
+times, and the median per contender is reported, so that a shared machine's load drifts
+into every contender alike. Tokens are the completion tokens, the end-of-turn token
+included.
+
+    python -m benchmarks.trainer_throughput               # writes benchmarks/results/lm_trainer_throughput.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+RESULTS = Path(__file__).parent / "results" / "lm_trainer_throughput.json"
+ENV_ID = "textgym/Reasoning-v0"
+
+
+# -- shared inputs ------------------------------------------------------------------------
+
+
+def prompt_batches(env_id: str, batch: int, group: int, steps: int, seed: int) -> list[tuple[list[int], list[int], list[str]]]:
+    """``steps`` batches of (reset seeds, group ids, gold answers), ``group`` rows per seed."""
+    import gymnasium as gym
+
+    env = gym.make(env_id).unwrapped
+    rng = np.random.default_rng(seed)
+    out = []
+    for step in range(steps):
+        seeds = rng.integers(0, 2**31 - 1, size=batch // group).tolist()
+        answers = []
+        for s in seeds:
+            env.reset(seed=int(s))
+            answers.append(env.problem.answer)
+        rows = np.repeat(seeds, group).tolist()
+        groups = np.repeat(np.arange(step * (batch // group), (step + 1) * (batch // group)), group).tolist()
+        out.append((rows, groups, np.repeat(answers, group).tolist()))
+    return out
+
+
+def opening_ids(env_id: str, seed: int) -> list[int]:
+    """The context the env shows before the agent's first token, for ``seed``."""
+    import gymnasium as gym
+
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=int(seed))
+    return env.context_ids.tolist()
+
+
+def reward_fn(env_id: str) -> Callable[[str, str], float]:
+    """The env's reward for a single-turn completion text and a gold answer."""
+    import gymnasium as gym
+
+    from textgym.rewards.base import RewardContext
+    from textgym.tasks.base import Problem, Turn
+
+    env = gym.make(env_id).unwrapped
+    reward, task = env.reward, env.task
+
+    def score(text: str, answer: str) -> float:
+        problem = Problem(prompt="", answer=answer)
+        ctx = RewardContext(task=task, problem=problem, turns=(Turn("agent", text),), text=text, token_ids=np.zeros(0, dtype=np.int64))
+        return float(reward.score(ctx)[0])
+
+    return score
+
+
+# -- contenders ---------------------------------------------------------------------------
+
+
+class RawLoop:
+    """The limit: KV-cache sampling + one forward/backward, nothing else."""
+
+    def __init__(self, model_path: str, env_id: str, lr: float, temperature: float, max_new_tokens: int) -> None:
+        from transformers import AutoModelForCausalLM
+
+        import textgym
+
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        for m in self.model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, eps=1e-5, weight_decay=0.0)
+        tok = textgym.default_tokenizer()
+        self.pad, self.eos = tok.pad_token_id, tok.eos_token_id
+        self.env_id, self.temperature, self.max_new = env_id, temperature, max_new_tokens
+        self.gen = torch.Generator().manual_seed(0)
+        self._openings: dict[int, list[int]] = {}
+
+    def step(self, seeds: list[int]) -> int:
+        from transformers import DynamicCache
+
+        prompts = [self._openings.setdefault(s, opening_ids(self.env_id, s)) for s in seeds]
+        b, width = len(prompts), max(len(p) for p in prompts)
+        ids = torch.full((b, width), self.pad, dtype=torch.long)
+        mask = torch.zeros((b, width), dtype=torch.long)
+        for i, p in enumerate(prompts):
+            ids[i, width - len(p) :] = torch.tensor(p)
+            mask[i, width - len(p) :] = 1
+        self.model.eval()
+        done = torch.zeros(b, dtype=torch.bool)
+        out_tokens = []
+        with torch.no_grad():
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=DynamicCache(), use_cache=True)
+            cur_pos = pos[:, -1]
+            full_mask = mask
+            for _ in range(self.max_new):
+                probs = torch.softmax(out.logits[:, -1].float() / self.temperature, -1)
+                nxt = torch.multinomial(probs, 1, generator=self.gen).squeeze(-1)
+                nxt = torch.where(done, torch.full_like(nxt, self.pad), nxt)
+                out_tokens.append(nxt)
+                done = done | (nxt == self.eos)
+                if bool(done.all()):
+                    break
+                cur_pos = cur_pos + 1
+                full_mask = torch.cat([full_mask, (~done).long()[:, None] | 1], 1)
+                out = self.model(input_ids=nxt[:, None], attention_mask=full_mask, position_ids=cur_pos[:, None], past_key_values=out.past_key_values, use_cache=True)
+        completion = torch.stack(out_tokens, 1)
+        # Completion mask: up to and including the first eos.
+        is_eos = completion == self.eos
+        first = torch.where(is_eos.any(1), is_eos.int().argmax(1), torch.full((b,), completion.shape[1]))
+        cmask = torch.arange(completion.shape[1])[None, :] <= first[:, None]
+        tokens = int(cmask.sum())
+        # One forward/backward over the same tokens (a policy-gradient-shaped loss).
+        self.model.train()
+        seq = torch.cat([ids, completion], 1)
+        smask = torch.cat([mask, cmask.long()], 1)
+        pos = (smask.cumsum(-1) - 1).clamp(min=0)
+        logits = self.model(input_ids=seq, attention_mask=smask, position_ids=pos).logits[:, width - 1 : -1].float()
+        logp = torch.log_softmax(logits / self.temperature, -1).gather(-1, completion[..., None]).squeeze(-1)
+        adv = torch.randn(b, 1)
+        loss = -(logp * adv * cmask).sum() / (b * self.max_new)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        return tokens
+
+
+def make_textgym(algo: str, model_path: str, env_id: str, batch: int, group: int, lr: float, temperature: float, run_dir: str) -> Any:
+    """A textgym trainer configured like the other contenders."""
+    if algo == "grpo":
+        from agents.grpo import GRPO, GRPOConfig
+
+        cfg = GRPOConfig(
+            env_id=env_id, model=model_path, num_envs=batch, group_size=group, kl_coef=0.0,
+            learning_rate=lr, temperature=temperature, loss_type="dr_grpo", scale_rewards=False,
+            run_dir=run_dir, progress=False, tensorboard=False, threads=torch.get_num_threads(),
+        )  # fmt: skip
+        return GRPO(cfg)
+    from agents.ppo import PPO, PPOConfig
+
+    cfg = PPOConfig(
+        env_id=env_id, model=model_path, num_envs=batch, kl_coef=0.0, learning_rate=lr,
+        temperature=temperature, update_epochs=1, num_minibatches=1, run_dir=run_dir,
+        progress=False, tensorboard=False, threads=torch.get_num_threads(),
+    )  # fmt: skip
+    return PPO(cfg)
+
+
+def textgym_step(trainer: Any, seeds: list[int], groups: list[int]) -> int:
+    trainer.round_seeds = lambda: (seeds, groups)
+    metrics = trainer.train_step()
+    return int(metrics["perf/generated_tokens"])
+
+
+class TRLRunner:
+    """TRL's GRPOTrainer on the same model, prompts, reward and batch."""
+
+    def __init__(self, model_path: str, env_id: str, batches: list[tuple[list[int], list[int], list[str]]], batch: int, group: int, lr: float, temperature: float, max_new_tokens: int, out_dir: str) -> None:
+        from datasets import Dataset
+        from transformers import AutoModelForCausalLM, TrainerCallback
+        from trl import GRPOConfig, GRPOTrainer
+
+        import textgym
+
+        tok = textgym.default_tokenizer()
+        score = reward_fn(env_id)
+        prompts, answers = [], []
+        for seeds, _, golds in batches:
+            for s, a in zip(seeds[::group], golds[::group]):
+                prompts.append(tok.decode(opening_ids(env_id, s), skip_special_tokens=False))
+                answers.append(a)
+        dataset = Dataset.from_dict({"prompt": prompts, "answer": answers})
+
+        def reasoning_reward(completions: list[str], answer: list[str], **_: Any) -> list[float]:
+            return [score(c, a) for c, a in zip(completions, answer)]
+
+        self.step_times: list[float] = []
+        self.step_tokens: list[int] = []
+        runner = self
+
+        class Timer(TrainerCallback):
+            def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001, ANN201
+                runner._t = time.perf_counter()
+
+            def on_step_end(self, args, state, control, **kw):  # noqa: ANN001, ANN201
+                runner.step_times.append(time.perf_counter() - runner._t)
+
+            def on_log(self, args, state, control, logs=None, **kw):  # noqa: ANN001, ANN201
+                if logs and "completions/mean_length" in logs:
+                    runner.step_tokens.append(int(round(logs["completions/mean_length"] * batch)))
+
+        args = GRPOConfig(
+            output_dir=out_dir, per_device_train_batch_size=batch, num_generations=group,
+            max_completion_length=max_new_tokens, temperature=temperature, beta=0.0,
+            learning_rate=lr, lr_scheduler_type="constant", warmup_steps=0, max_steps=len(batches),
+            logging_steps=1, report_to="none", use_cpu=True, save_strategy="no",
+            disable_dropout=True, loss_type="dr_grpo", scale_rewards="none", num_iterations=1,
+            gradient_accumulation_steps=1, shuffle_dataset=False, seed=0, bf16=False,
+            dataloader_num_workers=0, max_grad_norm=1.0, adam_epsilon=1e-5, weight_decay=0.0,
+        )  # fmt: skip
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        self.trainer = GRPOTrainer(model=model, reward_funcs=reasoning_reward, args=args, train_dataset=dataset, processing_class=tok, callbacks=[Timer()])
+
+    def run(self) -> None:
+        self.trainer.train()
+
+
+# -- the measurement -----------------------------------------------------------------------
+
+
+def measure(
+    model: str = "default",
+    env_id: str = ENV_ID,
+    batch: int = 64,
+    group: int = 8,
+    steps: int = 4,
+    warmup: int = 1,
+    repeats: int = 3,
+    threads: int = 2,
+    lr: float = 1e-5,
+    temperature: float = 1.0,
+    contenders: Sequence[str] = ("raw", "trl", "grpo", "ppo"),
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Tokens per second of each contender (median over ``repeats`` alternating blocks of
+    ``steps`` timed steps after ``warmup``), and the ratios the README quotes."""
+    import gymnasium as gym
+
+    import textgym  # noqa: F401
+    from agents.lm.trainer import resolve_model
+
+    torch.set_num_threads(threads)
+    model_path = resolve_model(model)
+    max_new = int(gym.make(env_id).unwrapped.max_new_tokens)
+    per_block = warmup + steps
+    batches = prompt_batches(env_id, batch, group, per_block * repeats, seed)
+    rates: dict[str, list[float]] = {c: [] for c in contenders}
+    detail: dict[str, list[dict[str, float]]] = {c: [] for c in contenders}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(repeats):
+            block = batches[rep * per_block : (rep + 1) * per_block]
+            for name in contenders:
+                tokens, seconds = 0, 0.0
+                if name == "trl":
+                    runner = TRLRunner(model_path, env_id, block, batch, group, lr, temperature, max_new, os.path.join(tmp, f"trl{rep}"))
+                    runner.run()
+                    tokens = sum(runner.step_tokens[warmup:])
+                    seconds = sum(runner.step_times[warmup:])
+                elif name == "raw":
+                    raw = RawLoop(model_path, env_id, lr, temperature, max_new)
+                    for i, (seeds, _, _) in enumerate(block):
+                        start = time.perf_counter()
+                        n = raw.step(seeds)
+                        if i >= warmup:
+                            tokens, seconds = tokens + n, seconds + time.perf_counter() - start
+                else:
+                    trainer = make_textgym(name, model_path, env_id, batch, group, lr, temperature, os.path.join(tmp, name))
+                    for i, (seeds, groups, _) in enumerate(block):
+                        start = time.perf_counter()
+                        n = textgym_step(trainer, seeds, groups)
+                        if i >= warmup:
+                            tokens, seconds = tokens + n, seconds + time.perf_counter() - start
+                rates[name].append(tokens / seconds)
+                detail[name].append({"tokens": tokens, "seconds": round(seconds, 3)})
+                print(f"  repeat {rep}: {name:<5} {tokens / seconds:8.0f} tokens/s ({tokens} tokens, {seconds:.1f}s)", flush=True)
+    tps = {c: float(np.median(v)) for c, v in rates.items()}
+    ratios: dict[str, float] = {}
+    for a, b in [("grpo", "trl"), ("grpo", "raw"), ("ppo", "trl"), ("ppo", "raw"), ("trl", "raw")]:
+        if a in tps and b in tps:
+            ratios[f"{a}/{b}"] = round(tps[a] / tps[b], 3)
+    return {
+        "env_id": env_id,
+        "model": model,
+        "batch": batch,
+        "group": group,
+        "steps": steps,
+        "warmup": warmup,
+        "repeats": repeats,
+        "threads": threads,
+        "temperature": temperature,
+        "tokens_per_second": {k: round(v, 1) for k, v in tps.items()},
+        "ratios": ratios,
+        "runs": detail,
+        "torch": torch.__version__,
+        "trl": _version("trl"),
+        "transformers": _version("transformers"),
+        "cpu_count": os.cpu_count(),
+        "load_average_at_end": list(os.getloadavg()),
+    }
+
+
+def _version(pkg: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(pkg)
+    except Exception:  # noqa: BLE001
+        return "not installed"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.trainer_throughput [--batch 64 --group 8 --steps 4 --repeats 3]``."""
+    p = argparse.ArgumentParser(description="Generated tokens/s: textgym GRPO and PPO vs TRL vs the raw limit.")
+    p.add_argument("--model", default="default")
+    p.add_argument("--env-id", default=ENV_ID)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--group", type=int, default=8)
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--contenders", default="raw,trl,grpo,ppo")
+    p.add_argument("--out", default=str(RESULTS))
+    args = p.parse_args(argv)
+    result = measure(
+        args.model, args.env_id, args.batch, args.group, args.steps, args.warmup, args.repeats,
+        args.threads, contenders=args.contenders.split(","),
+    )  # fmt: skip
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({"tokens_per_second": result["tokens_per_second"], "ratios": result["ratios"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

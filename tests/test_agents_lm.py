@@ -1,0 +1,215 @@
+"""LM agents end to end with tiny budgets: learning, resume, errors, accelerate.
+
+The synthetic env is Copy with a one-word pool and a tiny tokenizer (~90 tokens), rewarded
+for every ``▁red`` token the agent writes: a random tiny GPT-2 finds the reward at once and
+every algorithm must raise it within a few dozen updates of a second or less.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+import textgym
+from agents.grpo import GRPO, GRPOConfig
+from agents.lm.policy import LMPolicy
+from agents.ppo import PPO, PPOConfig
+from agents.reinforce import Reinforce, ReinforceConfig
+from agents.train import main as train_main
+from textgym.tokenizer import build_tokenizer
+
+SYNTH_ID = "textgym_test/RedTokens-v0"
+ALGOS = {
+    "reinforce": (Reinforce, ReinforceConfig),
+    "ppo": (PPO, PPOConfig),
+    "grpo": (GRPO, GRPOConfig),
+}
+
+
+def red_reward(ctx: textgym.RewardContext) -> float:
+    """Fraction of the turn's tokens that are ``▁red`` (dense, so a random policy finds it)."""
+    red = RED_ID[0]
+    return float(np.sum(ctx.token_ids == red)) / 3.0
+
+
+RED_ID = [-1]
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("synth")
+    tok = build_tokenizer(["copy: red blue green", "red blue green"])
+    tok.save_pretrained(str(root / "tokenizer"))
+    RED_ID[0] = tok.get_vocab()["\u2581red"]
+    if SYNTH_ID not in gym.registry:
+        gym.register(
+            id=SYNTH_ID,
+            entry_point="textgym.core:TextEnv",
+            vector_entry_point="textgym.vector:TextVectorEnv",
+            kwargs={"task": "copy", "length": 1, "n_words": 3, "tokenizer": str(root / "tokenizer"), "reward": red_reward},
+        )
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=len(tok), n_positions=32, n_embd=32, n_layer=1, n_head=2, bos_token_id=1, eos_token_id=1, pad_token_id=0)
+    GPT2LMHeadModel(cfg).save_pretrained(str(root / "model"))
+    default_cfg = GPT2Config(vocab_size=len(textgym.default_tokenizer()), n_positions=64, n_embd=32, n_layer=1, n_head=2, bos_token_id=1, eos_token_id=1, pad_token_id=0)
+    GPT2LMHeadModel(default_cfg).save_pretrained(str(root / "default_vocab_model"))
+    return {"model": str(root / "model"), "default_vocab_model": str(root / "default_vocab_model")}
+
+
+def make(algo: str, synth: dict[str, str], run_dir: Path, **overrides):  # noqa: ANN201
+    cls, config_cls = ALGOS[algo]
+    kwargs = dict(
+        env_id=SYNTH_ID, model=synth["model"], seed=0, num_envs=32, total_updates=30,
+        learning_rate=1e-2, eval_every=0, eval_episodes=32, checkpoint_every=0,
+        run_dir=str(run_dir), progress=False, tensorboard=False, threads=1,
+    )  # fmt: skip
+    if algo == "grpo":
+        kwargs["group_size"] = 4
+    kwargs.update(overrides)
+    return cls(config_cls(**kwargs))
+
+
+def red_nll(policy: LMPolicy, trainer) -> float:  # noqa: ANN001
+    """Cross-entropy of the rewarded token at the first decision of an episode."""
+    envs = trainer.eval_envs
+    obs, _ = envs.reset(seed=0)
+    ids = torch.as_tensor(obs["input_ids"][:1].copy())
+    mask = torch.as_tensor(obs["attention_mask"][:1].astype(np.int64))
+    with torch.no_grad():
+        logits = policy(ids, mask).logits[0, int(mask.sum()) - 1]
+    return float(-torch.log_softmax(logits, -1)[RED_ID[0]])
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_loss_falls_and_reward_rises_on_synthetic_env(algo: str, synth, tmp_path: Path) -> None:
+    trainer = make(algo, synth, tmp_path)
+    nll_before = red_nll(trainer.policy, trainer)
+    trainer.learn()
+    returns = [h["charts/episodic_return"] for h in trainer.history if "charts/episodic_return" in h]
+    assert len(returns) == 30
+    assert np.mean(returns[-5:]) > np.mean(returns[:5]) + 0.3, returns
+    assert red_nll(trainer.policy, trainer) < nll_before - 1.0
+    # Greedy evaluation at the end writes only red.
+    assert trainer.extra_state["final_eval"]["eval/episodic_return"] > 0.6
+    assert (tmp_path / "progress.csv").exists() and (tmp_path / "report.json").exists()
+    assert (tmp_path / "final_model" / "config.json").exists()
+
+
+def test_ppo_kl_penalty_is_zero_at_first_update(synth, tmp_path: Path) -> None:
+    trainer = make("ppo", synth, tmp_path, total_updates=1, kl_coef=0.5)
+    trainer.learn()
+    first = next(h for h in trainer.history if "charts/kl_to_reference" in h)
+    assert abs(first["charts/kl_to_reference"]) < 1e-5
+
+
+def test_resume_after_interrupted_run_continues_from_checkpoint(synth, tmp_path: Path) -> None:
+    overrides = dict(total_updates=4, checkpoint_every=2, kl_coef=0.1, adaptive_kl=True, eval_every=2)
+    full = make("ppo", synth, tmp_path / "full", **overrides).learn()
+
+    crashing = make("ppo", synth, tmp_path / "crash", **overrides)
+    original = crashing.update
+
+    def update_then_die(batch, episodes):  # noqa: ANN001, ANN202
+        if crashing.update_count == 3:
+            raise KeyboardInterrupt("killed mid-run")
+        return original(batch, episodes)
+
+    crashing.update = update_then_die  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        crashing.learn()
+    # Updates 1-3 ran; the checkpoint holds update 2.
+    resumed = make("ppo", synth, tmp_path / "crash", **overrides, resume=True)
+    assert resumed.update_count == 2
+    resumed.learn()
+    assert resumed.update_count == 4
+    for a, b in zip(full.policy.state_dict().values(), resumed.policy.state_dict().values()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    assert resumed.extra_state["kl_coef"] == pytest.approx(full.extra_state["kl_coef"])
+
+
+def test_checkpoint_is_written_atomically(tmp_path: Path) -> None:
+    from agents.common.checkpoint import load_checkpoint, save_checkpoint
+
+    save_checkpoint(tmp_path / "checkpoint.pt", {"model": {"w": torch.ones(2)}, "update": 1})
+    save_checkpoint(tmp_path / "checkpoint.pt", {"model": {"w": torch.zeros(2)}, "update": 2})
+    assert load_checkpoint(tmp_path)["update"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temp files left
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--algo", "ppx"], "Unknown algorithm 'ppx'. Did you mean 'ppo'?"),
+        (["--algo", "grpo", "--env", "textgym/Reasoning-v9"], "Did you mean 'textgym/Reasoning-v0'?"),
+        (["--algo", "ppo", "--env", "textgym/Copy-v0", "--run-dir", "{tmp}/none", "--resume"], "No checkpoint at"),
+        (["--algo", "ppo", "--env", "textgym/Copy-v0", "--model", "{tmp}/missing"], "does not exist"),
+        (["--algo", "ppo", "--env", "textgym/Copy-v0", "--model", "{model}"], "different tokenizer"),
+        (["--algo", "grpo", "--env", "textgym/Copy-v0", "--num-envs", "6", "--group-size", "4"], "multiple of group_size"),
+    ],
+)
+def test_bad_input_fails_before_training(args, message, synth, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    argv = [a.format(tmp=tmp_path, model=synth["model"]) for a in args]
+    assert train_main([*argv, "--run-dir", str(tmp_path / "run"), "--no-progress"] if "--run-dir" not in argv else [*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert not (tmp_path / "run" / "progress.csv").exists()
+
+
+def test_cli_flags_come_from_the_config_dataclass(synth, tmp_path: Path) -> None:
+    from agents.train import parse_args
+
+    cls, cfg = parse_args(["--algo", "ppo", "--env", "textgym/Copy-v0", "--kl-coef", "0.3", "--no-norm-adv", "--target-kl", "none"])
+    assert cls is PPO and cfg.env_id == "textgym/Copy-v0" and cfg.kl_coef == 0.3
+    assert cfg.norm_adv is False and cfg.target_kl is None
+    _, gcfg = parse_args(["--algo", "grpo", "--loss-type", "grpo", "--scale-rewards"])
+    assert gcfg.loss_type == "grpo" and gcfg.scale_rewards is True
+
+
+def test_sft_loss_falls(tmp_path: Path) -> None:
+    from agents.lm.supervised import SFTConfig, encode_demonstration, sft
+    from textgym.tasks.demonstrations import generate_demonstrations
+
+    tok = textgym.default_tokenizer()
+    records = list(generate_demonstrations("textgym/Copy-v0", 64, noise=0.3, seed=0))
+    seqs = [encode_demonstration(r, tok, 64) for r in records]
+    ids, mask = seqs[0]
+    # Agent tokens are exactly the turn and its <eot>.
+    assert tok.decode(ids[mask].tolist(), skip_special_tokens=True).strip() == records[0]["response"]
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=1, n_head=2, bos_token_id=1, eos_token_id=1))
+    losses: list[float] = []
+    sft(model, seqs, SFTConfig(steps=60, batch_size=16, learning_rate=1e-2, warmup=5), pad_id=0,
+        log=lambda step, m: losses.append(m["sft/loss"]), log_every=10)  # fmt: skip
+    assert losses[-1] < 0.4 * losses[0], losses
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("accelerate") is None, reason="accelerate CLI not installed")
+def test_accelerate_launch_two_cpu_processes(synth, tmp_path: Path) -> None:
+    run = tmp_path / "ddp"
+    cmd = [
+        # accelerate 1.x: `--cpu` selects its single-process launcher; `--multi_gpu` is the
+        # torchrun launcher, which on a machine without GPUs runs DDP over gloo (MULTI_CPU).
+        # Our own --cpu keeps the processes on the CPU even when GPUs are present.
+        "accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "agents.train",
+        "--algo", "grpo", "--env", "textgym/Copy-v0", "--model", synth["default_vocab_model"],
+        "--num-envs", "8", "--group-size", "4", "--total-updates", "2", "--eval-episodes", "8",
+        "--threads", "1", "--run-dir", str(run), "--no-progress", "--no-tensorboard", "--cpu",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=Path(__file__).parents[1])
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads((run / "report.json").read_text())
+    # Two processes each collected 8 episodes per update.
+    assert report["episodes"] == 2 * 2 * 8
+    assert (run / "checkpoint.pt").exists()
