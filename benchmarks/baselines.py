@@ -92,6 +92,8 @@ class Run:
     timesteps: int = 0
     episodes: int = 0
     train_seconds: float = 0.0
+    #: Q-table size at the end (tabular agents): how many states the MDP showed them.
+    states: int | None = None
     #: The first evaluation with success >= TARGET (steps, episodes, seconds), if any.
     learned: dict[str, float] | None = None
     curve: list[dict[str, float]] = field(default_factory=list)
@@ -138,6 +140,7 @@ def _run_tabular(algo: str) -> Callable[[str, int], Run]:
         )
         out = Run(env_id, algo, seed, budget, timesteps=agent.num_timesteps)
         out.episodes, out.train_seconds = agent.num_episodes, agent.train_seconds
+        out.states = len(agent.table)
         out.curve = list(agent.eval_history)
         return _final(out, agent, lambda: gym.make(env_id))
 
@@ -196,7 +199,11 @@ RUNNERS: dict[str, Callable[[str, int], Run]] = {
 def aggregate(runs: Sequence[Run]) -> list[dict[str, Any]]:
     """One row per (env, algorithm): means over seeds, medians of the "to learn" numbers."""
     rows = []
-    keys = sorted({(r.env_id, r.algo) for r in runs}, key=lambda k: (k[0], ALGOS.index(k[1])))
+    order = {env_id: i for i, env_id in enumerate(textgym.env_ids())}
+    keys = sorted(
+        {(r.env_id, r.algo) for r in runs},
+        key=lambda k: (order.get(k[0], len(order)), k[0], ALGOS.index(k[1])),
+    )
     for env_id, algo in keys:
         group = [r for r in runs if r.env_id == env_id and r.algo == algo]
         peers = [r for r in runs if r.env_id == env_id and r.algo == "random"]
@@ -220,6 +227,7 @@ def aggregate(runs: Sequence[Run]) -> list[dict[str, Any]]:
             if solved
             else None,
             "train_seconds": float(np.mean([r.train_seconds for r in group])),
+            "states": float(np.mean([r.states for r in group])) if group[0].states else None,
         }
         if peers:
             row["success_vs_random"] = row["success_rate"] - float(
@@ -240,8 +248,8 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
     """The README table."""
     lines = [
         "| Env | Baseline | Success | Return | vs random (success / return) | Solved | "
-        "Episodes to learn | Steps to learn | Time to learn (s) | Budget (steps) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "Episodes to learn | Steps to learn | Time to learn (s) | Budget (steps) | Q-table states |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         env = row["env_id"].removeprefix("textgym/")
@@ -258,7 +266,7 @@ def markdown(rows: Sequence[dict[str, Any]]) -> str:
             f"| {row['mean_return']:.2f} | {vs} "
             f"| {solved} "
             f"| {_fmt(row['episodes_to_learn'], ',.0f')} | {_fmt(row['steps_to_learn'], ',.0f')} "
-            f"| {_fmt(row['seconds_to_learn'], '.2f')} | {budget} |"
+            f"| {_fmt(row['seconds_to_learn'], '.3g')} | {budget} | {_fmt(row['states'], ',.0f')} |"
         )
     return "\n".join(lines)
 
@@ -282,7 +290,8 @@ def plot(runs: Sequence[Run], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    envs = sorted({r.env_id for r in runs})
+    order = {env_id: i for i, env_id in enumerate(textgym.env_ids())}
+    envs = sorted({r.env_id for r in runs}, key=lambda e: (order.get(e, len(order)), e))
     fig, axes = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.4), squeeze=False)
     for ax, env_id in zip(axes[0], envs, strict=True):
         for algo in ALGOS:
@@ -368,7 +377,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-readme", action="store_true", help="do not update docs/readme/baselines.md"
     )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="re-write the table, plot and README from an existing baselines.json (no runs)",
+    )
     args = parser.parse_args(argv)
+    if args.render_only:
+        data = json.loads((args.out / "baselines.json").read_text())
+        runs = [Run(**r) for r in data["runs"]]
+        write_outputs(runs, data["meta"], args.out, readme=not args.no_readme)
+        return 0
 
     import torch
 
@@ -395,21 +414,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"({time.perf_counter() - t0:.1f}s)",
                     flush=True,
                 )
-    rows = aggregate(runs)
     meta = _meta(args.seeds, args.sb3_seeds)
     meta["total_seconds"] = time.perf_counter() - start
-    table, text = markdown(rows), notes(meta)
+    write_outputs(runs, meta, args.out, readme=not args.no_readme)
+    return 0
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "baselines.json").write_text(
+
+def write_outputs(runs: Sequence[Run], meta: dict[str, Any], out: Path, readme: bool) -> None:
+    """baselines.json (every run, its curve, the aggregate rows), .md, .png, and the README."""
+    rows = aggregate(runs)
+    table, text = markdown(rows), notes(meta)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "baselines.json").write_text(
         json.dumps({"meta": meta, "rows": rows, "runs": [asdict(r) for r in runs]}, indent=1) + "\n"
     )
-    (args.out / "baselines.md").write_text(f"{table}\n\n{text}\n")
-    plot(runs, args.out / "baselines.png")
-    if not args.no_readme:
+    (out / "baselines.md").write_text(f"{table}\n\n{text}\n")
+    plot(runs, out / "baselines.png")
+    if readme:
         update_readme(table, text)
-    print(f"\n{table}\n\n{text}\nwrote {args.out}/baselines.{{json,md,png}}")
-    return 0
+    print(f"\n{table}\n\n{text}\nwrote {out}/baselines.{{json,md,png}}")
 
 
 if __name__ == "__main__":

@@ -380,3 +380,30 @@ def test_loaded_agent_without_env_cannot_learn(tmp_path) -> None:
     path = QLearning("textgym/Copy-Tiny-v0", seed=0).learn(100).save(tmp_path / "q")
     with pytest.raises(RuntimeError, match="set_env"):
         QLearning.load(path).learn(100)
+
+
+# -- the benchmark script -------------------------------------------------------------------
+
+
+def test_baselines_benchmark_writes_its_results(tmp_path) -> None:
+    from benchmarks import baselines
+
+    argv = ["--envs", "textgym/Copy-Tiny-v0", "--algos", "random", "q_learning", "--seeds", "0"]
+    assert baselines.main([*argv, "--out", str(tmp_path), "--no-readme"]) == 0
+    data = json.loads((tmp_path / "baselines.json").read_text())
+    rows = {row["algo"]: row for row in data["rows"]}
+    assert rows["q_learning"]["success_rate"] == 1.0 and rows["q_learning"]["solved"] == 1
+    assert rows["q_learning"]["success_vs_random"] > 0.9
+    assert "| Copy-Tiny-v0 | Q-learning | 1.000" in (tmp_path / "baselines.md").read_text()
+    assert (tmp_path / "baselines.png").stat().st_size > 0
+
+
+def test_readme_table_is_the_benchmark_output() -> None:
+    from benchmarks import baselines
+
+    results = baselines.RESULTS / "baselines.md"
+    if not results.exists():
+        pytest.skip("run `python -m benchmarks.baselines` to produce the table")
+    readme = baselines.README.read_text()
+    block = readme.split(baselines.BEGIN, 1)[1].split(baselines.END, 1)[0]
+    assert block.strip() == results.read_text().strip()
