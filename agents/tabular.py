@@ -544,6 +544,9 @@ class EpisodicAgent(abc.ABC):
         bar.update(self.num_timesteps - start_step - bar.n)
         bar.close()
         self.train_seconds += time.perf_counter() - t0 - eval_seconds
+        # Runs in a harness would otherwise keep one file (and TensorBoard writer) open per
+        # agent; the next learn() reopens the run directory and appends.
+        self.close()
         return self
 
     def _eval_env(self, eval_env: gym.Env | str | None) -> gym.Env:
@@ -562,7 +565,7 @@ class EpisodicAgent(abc.ABC):
             self._logger.log(self.num_timesteps, metrics)
 
     def close(self) -> None:
-        """Close the logger's files (the env is the caller's)."""
+        """Close the logger's files (``learn`` does it when it returns; the env is the caller's)."""
         if self._logger is not None:
             self._logger.close()
             self._logger = None

@@ -232,6 +232,10 @@ def test_learning_curves_go_to_the_shared_logger(tmp_path) -> None:
     steps = [s for s, _, _ in series["charts/success_rate"]]
     assert steps == sorted(steps) and steps[-1] <= 1_000
     assert series["eval/success_rate"][-1][2] == 1.0
+    # learn() closed its files; continuing appends to the same run on the same step axis.
+    agent.learn(500, reset_num_timesteps=False)
+    steps = [s for s, _, _ in read_log(tmp_path)["charts/success_rate"]]
+    assert steps == sorted(steps) and 1_000 < steps[-1] <= 1_500
 
 
 def test_progress_bar(capsys: pytest.CaptureFixture[str]) -> None:
