@@ -60,8 +60,13 @@ def test_unknown_task() -> None:
 
 
 def test_bad_render_mode() -> None:
-    with pytest.raises(ValueError, match="render_mode='rgb_array' is not supported"):
-        TextEnv("copy", render_mode="rgb_array")
+    with pytest.raises(ValueError, match="render_mode='rgb' is not supported"):
+        TextEnv("copy", render_mode="rgb")
+
+
+def test_rgb_array_render_mode_is_disabled_not_fatal() -> None:
+    # stable-baselines3 asks for rgb_array when it builds an env from an id string.
+    assert TextEnv("copy", render_mode="rgb_array").render_mode is None
 
 
 def _tokenizer_without(token: str):

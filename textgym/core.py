@@ -180,6 +180,11 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
                 f"max_length={self.max_length} and max_new_tokens={self.max_new_tokens} are too "
                 "small: max_length must be >= 8 and max_new_tokens >= 1."
             )
+        if render_mode == "rgb_array":
+            # stable-baselines3 builds envs from id strings with render_mode="rgb_array";
+            # text has no frames, so rendering is off rather than the construction failing.
+            gym.logger.warn("TextEnv has no 'rgb_array' frames; rendering is disabled (use 'ansi').")
+            render_mode = None
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode={render_mode!r} is not supported; use one of "
