@@ -127,11 +127,15 @@ def _evaluate(agent: Any, spec: RunSpec, env: gym.Env | None = None) -> tuple[fl
     from agents.common.evaluation import evaluate_policy
 
     env = env or eval_env(spec.env_id)
-    res = evaluate_policy(agent, env, n_episodes=spec.budget["eval_episodes"], seed=10_000 + spec.seed)
+    res = evaluate_policy(
+        agent, env, n_episodes=spec.budget["eval_episodes"], seed=10_000 + spec.seed
+    )
     return res.success_rate, res.mean_return
 
 
-def _curve_from_log(run_dir: Path, keys: Sequence[str] = ("charts/success_rate",)) -> list[dict[str, float]]:
+def _curve_from_log(
+    run_dir: Path, keys: Sequence[str] = ("charts/success_rate",)
+) -> list[dict[str, float]]:
     from agents.common.logger import read_log
 
     path = run_dir / "progress.csv"
@@ -150,14 +154,18 @@ def run_random(spec: RunSpec) -> RunResult:
     start = time.perf_counter()
     env = eval_env(spec.env_id)
     success, ret = _evaluate(RandomAgent(env, seed=spec.seed), spec, env)
-    return RunResult(spec.env_id, spec.algo, spec.seed, success, ret, time.perf_counter() - start, spec.budget)
+    return RunResult(
+        spec.env_id, spec.algo, spec.seed, success, ret, time.perf_counter() - start, spec.budget
+    )
 
 
 def run_oracle(spec: RunSpec) -> RunResult:
     start = time.perf_counter()
     env = eval_env(spec.env_id)
     success, ret = _evaluate(OracleAgent(env), spec, env)
-    return RunResult(spec.env_id, spec.algo, spec.seed, success, ret, time.perf_counter() - start, spec.budget)
+    return RunResult(
+        spec.env_id, spec.algo, spec.seed, success, ret, time.perf_counter() - start, spec.budget
+    )
 
 
 def _run_tabular(cls_name: str) -> Callable[[RunSpec], RunResult]:
@@ -165,12 +173,20 @@ def _run_tabular(cls_name: str) -> Callable[[RunSpec], RunResult]:
         from agents import tabular
 
         start = time.perf_counter()
-        agent = getattr(tabular, cls_name)(train_env(spec.env_id), seed=spec.seed, log_dir=spec.run_dir)
+        agent = getattr(tabular, cls_name)(
+            train_env(spec.env_id), seed=spec.seed, log_dir=spec.run_dir
+        )
         agent.learn(total_timesteps=spec.budget["tabular_timesteps"], progress_bar=False)
         success, ret = _evaluate(agent, spec)
         return RunResult(
-            spec.env_id, spec.algo, spec.seed, success, ret, time.perf_counter() - start,
-            spec.budget, _curve_from_log(spec.run_dir),
+            spec.env_id,
+            spec.algo,
+            spec.seed,
+            success,
+            ret,
+            time.perf_counter() - start,
+            spec.budget,
+            _curve_from_log(spec.run_dir),
         )
 
     return run
@@ -183,16 +199,30 @@ def run_sb3_ppo(spec: RunSpec) -> RunResult:
 
     start = time.perf_counter()
     model = MaskablePPO(
-        "MultiInputPolicy", train_env(spec.env_id), seed=spec.seed, n_steps=256, batch_size=64,
-        policy_kwargs=policy_kwargs(), verbose=0, device="cpu",
+        "MultiInputPolicy",
+        train_env(spec.env_id),
+        seed=spec.seed,
+        n_steps=256,
+        batch_size=64,
+        policy_kwargs=policy_kwargs(),
+        verbose=0,
+        device="cpu",
     )
     steps = spec.budget["sb3_timesteps"]
-    callback = LearningCurveCallback(spec.run_dir, log_interval=max(steps // 20, 256), tensorboard=False)
+    callback = LearningCurveCallback(
+        spec.run_dir, log_interval=max(steps // 20, 256), tensorboard=False
+    )
     model.learn(total_timesteps=steps, callback=callback)
     success, ret = _evaluate(model, spec)
     return RunResult(
-        spec.env_id, spec.algo, spec.seed, success, ret, time.perf_counter() - start,
-        spec.budget, _curve_from_log(spec.run_dir),
+        spec.env_id,
+        spec.algo,
+        spec.seed,
+        success,
+        ret,
+        time.perf_counter() - start,
+        spec.budget,
+        _curve_from_log(spec.run_dir),
     )
 
 
@@ -205,8 +235,13 @@ def _run_lm(algo: str) -> Callable[[RunSpec], RunResult]:
             algo=algo, env_id=spec.env_id, seed=spec.seed, budget=spec.budget, run_dir=spec.run_dir
         )
         return RunResult(
-            spec.env_id, spec.algo, spec.seed, float(out["success_rate"]), float(out["mean_return"]),
-            time.perf_counter() - start, spec.budget,
+            spec.env_id,
+            spec.algo,
+            spec.seed,
+            float(out["success_rate"]),
+            float(out["mean_return"]),
+            time.perf_counter() - start,
+            spec.budget,
             _curve_from_log(spec.run_dir, ("eval/success_rate", "charts/success_rate")),
         )
 
@@ -247,18 +282,34 @@ PRESETS: dict[str, Preset] = {
             ("textgym/Reasoning-v0", ("random", "pretrained", "grpo", "ppo", "oracle")),
         ),
         seeds=(0, 1, 2),
-        budget={"tabular_timesteps": 30_000, "sb3_timesteps": 10_000, "eval_episodes": 100, "lm_minutes": 1.0},
+        budget={
+            "tabular_timesteps": 30_000,
+            "sb3_timesteps": 10_000,
+            "eval_episodes": 100,
+            "lm_minutes": 1.0,
+        },
     ),
     "full": Preset(
         pairs=(
             ("textgym/Reasoning-Tiny-v0", ("random", "q_learning", "sarsa", "sb3_ppo", "oracle")),
-            ("textgym/CustomerService-Tiny-v0", ("random", "q_learning", "sarsa", "sb3_ppo", "oracle")),
+            (
+                "textgym/CustomerService-Tiny-v0",
+                ("random", "q_learning", "sarsa", "sb3_ppo", "oracle"),
+            ),
             ("textgym/Dialogue-Tiny-v0", ("random", "q_learning", "sarsa", "oracle")),
-            ("textgym/Reasoning-v0", ("random", "pretrained", "reinforce", "grpo", "ppo", "oracle")),
+            (
+                "textgym/Reasoning-v0",
+                ("random", "pretrained", "reinforce", "grpo", "ppo", "oracle"),
+            ),
             ("textgym/CustomerService-v0", ("random", "pretrained", "grpo", "ppo", "oracle")),
         ),
         seeds=(0, 1, 2, 3, 4),
-        budget={"tabular_timesteps": 60_000, "sb3_timesteps": 50_000, "eval_episodes": 200, "lm_minutes": 8.0},
+        budget={
+            "tabular_timesteps": 60_000,
+            "sb3_timesteps": 50_000,
+            "eval_episodes": 200,
+            "lm_minutes": 8.0,
+        },
     ),
 }
 
@@ -304,7 +355,11 @@ def bootstrap_ci(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[f
     if len(scores) < 2 or np.all(scores == scores[0]):
         return float(scores.mean()), float(scores.mean())
     res = stats.bootstrap(
-        (scores,), np.mean, n_resamples=reps, confidence_level=0.95, method="percentile",
+        (scores,),
+        np.mean,
+        n_resamples=reps,
+        confidence_level=0.95,
+        method="percentile",
         rng=np.random.default_rng(seed),
     )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
@@ -357,7 +412,13 @@ def before_after(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             if algo in algos:
                 after = algos[algo]["success_mean"]
                 out.append(
-                    {"env_id": env_id, "algo": algo, "before": before, "after": after, "lift": after - before}
+                    {
+                        "env_id": env_id,
+                        "algo": algo,
+                        "before": before,
+                        "after": after,
+                        "lift": after - before,
+                    }
                 )
     return out
 
@@ -375,7 +436,11 @@ def markdown(rows: Sequence[dict[str, Any]], lifts: Sequence[dict[str, Any]]) ->
             f"{len(r['seeds'])} | {r['wall_time_s']:.0f} s |"
         )
     if lifts:
-        lines += ["", "| env | RL algorithm | before RL | after RL | lift |", "|---|---|---:|---:|---:|"]
+        lines += [
+            "",
+            "| env | RL algorithm | before RL | after RL | lift |",
+            "|---|---|---:|---:|---:|",
+        ]
         for x in lifts:
             lines.append(
                 f"| {x['env_id']} | {x['algo']} | {x['before']:.1%} | {x['after']:.1%} | {x['lift']:+.1%} |"
@@ -392,30 +457,53 @@ def plot(results: Sequence[RunResult], rows: Sequence[dict[str, Any]], out: Path
 
     envs = sorted({r["env_id"] for r in rows})
     fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.6), squeeze=False)
-    for ax, env_id in zip(axes[0], envs):
+    for ax, env_id in zip(axes[0], envs, strict=True):
         for algo in sorted({r.algo for r in results if r.env_id == env_id}):
             runs = [r for r in results if r.env_id == env_id and r.algo == algo]
             curves = [r.curve for r in runs if r.curve]
             if curves:
                 for i, c in enumerate(curves):
-                    ax.plot([p["step"] for p in c], [p["value"] for p in c], alpha=0.8,
-                            color=f"C{sorted(ALGORITHMS).index(algo)}", label=algo if i == 0 else None)
+                    ax.plot(
+                        [p["step"] for p in c],
+                        [p["value"] for p in c],
+                        alpha=0.8,
+                        color=f"C{sorted(ALGORITHMS).index(algo)}",
+                        label=algo if i == 0 else None,
+                    )
             else:  # no curve: a flat line at the final score (random, oracle, pre-trained)
-                ax.axhline(np.mean([r.success_rate for r in runs]), ls="--", lw=1,
-                           color=f"C{sorted(ALGORITHMS).index(algo)}", label=algo)
-        ax.set(title=env_id.split("/")[-1], xlabel="training steps", ylabel="success rate", ylim=(-0.02, 1.02))
+                ax.axhline(
+                    np.mean([r.success_rate for r in runs]),
+                    ls="--",
+                    lw=1,
+                    color=f"C{sorted(ALGORITHMS).index(algo)}",
+                    label=algo,
+                )
+        ax.set(
+            title=env_id.split("/")[-1],
+            xlabel="training steps",
+            ylabel="success rate",
+            ylim=(-0.02, 1.02),
+        )
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=120)
     plt.close(fig)
 
     fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.2), squeeze=False)
-    for ax, env_id in zip(axes[0], envs):
+    for ax, env_id in zip(axes[0], envs, strict=True):
         sub = [r for r in rows if r["env_id"] == env_id]
         y = np.arange(len(sub))
         means = np.array([r["success_mean"] for r in sub])
-        err = np.array([[m - r["ci_low"], r["ci_high"] - m] for m, r in zip(means, sub)]).T
-        ax.barh(y, means, xerr=err, color=[f"C{sorted(ALGORITHMS).index(r['algo'])}" for r in sub], capsize=3)
+        err = np.array(
+            [[m - r["ci_low"], r["ci_high"] - m] for m, r in zip(means, sub, strict=True)]
+        ).T
+        ax.barh(
+            y,
+            means,
+            xerr=err,
+            color=[f"C{sorted(ALGORITHMS).index(r['algo'])}" for r in sub],
+            capsize=3,
+        )
         ax.set_yticks(y, [r["algo"] for r in sub])
         ax.set(title=env_id.split("/")[-1], xlabel="held-out success (95% CI)", xlim=(0, 1.05))
     fig.tight_layout()
@@ -427,12 +515,16 @@ def write_outputs(results: Sequence[RunResult], out: Path) -> list[dict[str, Any
     """results.json / .csv / .md and the plots."""
     rows = aggregate(results)
     lifts = before_after(rows)
-    atomic_write(out / "results.json", json.dumps({"results": rows, "before_after_rl": lifts}, indent=2))
+    atomic_write(
+        out / "results.json", json.dumps({"results": rows, "before_after_rl": lifts}, indent=2)
+    )
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k != "budget"] + ["budget"])
         writer.writeheader()
         for r in rows:
-            writer.writerow({**r, "seeds": " ".join(map(str, r["seeds"])), "budget": json.dumps(r["budget"])})
+            writer.writerow(
+                {**r, "seeds": " ".join(map(str, r["seeds"])), "budget": json.dumps(r["budget"])}
+            )
     atomic_write(out / "results.md", markdown(rows, lifts))
     plot(results, rows, out)
     return rows
@@ -440,13 +532,18 @@ def write_outputs(results: Sequence[RunResult], out: Path) -> list[dict[str, Any
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a preset (or a custom selection), then write and print the summary."""
-    parser = argparse.ArgumentParser(prog="textgym bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="textgym bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
     parser.add_argument("--envs", nargs="*", help="override the preset's envs")
     parser.add_argument("--algos", nargs="*", help="override the preset's algorithms")
     parser.add_argument("--seeds", nargs="*", type=int, help="override the preset's seeds")
-    parser.add_argument("--budget", type=json.loads, default={}, help='JSON overrides, e.g. \'{"timesteps": 500}\'')
+    parser.add_argument(
+        "--budget", type=json.loads, default={}, help="JSON overrides, e.g. '{\"timesteps\": 500}'"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench_results"), help="output directory")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -454,22 +551,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     budget = {**preset.budget, **args.budget}
     pairs = preset.pairs
     if args.envs:
-        pairs = tuple((e, args.algos or tuple(dict(pairs).get(e, ("random", "oracle")))) for e in args.envs)
+        pairs = tuple(
+            (e, args.algos or tuple(dict(pairs).get(e, ("random", "oracle")))) for e in args.envs
+        )
     elif args.algos:
         pairs = tuple((e, tuple(a for a in algos if a in args.algos)) for e, algos in pairs)
     unknown_envs = [e for e, _ in pairs if e not in textgym.env_ids()]
     unknown_algos = sorted({a for _, algos in pairs for a in algos} - set(ALGORITHMS))
     if unknown_envs or unknown_algos:
-        parser.error(f"unknown envs {unknown_envs} / algorithms {unknown_algos}; "
-                     f"envs: {textgym.env_ids()}; algorithms: {sorted(ALGORITHMS)}")
+        parser.error(
+            f"unknown envs {unknown_envs} / algorithms {unknown_algos}; "
+            f"envs: {textgym.env_ids()}; algorithms: {sorted(ALGORITHMS)}"
+        )
     seeds = tuple(args.seeds) if args.seeds else preset.seeds
     import torch
 
     # Small networks on 2 cores: one thread avoids contention (LM trainers set their own).
     torch.set_num_threads(1)
     specs = [
-        RunSpec(env_id, algo, seed, budget, args.out / "runs" / f"{env_id.split('/')[-1]}__{algo}__{seed}")
-        for env_id, algos in pairs for algo in algos for seed in seeds
+        RunSpec(
+            env_id,
+            algo,
+            seed,
+            budget,
+            args.out / "runs" / f"{env_id.split('/')[-1]}__{algo}__{seed}",
+        )
+        for env_id, algos in pairs
+        for algo in algos
+        for seed in seeds
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     results = run_all(specs, progress=not args.no_progress)

@@ -120,7 +120,9 @@ def markdown(rows: list[dict]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure, print the table, and save JSON + Markdown under benchmarks/results/."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--envs", nargs="*", default=None, help="env ids (default: one per family)")
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--num-envs", type=int, default=64)

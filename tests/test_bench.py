@@ -8,17 +8,35 @@ from pathlib import Path
 from benchmarks import compare
 
 ARGS = [
-    "--envs", "textgym/Reasoning-Tiny-v0",
-    "--algos", "random", "q_learning", "oracle",
-    "--seeds", "0", "1",
-    "--budget", '{"tabular_timesteps": 3000, "eval_episodes": 20}',
+    "--envs",
+    "textgym/Reasoning-Tiny-v0",
+    "--algos",
+    "random",
+    "q_learning",
+    "oracle",
+    "--seeds",
+    "0",
+    "1",
+    "--budget",
+    '{"tabular_timesteps": 3000, "eval_episodes": 20}',
     "--no-progress",
 ]
 
 
 def scores(out: Path) -> list[tuple]:
     rows = json.loads((out / "results.json").read_text())["results"]
-    return [(r["env_id"], r["algo"], r["success_mean"], r["ci_low"], r["ci_high"], r["iqm"], r["return_mean"]) for r in rows]
+    return [
+        (
+            r["env_id"],
+            r["algo"],
+            r["success_mean"],
+            r["ci_low"],
+            r["ci_high"],
+            r["iqm"],
+            r["return_mean"],
+        )
+        for r in rows
+    ]
 
 
 def test_harness_writes_every_output_and_reproduces(tmp_path: Path) -> None:
@@ -50,5 +68,16 @@ def test_finished_runs_are_skipped_on_rerun(tmp_path: Path) -> None:
     done.write_text(json.dumps(record))
     assert compare.main(args) == 0
     rows = {r[1]: r for r in scores(tmp_path)}
-    assert abs(rows["random"][2] - (0.123 + json.loads(
-        (tmp_path / "runs" / "Reasoning-Tiny-v0__random__1" / "result.json").read_text())["success_rate"]) / 2) < 1e-9
+    assert (
+        abs(
+            rows["random"][2]
+            - (
+                0.123
+                + json.loads(
+                    (tmp_path / "runs" / "Reasoning-Tiny-v0__random__1" / "result.json").read_text()
+                )["success_rate"]
+            )
+            / 2
+        )
+        < 1e-9
+    )

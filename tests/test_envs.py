@@ -22,7 +22,17 @@ def rollout(env: gym.Env, seed: int, actions: list[int]) -> list[tuple]:
     trace: list[tuple] = [(obs["input_ids"].tobytes(), repr(sorted(info)))]
     for a in actions:
         obs, r, term, trunc, info = env.step(a)
-        trace.append((obs["input_ids"].tobytes(), obs["attention_mask"].tobytes(), r, term, trunc, info.get("turn_text"), info.get("success")))
+        trace.append(
+            (
+                obs["input_ids"].tobytes(),
+                obs["attention_mask"].tobytes(),
+                r,
+                term,
+                trunc,
+                info.get("turn_text"),
+                info.get("success"),
+            )
+        )
         if term or trunc:
             obs, info = env.reset()
             trace.append((obs["input_ids"].tobytes(),))
@@ -101,7 +111,9 @@ def test_oracle_succeeds(env_id: str) -> None:
     assert wins == 20
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(seed=st.integers(0, 2**31 - 1), eot_rate=st.sampled_from([0.0, 0.2, 0.6]))
 @pytest.mark.parametrize("fuzz_id", ENV_IDS)
 def test_random_actions_stay_in_space(fuzz_id: str, seed: int, eot_rate: float) -> None:

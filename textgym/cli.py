@@ -12,7 +12,6 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-
 COMMANDS: dict[str, tuple[str, str]] = {
     "play": ("textgym.play", "play the agent yourself in the terminal (textgym play <id>)"),
     "train": ("agents.train", "train an agent (textgym train --algo ppo --env <id>)"),

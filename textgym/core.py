@@ -76,7 +76,9 @@ def make_task(task: str | Task, **task_kwargs: Any) -> Task:
             )
         return task
     if task not in TASKS:
-        raise KeyError(f"Unknown task {task!r}. Known tasks: {sorted(TASKS)}.{_suggest(task, list(TASKS))}")
+        raise KeyError(
+            f"Unknown task {task!r}. Known tasks: {sorted(TASKS)}.{_suggest(task, list(TASKS))}"
+        )
     cls = TASKS[task]
     params = [
         p.name
@@ -183,7 +185,9 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         if render_mode == "rgb_array":
             # stable-baselines3 builds envs from id strings with render_mode="rgb_array";
             # text has no frames, so rendering is off rather than the construction failing.
-            gym.logger.warn("TextEnv has no 'rgb_array' frames; rendering is disabled (use 'ansi').")
+            gym.logger.warn(
+                "TextEnv has no 'rgb_array' frames; rendering is disabled (use 'ansi')."
+            )
             render_mode = None
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
@@ -268,9 +272,7 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
             self.render()
         return self._obs(), info
 
-    def step(
-        self, action: Any
-    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Append one token; close the turn at the end-of-turn token or a length limit."""
         if self._done:
             raise EpisodeError(self._not_running_message())
@@ -343,7 +345,6 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         # The first agent token needs a free slot; a longer prompt is cut from the left so
         # the turn markers (what the policy conditions on most) survive.
         return opening[-(self.max_length - 1) :]
-
 
     def _close_turn(self, ended_by_eot: bool) -> RewardContext:
         """Decode the agent's turn, let the responder answer, and return the reward context.
@@ -469,9 +470,8 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
 
     def _check_action(self, action: Any) -> int:
         # The common cases (a Python int or a numpy integer) skip the slow ABC checks.
-        if type(action) is int or type(action) is np.int64:
-            if 0 <= action < self.vocab_size:
-                return int(action)
+        if (type(action) is int or type(action) is np.int64) and 0 <= action < self.vocab_size:
+            return int(action)
         if isinstance(action, np.ndarray) and action.size == 1:
             action = action.reshape(()).item() if action.dtype.kind in "iu" else action.item()
         if isinstance(action, bool) or not isinstance(action, numbers.Integral):

@@ -24,7 +24,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         total += float(reward)
         done = terminated or truncated
     print(env.render())
-    print(f"return={total:.3f} success={info.get('success')} components={info.get('reward_components')}")
+    print(
+        f"return={total:.3f} success={info.get('success')} components={info.get('reward_components')}"
+    )
     return 0
 
 

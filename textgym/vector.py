@@ -168,11 +168,13 @@ class TextVectorEnv(VectorEnv):
             ended = eot[where].tolist()
             lengths = length[where].tolist()
             ctxs = []
-            for i, by_eot, n_tokens in zip(idx, ended, lengths):
+            for i, by_eot, n_tokens in zip(idx, ended, lengths, strict=True):
                 env = self.envs[i]
                 env._len = n_tokens
                 ctxs.append(env._close_turn(by_eot))
-            for i, ctx, (value, components) in zip(idx, ctxs, evaluate(self.reward, ctxs)):
+            for i, ctx, (value, components) in zip(
+                idx, ctxs, evaluate(self.reward, ctxs), strict=True
+            ):
                 env = self.envs[i]
                 rewards[i] += value
                 if env._done:

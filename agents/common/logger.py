@@ -84,5 +84,7 @@ def read_log(path: str | os.PathLike[str]) -> dict[str, list[tuple[int, float, f
     series: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
-            series[row["key"]].append((int(row["step"]), float(row["wall_time"]), float(row["value"])))
+            series[row["key"]].append(
+                (int(row["step"]), float(row["wall_time"]), float(row["value"]))
+            )
     return dict(series)
