@@ -227,22 +227,44 @@ def run_sb3_ppo(spec: RunSpec) -> RunResult:
 
 
 def _run_lm(algo: str) -> Callable[[RunSpec], RunResult]:
+    """An LM trainer under a time budget (``"pretrained"``: the default model, no training)."""
+
     def run(spec: RunSpec) -> RunResult:
-        from agents.train import run_benchmark
+        from agents.train import trainer_class
+        from benchmarks.lm_accuracy import RECIPES
 
         start = time.perf_counter()
-        out = run_benchmark(
-            algo=algo, env_id=spec.env_id, seed=spec.seed, budget=spec.budget, run_dir=spec.run_dir
+        train_algo = "grpo" if algo == "pretrained" else algo
+        cls = trainer_class(train_algo)
+        config = cls.config_class(
+            env_id=spec.env_id,
+            seed=spec.seed,
+            run_dir=str(spec.run_dir),
+            time_budget=60.0 * spec.budget["lm_minutes"],
+            total_updates=100_000,
+            eval_every=spec.budget.get("lm_eval_every", 5),
+            eval_episodes=spec.budget["eval_episodes"],
+            checkpoint_every=0,
+            progress=False,
+            tensorboard=False,
+            **RECIPES.get((train_algo, spec.env_id), {}),
         )
+        trainer = cls(config)
+        if algo == "pretrained":
+            scores = trainer.evaluate()
+            curve = []
+        else:
+            scores = trainer.learn().report()["after"]
+            curve = _curve_from_log(spec.run_dir, ("eval/success_rate",))
         return RunResult(
             spec.env_id,
             spec.algo,
             spec.seed,
-            float(out["success_rate"]),
-            float(out["mean_return"]),
+            float(scores["eval/success_rate"]),
+            float(scores["eval/episodic_return"]),
             time.perf_counter() - start,
             spec.budget,
-            _curve_from_log(spec.run_dir, ("eval/success_rate", "charts/success_rate")),
+            curve,
         )
 
     return run
@@ -284,10 +306,12 @@ PRESETS: dict[str, Preset] = {
         seeds=(0, 1, 2),
         budget={
             "tabular_timesteps": 30_000,
-            "sb3_timesteps": 10_000,
-            "eval_episodes": 100,
-            "lm_minutes": 1.0,
+            "sb3_timesteps": 8_000,
+            "eval_episodes": 200,
+            "lm_minutes": 1.5,
+            "lm_eval_every": 10,
         },
+        lm_seeds=(1, 2),
     ),
     "full": Preset(
         pairs=(
@@ -568,6 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # Small networks on 2 cores: one thread avoids contention (LM trainers set their own).
     torch.set_num_threads(1)
+    lm_seeds = tuple(args.seeds) if args.seeds else (preset.lm_seeds or preset.seeds)
     specs = [
         RunSpec(
             env_id,
@@ -578,7 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for env_id, algos in pairs
         for algo in algos
-        for seed in seeds
+        for seed in (lm_seeds if algo in LM_ALGOS else seeds)
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     results = run_all(specs, progress=not args.no_progress)
