@@ -294,6 +294,8 @@ class Preset:
     pairs: tuple[tuple[str, tuple[str, ...]], ...]
     seeds: tuple[int, ...]
     budget: dict[str, Any]
+    lm_seeds: tuple[int, ...] | None = None
+    """seeds for the LM trainers, whose runs cost minutes each (default: ``seeds``)"""
 
 
 PRESETS: dict[str, Preset] = {
