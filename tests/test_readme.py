@@ -18,7 +18,20 @@ def test_env_table_is_current() -> None:
     assert markdown_table().strip() in block, "run `python -m textgym.envs --write README.md`"
 
 
-def test_python_snippets_run(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def clean_reward_registry():
+    """Snippets register rewards by name; restore the registry so other tests see the default."""
+    from textgym.rewards.registry import REWARDS
+
+    saved = dict(REWARDS)
+    yield
+    REWARDS.clear()
+    REWARDS.update(saved)
+
+
+def test_python_snippets_run(
+    capsys: pytest.CaptureFixture[str], clean_reward_registry: None
+) -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.DOTALL)
     assert len(blocks) >= 4
     for block in blocks:  # each snippet stands alone, as a reader would paste it
