@@ -205,20 +205,27 @@ def check_value(value: Any, name: str) -> float:
     return value
 
 
-def evaluate(reward: Reward, ctxs: Sequence[RewardContext]) -> list[tuple[float, dict[str, float]]]:
-    """Score ``ctxs`` with one batched call, validating every total and component."""
+def evaluate(
+    reward: Reward, ctxs: Sequence[RewardContext], name: str | None = None
+) -> list[tuple[float, dict[str, float]]]:
+    """Score ``ctxs`` with one batched call, validating every total and component.
+
+    Errors name the reward as ``name`` (default ``reward.name``); combinators pass the name
+    of the child so that a NaN deep inside a sum is reported where it came from.
+    """
+    name = reward.name if name is None else name
     results = reward.batch(ctxs)
     if len(results) != len(ctxs):
         raise RewardError(
-            f"Reward {reward.name!r}.batch returned {len(results)} results for {len(ctxs)} "
+            f"Reward {name!r}.batch returned {len(results)} results for {len(ctxs)} "
             "contexts; it must return one (total, components) pair per context."
         )
     checked = []
     for total, components in results:
-        total = check_value(total, reward.name)
+        # The total first, so a simple reward's NaN is reported under its own name.
+        total = check_value(total, name)
         comps = {
-            k: check_value(v, reward.name if k == reward.name else f"{reward.name}:{k}")
-            for k, v in components.items()
+            k: check_value(v, name if k == name else f"{name}:{k}") for k, v in components.items()
         }
         checked.append((total, comps))
     return checked

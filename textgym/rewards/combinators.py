@@ -23,7 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from textgym.rewards.base import Reward, RewardContext, RewardError, as_reward, check_value
+from textgym.rewards.base import (
+    Reward,
+    RewardContext,
+    RewardError,
+    as_reward,
+    evaluate,
+)
 
 Result = tuple[float, dict[str, float]]
 
@@ -43,19 +49,7 @@ def _weight(w: Any, where: str) -> float:
 
 def child_results(reward: Reward, ctxs: Sequence[RewardContext], name: str) -> list[Result]:
     """``reward.batch(ctxs)``, with every total and component checked under ``name``."""
-    results = reward.batch(ctxs)
-    if len(results) != len(ctxs):
-        raise RewardError(
-            f"Reward {name!r}.batch returned {len(results)} results for {len(ctxs)} "
-            "contexts; it must return one (total, components) pair per context."
-        )
-    checked = []
-    for total, comps in results:
-        # The total first, so a simple reward's NaN is reported under its own name.
-        total = check_value(total, name)
-        comps = {k: check_value(v, name if k == name else f"{name}:{k}") for k, v in comps.items()}
-        checked.append((total, comps))
-    return checked
+    return evaluate(reward, ctxs, name)
 
 
 def check_table(table: Any, vocab_size: int, name: str) -> np.ndarray | None:
