@@ -89,7 +89,9 @@ class GRPO(LMTrainer):
         returns = batch.returns + self.end_penalty(batch)
         _, inverse = torch.unique(batch.groups, return_inverse=True)
         n_groups = int(inverse.max()) + 1
-        count = torch.zeros(n_groups, device=returns.device).index_add_(0, inverse, torch.ones_like(returns))
+        count = torch.zeros(n_groups, device=returns.device).index_add_(
+            0, inverse, torch.ones_like(returns)
+        )
         mean = torch.zeros(n_groups, device=returns.device).index_add_(0, inverse, returns) / count
         centred = returns - mean[inverse]
         if self.config.scale_rewards:
@@ -120,7 +122,9 @@ class GRPO(LMTrainer):
                 logp = token_logprobs(logits, mb.targets[m], cfg.temperature)
                 ratio = (logp - mb.old_logprobs[m]).exp()
                 a = adv[idx][row]
-                surrogate = torch.min(ratio * a, ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef) * a)
+                surrogate = torch.min(
+                    ratio * a, ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef) * a
+                )
                 per_token = -surrogate
                 if ref_logp is not None:
                     # k3 estimator of KL(pi || pi_ref): exp(d) - d - 1 with d = ref - logp, >= 0.
@@ -139,7 +143,10 @@ class GRPO(LMTrainer):
                 stats["loss"].append(loss.item())
                 stats["clip"].append(((ratio - 1).abs() > cfg.clip_coef).float().mean().item())
                 stats["grad"].append(self.step_optimizer(loss))
-        returns = {g: [e.episode_return for e in episodes if e.group == g] for g in {e.group for e in episodes}}
+        returns = {
+            g: [e.episode_return for e in episodes if e.group == g]
+            for g in {e.group for e in episodes}
+        }
         return {
             "losses/policy_loss": float(np.mean(stats["loss"])),
             "losses/kl_to_reference": float(np.mean(stats["kl"])) if stats["kl"] else 0.0,

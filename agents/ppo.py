@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from agents.common.rollout import Episode, RolloutBatch, gae, whiten
-from agents.lm.policy import entropy_from_logits, token_logprobs
+from agents.lm.policy import LMPolicy, entropy_from_logits, token_logprobs
 from agents.lm.trainer import LMTrainer, TrainConfig, mean_over_processes
 
 
@@ -54,6 +54,8 @@ class PPOConfig(TrainConfig):
     """value clipping range"""
     vf_coef: float = 0.5
     """weight of the value loss"""
+    vf_lr_scale: float = 10.0
+    """the value head's learning rate is learning_rate times this (a fresh head must catch up)"""
     ent_coef: float = 0.0
     """weight of the entropy bonus"""
     norm_adv: bool = True
@@ -92,6 +94,18 @@ class PPO(LMTrainer):
             )
         return problems
 
+    def param_groups(self, policy: LMPolicy) -> list[dict[str, Any]]:
+        # The value head starts at zero while the LM is pre-trained: it gets a larger step.
+        assert policy.value_head is not None
+        head = {id(p) for p in policy.value_head.parameters()}
+        return [
+            {"params": [p for p in policy.parameters() if id(p) not in head]},
+            {
+                "params": list(policy.value_head.parameters()),
+                "lr": self.config.learning_rate * self.config.vf_lr_scale,
+            },
+        ]
+
     @property
     def kl_coef(self) -> float:
         return float(self.extra_state.get("kl_coef", self.config.kl_coef))
@@ -105,7 +119,11 @@ class PPO(LMTrainer):
         # 1. One no-grad pass for the value of every state. The old log-probs are the ones
         #    the rollout recorded (the sampler computes them exactly, at this temperature).
         with torch.no_grad():
-            _, values_all = self.model(batch.input_ids, batch.attention_mask, torch.zeros_like(batch.attention_mask, dtype=torch.bool))
+            _, values_all = self.model(
+                batch.input_ids,
+                batch.attention_mask,
+                torch.zeros_like(batch.attention_mask, dtype=torch.bool),
+            )
             assert values_all is not None
             old_values = values_all[:, :-1] * maskf
             final_value = values_all.gather(1, batch.last_index[:, None]).squeeze(1)
@@ -120,7 +138,11 @@ class PPO(LMTrainer):
         rewards = rewards * maskf
 
         # 3. GAE over agent tokens; a truncated episode would go on, so its tail is V(s_T).
-        bootstrap = final_value * batch.truncated.float() if cfg.bootstrap_truncated else torch.zeros_like(final_value)
+        bootstrap = (
+            final_value * batch.truncated.float()
+            if cfg.bootstrap_truncated
+            else torch.zeros_like(final_value)
+        )
         advantages, returns = gae(rewards, old_values, mask, bootstrap, cfg.gamma, cfg.gae_lambda)
         if cfg.norm_adv:
             advantages = whiten(advantages, mask)
@@ -129,7 +151,9 @@ class PPO(LMTrainer):
         #    minibatch's agent tokens.
         b = batch.input_ids.shape[0]
         mb_size = int(np.ceil(b / cfg.num_minibatches))
-        stats: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "ent", "kl", "clip", "vclip", "grad")}
+        stats: dict[str, list[float]] = {
+            k: [] for k in ("pg", "vf", "ent", "kl", "clip", "vclip", "grad")
+        }
         stopped = False
         for _epoch in range(cfg.update_epochs):
             perm = torch.randperm(b, device=batch.input_ids.device)
@@ -150,7 +174,9 @@ class PPO(LMTrainer):
                 ratio = logratio.exp()
 
                 # Clipped surrogate: no incentive to move the ratio beyond 1 +/- clip_coef.
-                pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+                pg_loss = torch.max(
+                    -adv * ratio, -adv * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)
+                ).mean()
 
                 # Value loss, clipped around the old values like the policy around its ratio.
                 v = values[:, :-1][m]
@@ -172,7 +198,17 @@ class PPO(LMTrainer):
                     vclipfrac = ((v - old_v).abs() > cfg.vf_clip).float().mean().item()
                 approx_kl = mean_over_processes(self.accelerator, approx_kl)
                 for key, value in zip(
-                    stats, (pg_loss.item(), vf_loss.item(), entropy.item(), approx_kl, clipfrac, vclipfrac, grad_norm)
+                    stats,
+                    (
+                        pg_loss.item(),
+                        vf_loss.item(),
+                        entropy.item(),
+                        approx_kl,
+                        clipfrac,
+                        vclipfrac,
+                        grad_norm,
+                    ),
+                    strict=False,
                 ):
                     stats[key].append(value)
                 if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl:

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 import torch
 
 from agents.common.rollout import Episode, RolloutBatch
@@ -45,7 +44,9 @@ class Reinforce(LMTrainer):
 
     def _validate_algo(self) -> list[str]:
         if self.config.num_envs * self.config.rounds_per_update < 2:
-            return ["a baseline needs at least 2 episodes per update (num_envs * rounds_per_update)"]
+            return [
+                "a baseline needs at least 2 episodes per update (num_envs * rounds_per_update)"
+            ]
         return []
 
     def update(self, batch: RolloutBatch, episodes: Sequence[Episode]) -> dict[str, float]:
@@ -61,7 +62,9 @@ class Reinforce(LMTrainer):
         if self.reference is not None:
             kl = (batch.old_logprobs - self.reference_logprobs(batch)) * maskf
             rewards = rewards - cfg.kl_coef * kl
-        last = torch.where(mask, torch.arange(mask.shape[1], device=mask.device), -1).max(dim=1).values
+        last = (
+            torch.where(mask, torch.arange(mask.shape[1], device=mask.device), -1).max(dim=1).values
+        )
         rewards.scatter_add_(1, last.clamp(min=0)[:, None], self.end_penalty(batch)[:, None])
         rewards = rewards * maskf
 

@@ -73,7 +73,11 @@ def build_parser(config_class: type[TrainConfig], algo: str) -> argparse.Argumen
         names = [_flag(f.name)]
         if f.name == "env_id":
             names.append("--env")
-        kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": docs.get(f.name, "")}
+        kwargs: dict[str, Any] = {
+            "dest": f.name,
+            "default": f.default,
+            "help": docs.get(f.name, ""),
+        }
         args = typing.get_args(kind)
         optional = type(None) in args and (
             typing.get_origin(kind) is typing.Union or isinstance(kind, types.UnionType)

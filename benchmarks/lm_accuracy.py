@@ -28,15 +28,32 @@ RESULTS = Path(__file__).parent / "results"
 
 #: Hyperparameters per (algorithm, env): everything else is the config's default.
 RECIPES: dict[tuple[str, str], dict[str, Any]] = {
-    ("grpo", "textgym/Reasoning-v0"): dict(num_envs=64, group_size=8, learning_rate=3e-4, kl_coef=0.0, loss_type="dr_grpo"),
-    ("ppo", "textgym/Reasoning-v0"): dict(num_envs=64, learning_rate=2e-4, kl_coef=0.0, update_epochs=2, num_minibatches=2),
-    ("grpo", "textgym/CustomerService-v0"): dict(num_envs=32, group_size=8, learning_rate=2e-4, kl_coef=0.0, loss_type="dr_grpo"),
-    ("ppo", "textgym/CustomerService-v0"): dict(num_envs=32, learning_rate=1e-4, kl_coef=0.0, update_epochs=2, num_minibatches=2),
+    ("grpo", "textgym/Reasoning-v0"): dict(
+        num_envs=64, group_size=8, learning_rate=3e-4, kl_coef=0.0, loss_type="dr_grpo"
+    ),
+    ("ppo", "textgym/Reasoning-v0"): dict(
+        num_envs=64, learning_rate=2e-4, kl_coef=0.0, update_epochs=2, num_minibatches=2
+    ),
+    ("grpo", "textgym/CustomerService-v0"): dict(
+        num_envs=32, group_size=8, learning_rate=2e-4, kl_coef=0.0, loss_type="dr_grpo"
+    ),
+    ("ppo", "textgym/CustomerService-v0"): dict(
+        num_envs=32, learning_rate=1e-4, kl_coef=0.0, update_epochs=2, num_minibatches=2
+    ),
 }
 EVAL_EPISODES = {"textgym/Reasoning-v0": 512, "textgym/CustomerService-v0": 256}
 
 
-def run_one(algo: str, env_id: str, seed: int, time_budget: float, eval_every: int, threads: int, run_root: Path, model: str) -> dict[str, Any]:
+def run_one(
+    algo: str,
+    env_id: str,
+    seed: int,
+    time_budget: float,
+    eval_every: int,
+    threads: int,
+    run_root: Path,
+    model: str,
+) -> dict[str, Any]:
     """Train one (algorithm, env, seed) and return its report with the learning curve."""
     from agents.common.logger import read_log
     from agents.train import trainer_class
@@ -79,7 +96,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
     envs = sorted({r["env_id"] for r in results})
     fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 4), squeeze=False)
-    for ax, env_id in zip(axes[0], envs):
+    for ax, env_id in zip(axes[0], envs, strict=True):
         for r in results:
             if r["env_id"] != env_id:
                 continue
@@ -97,9 +114,13 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="RL lift of the default model's held-out accuracy.")
+    parser = argparse.ArgumentParser(
+        description="RL lift of the default model's held-out accuracy."
+    )
     parser.add_argument("--algos", nargs="+", default=["ppo", "grpo"])
-    parser.add_argument("--envs", nargs="+", default=["textgym/Reasoning-v0", "textgym/CustomerService-v0"])
+    parser.add_argument(
+        "--envs", nargs="+", default=["textgym/Reasoning-v0", "textgym/CustomerService-v0"]
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[1])
     parser.add_argument("--time-budget", type=float, default=600.0, help="training seconds per run")
     parser.add_argument("--eval-every", type=int, default=10)
@@ -115,17 +136,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         for algo in args.algos:
             for seed in args.seeds:
                 print(f"== {algo} on {env_id}, seed {seed}", flush=True)
-                results.append(run_one(algo, env_id, seed, args.time_budget, args.eval_every, args.threads, Path(args.runs), args.model))
+                results.append(
+                    run_one(
+                        algo,
+                        env_id,
+                        seed,
+                        args.time_budget,
+                        args.eval_every,
+                        args.threads,
+                        Path(args.runs),
+                        args.model,
+                    )
+                )
                 summary = {
-                    "command": "python -m benchmarks.lm_accuracy " + " ".join(shlex.quote(a) for a in (argv or [])),
-                    "machine": {"cpu_count": os.cpu_count(), "threads": args.threads, "load_average_at_end": list(os.getloadavg())},
+                    "command": "python -m benchmarks.lm_accuracy "
+                    + " ".join(shlex.quote(a) for a in (argv or [])),
+                    "machine": {
+                        "cpu_count": os.cpu_count(),
+                        "threads": args.threads,
+                        "load_average_at_end": list(os.getloadavg()),
+                    },
                     "results": results,
                 }
                 out.write_text(json.dumps(summary, indent=2) + "\n")
     plot(results, out.with_suffix(".png"))
     for r in results:
-        b, a = r["before"].get("eval/success_rate", float("nan")), r["after"].get("eval/success_rate", float("nan"))
-        print(f"{r['algo']:>5} {r['env_id']:<28} seed {r['seed']}: {b:.3f} -> {a:.3f} ({100 * (a - b):+.1f} points) in {r['train_seconds']:.0f}s")
+        b, a = (
+            r["before"].get("eval/success_rate", float("nan")),
+            r["after"].get("eval/success_rate", float("nan")),
+        )
+        print(
+            f"{r['algo']:>5} {r['env_id']:<28} seed {r['seed']}: {b:.3f} -> {a:.3f} ({100 * (a - b):+.1f} points) in {r['train_seconds']:.0f}s"
+        )
     return 0
 
 

@@ -42,7 +42,9 @@ ENV_ID = "textgym/Reasoning-v0"
 # -- shared inputs ------------------------------------------------------------------------
 
 
-def prompt_batches(env_id: str, batch: int, group: int, steps: int, seed: int) -> list[tuple[list[int], list[int], list[str]]]:
+def prompt_batches(
+    env_id: str, batch: int, group: int, steps: int, seed: int
+) -> list[tuple[list[int], list[int], list[str]]]:
     """``steps`` batches of (reset seeds, group ids, gold answers), ``group`` rows per seed."""
     import gymnasium as gym
 
@@ -56,7 +58,9 @@ def prompt_batches(env_id: str, batch: int, group: int, steps: int, seed: int) -
             env.reset(seed=int(s))
             answers.append(env.problem.answer)
         rows = np.repeat(seeds, group).tolist()
-        groups = np.repeat(np.arange(step * (batch // group), (step + 1) * (batch // group)), group).tolist()
+        groups = np.repeat(
+            np.arange(step * (batch // group), (step + 1) * (batch // group)), group
+        ).tolist()
         out.append((rows, groups, np.repeat(answers, group).tolist()))
     return out
 
@@ -82,7 +86,13 @@ def reward_fn(env_id: str) -> Callable[[str, str], float]:
 
     def score(text: str, answer: str) -> float:
         problem = Problem(prompt="", answer=answer)
-        ctx = RewardContext(task=task, problem=problem, turns=(Turn("agent", text),), text=text, token_ids=np.zeros(0, dtype=np.int64))
+        ctx = RewardContext(
+            task=task,
+            problem=problem,
+            turns=(Turn("agent", text),),
+            text=text,
+            token_ids=np.zeros(0, dtype=np.int64),
+        )
         return float(reward.score(ctx)[0])
 
     return score
@@ -94,7 +104,9 @@ def reward_fn(env_id: str) -> Callable[[str, str], float]:
 class RawLoop:
     """The limit: KV-cache sampling + one forward/backward, nothing else."""
 
-    def __init__(self, model_path: str, env_id: str, lr: float, temperature: float, max_new_tokens: int) -> None:
+    def __init__(
+        self, model_path: str, env_id: str, lr: float, temperature: float, max_new_tokens: int
+    ) -> None:
         from transformers import AutoModelForCausalLM
 
         import textgym
@@ -125,7 +137,13 @@ class RawLoop:
         out_tokens = []
         with torch.no_grad():
             pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=DynamicCache(), use_cache=True)
+            out = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=pos,
+                past_key_values=DynamicCache(),
+                use_cache=True,
+            )
             cur_pos = pos[:, -1]
             full_mask = mask
             for _ in range(self.max_new):
@@ -137,12 +155,20 @@ class RawLoop:
                 if bool(done.all()):
                     break
                 cur_pos = cur_pos + 1
-                full_mask = torch.cat([full_mask, (~done).long()[:, None] | 1], 1)
-                out = self.model(input_ids=nxt[:, None], attention_mask=full_mask, position_ids=cur_pos[:, None], past_key_values=out.past_key_values, use_cache=True)
+                full_mask = torch.cat([full_mask, torch.ones(b, 1, dtype=torch.long)], 1)
+                out = self.model(
+                    input_ids=nxt[:, None],
+                    attention_mask=full_mask,
+                    position_ids=cur_pos[:, None],
+                    past_key_values=out.past_key_values,
+                    use_cache=True,
+                )
         completion = torch.stack(out_tokens, 1)
         # Completion mask: up to and including the first eos.
         is_eos = completion == self.eos
-        first = torch.where(is_eos.any(1), is_eos.int().argmax(1), torch.full((b,), completion.shape[1]))
+        first = torch.where(
+            is_eos.any(1), is_eos.int().argmax(1), torch.full((b,), completion.shape[1])
+        )
         cmask = torch.arange(completion.shape[1])[None, :] <= first[:, None]
         tokens = int(cmask.sum())
         # One forward/backward over the same tokens (a policy-gradient-shaped loss).
@@ -150,8 +176,17 @@ class RawLoop:
         seq = torch.cat([ids, completion], 1)
         smask = torch.cat([mask, cmask.long()], 1)
         pos = (smask.cumsum(-1) - 1).clamp(min=0)
-        logits = self.model(input_ids=seq, attention_mask=smask, position_ids=pos).logits[:, width - 1 : -1].float()
-        logp = torch.log_softmax(logits / self.temperature, -1).gather(-1, completion[..., None]).squeeze(-1)
+        # Logits only over the completion (what TRL's logits_to_keep does): the head is a
+        # large share of a small model's cost.
+        hidden = self.model.base_model(
+            input_ids=seq, attention_mask=smask, position_ids=pos
+        ).last_hidden_state
+        logits = self.model.get_output_embeddings()(hidden[:, width - 1 : -1]).float()
+        logp = (
+            torch.log_softmax(logits / self.temperature, -1)
+            .gather(-1, completion[..., None])
+            .squeeze(-1)
+        )
         adv = torch.randn(b, 1)
         loss = -(logp * adv * cmask).sum() / (b * self.max_new)
         self.opt.zero_grad(set_to_none=True)
@@ -161,7 +196,16 @@ class RawLoop:
         return tokens
 
 
-def make_textgym(algo: str, model_path: str, env_id: str, batch: int, group: int, lr: float, temperature: float, run_dir: str) -> Any:
+def make_textgym(
+    algo: str,
+    model_path: str,
+    env_id: str,
+    batch: int,
+    group: int,
+    lr: float,
+    temperature: float,
+    run_dir: str,
+) -> Any:
     """A textgym trainer configured like the other contenders."""
     if algo == "grpo":
         from agents.grpo import GRPO, GRPOConfig
@@ -191,7 +235,18 @@ def textgym_step(trainer: Any, seeds: list[int], groups: list[int]) -> int:
 class TRLRunner:
     """TRL's GRPOTrainer on the same model, prompts, reward and batch."""
 
-    def __init__(self, model_path: str, env_id: str, batches: list[tuple[list[int], list[int], list[str]]], batch: int, group: int, lr: float, temperature: float, max_new_tokens: int, out_dir: str) -> None:
+    def __init__(
+        self,
+        model_path: str,
+        env_id: str,
+        batches: list[tuple[list[int], list[int], list[str]]],
+        batch: int,
+        group: int,
+        lr: float,
+        temperature: float,
+        max_new_tokens: int,
+        out_dir: str,
+    ) -> None:
         from datasets import Dataset
         from transformers import AutoModelForCausalLM, TrainerCallback
         from trl import GRPOConfig, GRPOTrainer
@@ -202,13 +257,13 @@ class TRLRunner:
         score = reward_fn(env_id)
         prompts, answers = [], []
         for seeds, _, golds in batches:
-            for s, a in zip(seeds[::group], golds[::group]):
+            for s, a in zip(seeds[::group], golds[::group], strict=True):
                 prompts.append(tok.decode(opening_ids(env_id, s), skip_special_tokens=False))
                 answers.append(a)
         dataset = Dataset.from_dict({"prompt": prompts, "answer": answers})
 
         def reasoning_reward(completions: list[str], answer: list[str], **_: Any) -> list[float]:
-            return [score(c, a) for c, a in zip(completions, answer)]
+            return [score(c, a) for c, a in zip(completions, answer, strict=True)]
 
         self.step_times: list[float] = []
         self.step_tokens: list[int] = []
@@ -235,7 +290,14 @@ class TRLRunner:
             dataloader_num_workers=0, max_grad_norm=1.0, adam_epsilon=1e-5, weight_decay=0.0,
         )  # fmt: skip
         model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-        self.trainer = GRPOTrainer(model=model, reward_funcs=reasoning_reward, args=args, train_dataset=dataset, processing_class=tok, callbacks=[Timer()])
+        self.trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=reasoning_reward,
+            args=args,
+            train_dataset=dataset,
+            processing_class=tok,
+            callbacks=[Timer()],
+        )
 
     def run(self) -> None:
         self.trainer.train()
@@ -278,7 +340,17 @@ def measure(
             for name in contenders:
                 tokens, seconds = 0, 0.0
                 if name == "trl":
-                    runner = TRLRunner(model_path, env_id, block, batch, group, lr, temperature, max_new, os.path.join(tmp, f"trl{rep}"))
+                    runner = TRLRunner(
+                        model_path,
+                        env_id,
+                        block,
+                        batch,
+                        group,
+                        lr,
+                        temperature,
+                        max_new,
+                        os.path.join(tmp, f"trl{rep}"),
+                    )
                     runner.run()
                     tokens = sum(runner.step_tokens[warmup:])
                     seconds = sum(runner.step_times[warmup:])
@@ -290,7 +362,16 @@ def measure(
                         if i >= warmup:
                             tokens, seconds = tokens + n, seconds + time.perf_counter() - start
                 else:
-                    trainer = make_textgym(name, model_path, env_id, batch, group, lr, temperature, os.path.join(tmp, name))
+                    trainer = make_textgym(
+                        name,
+                        model_path,
+                        env_id,
+                        batch,
+                        group,
+                        lr,
+                        temperature,
+                        os.path.join(tmp, name),
+                    )
                     for i, (seeds, groups, _) in enumerate(block):
                         start = time.perf_counter()
                         n = textgym_step(trainer, seeds, groups)
@@ -298,7 +379,10 @@ def measure(
                             tokens, seconds = tokens + n, seconds + time.perf_counter() - start
                 rates[name].append(tokens / seconds)
                 detail[name].append({"tokens": tokens, "seconds": round(seconds, 3)})
-                print(f"  repeat {rep}: {name:<5} {tokens / seconds:8.0f} tokens/s ({tokens} tokens, {seconds:.1f}s)", flush=True)
+                print(
+                    f"  repeat {rep}: {name:<5} {tokens / seconds:8.0f} tokens/s ({tokens} tokens, {seconds:.1f}s)",
+                    flush=True,
+                )
     tps = {c: float(np.median(v)) for c, v in rates.items()}
     ratios: dict[str, float] = {}
     for a, b in [("grpo", "trl"), ("grpo", "raw"), ("ppo", "trl"), ("ppo", "raw"), ("trl", "raw")]:
@@ -336,7 +420,9 @@ def _version(pkg: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m benchmarks.trainer_throughput [--batch 64 --group 8 --steps 4 --repeats 3]``."""
-    p = argparse.ArgumentParser(description="Generated tokens/s: textgym GRPO and PPO vs TRL vs the raw limit.")
+    p = argparse.ArgumentParser(
+        description="Generated tokens/s: textgym GRPO and PPO vs TRL vs the raw limit."
+    )
     p.add_argument("--model", default="default")
     p.add_argument("--env-id", default=ENV_ID)
     p.add_argument("--batch", type=int, default=64)
@@ -354,7 +440,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({"tokens_per_second": result["tokens_per_second"], "ratios": result["ratios"]}, indent=2))
+    print(
+        json.dumps(
+            {"tokens_per_second": result["tokens_per_second"], "ratios": result["ratios"]}, indent=2
+        )
+    )
     return 0
 
 

@@ -55,12 +55,36 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             id=SYNTH_ID,
             entry_point="textgym.core:TextEnv",
             vector_entry_point="textgym.vector:TextVectorEnv",
-            kwargs={"task": "copy", "length": 1, "n_words": 3, "tokenizer": str(root / "tokenizer"), "reward": red_reward},
+            kwargs={
+                "task": "copy",
+                "length": 1,
+                "n_words": 3,
+                "tokenizer": str(root / "tokenizer"),
+                "reward": red_reward,
+            },
         )
     torch.manual_seed(0)
-    cfg = GPT2Config(vocab_size=len(tok), n_positions=32, n_embd=32, n_layer=1, n_head=2, bos_token_id=1, eos_token_id=1, pad_token_id=0)
+    cfg = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=32,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=1,
+        eos_token_id=1,
+        pad_token_id=0,
+    )
     GPT2LMHeadModel(cfg).save_pretrained(str(root / "model"))
-    default_cfg = GPT2Config(vocab_size=len(textgym.default_tokenizer()), n_positions=64, n_embd=32, n_layer=1, n_head=2, bos_token_id=1, eos_token_id=1, pad_token_id=0)
+    default_cfg = GPT2Config(
+        vocab_size=len(textgym.default_tokenizer()),
+        n_positions=64,
+        n_embd=32,
+        n_layer=1,
+        n_head=2,
+        bos_token_id=1,
+        eos_token_id=1,
+        pad_token_id=0,
+    )
     GPT2LMHeadModel(default_cfg).save_pretrained(str(root / "default_vocab_model"))
     return {"model": str(root / "model"), "default_vocab_model": str(root / "default_vocab_model")}
 
@@ -94,7 +118,9 @@ def test_loss_falls_and_reward_rises_on_synthetic_env(algo: str, synth, tmp_path
     trainer = make(algo, synth, tmp_path)
     nll_before = red_nll(trainer.policy, trainer)
     trainer.learn()
-    returns = [h["charts/episodic_return"] for h in trainer.history if "charts/episodic_return" in h]
+    returns = [
+        h["charts/episodic_return"] for h in trainer.history if "charts/episodic_return" in h
+    ]
     assert len(returns) == 30
     assert np.mean(returns[-5:]) > np.mean(returns[:5]) + 0.3, returns
     assert red_nll(trainer.policy, trainer) < nll_before - 1.0
@@ -112,7 +138,9 @@ def test_ppo_kl_penalty_is_zero_at_first_update(synth, tmp_path: Path) -> None:
 
 
 def test_resume_after_interrupted_run_continues_from_checkpoint(synth, tmp_path: Path) -> None:
-    overrides = dict(total_updates=4, checkpoint_every=2, kl_coef=0.1, adaptive_kl=True, eval_every=2)
+    overrides = dict(
+        total_updates=4, checkpoint_every=2, kl_coef=0.1, adaptive_kl=True, eval_every=2
+    )
     full = make("ppo", synth, tmp_path / "full", **overrides).learn()
 
     crashing = make("ppo", synth, tmp_path / "crash", **overrides)
@@ -131,7 +159,9 @@ def test_resume_after_interrupted_run_continues_from_checkpoint(synth, tmp_path:
     assert resumed.update_count == 2
     resumed.learn()
     assert resumed.update_count == 4
-    for a, b in zip(full.policy.state_dict().values(), resumed.policy.state_dict().values()):
+    for a, b in zip(
+        full.policy.state_dict().values(), resumed.policy.state_dict().values(), strict=True
+    ):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
     assert resumed.extra_state["kl_coef"] == pytest.approx(full.extra_state["kl_coef"])
 
@@ -149,16 +179,38 @@ def test_checkpoint_is_written_atomically(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--algo", "ppx"], "Unknown algorithm 'ppx'. Did you mean 'ppo'?"),
-        (["--algo", "grpo", "--env", "textgym/Reasoning-v9"], "Did you mean 'textgym/Reasoning-v0'?"),
-        (["--algo", "ppo", "--env", "textgym/Copy-v0", "--run-dir", "{tmp}/none", "--resume"], "No checkpoint at"),
-        (["--algo", "ppo", "--env", "textgym/Copy-v0", "--model", "{tmp}/missing"], "does not exist"),
-        (["--algo", "ppo", "--env", "textgym/Copy-v0", "--model", "{model}"], "different tokenizer"),
-        (["--algo", "grpo", "--env", "textgym/Copy-v0", "--num-envs", "6", "--group-size", "4"], "multiple of group_size"),
+        (
+            ["--algo", "grpo", "--env", "textgym/Reasoning-v9"],
+            "Did you mean 'textgym/Reasoning-v0'?",
+        ),
+        (
+            ["--algo", "ppo", "--env", "textgym/Copy-v0", "--run-dir", "{tmp}/none", "--resume"],
+            "No checkpoint at",
+        ),
+        (
+            ["--algo", "ppo", "--env", "textgym/Copy-v0", "--model", "{tmp}/missing"],
+            "does not exist",
+        ),
+        (
+            ["--algo", "ppo", "--env", "textgym/Copy-v0", "--model", "{model}"],
+            "different tokenizer",
+        ),
+        (
+            ["--algo", "grpo", "--env", "textgym/Copy-v0", "--num-envs", "6", "--group-size", "4"],
+            "multiple of group_size",
+        ),
     ],
 )
 def test_bad_input_fails_before_training(args, message, synth, tmp_path: Path, capsys) -> None:  # noqa: ANN001
     argv = [a.format(tmp=tmp_path, model=synth["model"]) for a in args]
-    assert train_main([*argv, "--run-dir", str(tmp_path / "run"), "--no-progress"] if "--run-dir" not in argv else [*argv, "--no-progress"]) == 2
+    assert (
+        train_main(
+            [*argv, "--run-dir", str(tmp_path / "run"), "--no-progress"]
+            if "--run-dir" not in argv
+            else [*argv, "--no-progress"]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert message in err
     assert not (tmp_path / "run" / "progress.csv").exists()
@@ -167,7 +219,19 @@ def test_bad_input_fails_before_training(args, message, synth, tmp_path: Path, c
 def test_cli_flags_come_from_the_config_dataclass(synth, tmp_path: Path) -> None:
     from agents.train import parse_args
 
-    cls, cfg = parse_args(["--algo", "ppo", "--env", "textgym/Copy-v0", "--kl-coef", "0.3", "--no-norm-adv", "--target-kl", "none"])
+    cls, cfg = parse_args(
+        [
+            "--algo",
+            "ppo",
+            "--env",
+            "textgym/Copy-v0",
+            "--kl-coef",
+            "0.3",
+            "--no-norm-adv",
+            "--target-kl",
+            "none",
+        ]
+    )
     assert cls is PPO and cfg.env_id == "textgym/Copy-v0" and cfg.kl_coef == 0.3
     assert cfg.norm_adv is False and cfg.target_kl is None
     _, gcfg = parse_args(["--algo", "grpo", "--loss-type", "grpo", "--scale-rewards"])
@@ -183,9 +247,21 @@ def test_sft_loss_falls(tmp_path: Path) -> None:
     seqs = [encode_demonstration(r, tok, 64) for r in records]
     ids, mask = seqs[0]
     # Agent tokens are exactly the turn and its <eot>.
-    assert tok.decode(ids[mask].tolist(), skip_special_tokens=True).strip() == records[0]["response"]
+    assert (
+        tok.decode(ids[mask].tolist(), skip_special_tokens=True).strip() == records[0]["response"]
+    )
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=1, n_head=2, bos_token_id=1, eos_token_id=1))
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tok),
+            n_positions=64,
+            n_embd=32,
+            n_layer=1,
+            n_head=2,
+            bos_token_id=1,
+            eos_token_id=1,
+        )
+    )
     losses: list[float] = []
     sft(model, seqs, SFTConfig(steps=60, batch_size=16, learning_rate=1e-2, warmup=5), pad_id=0,
         log=lambda step, m: losses.append(m["sft/loss"]), log_every=10)  # fmt: skip
@@ -207,7 +283,9 @@ def test_accelerate_launch_two_cpu_processes(synth, tmp_path: Path) -> None:
         "--threads", "1", "--run-dir", str(run), "--no-progress", "--no-tensorboard", "--cpu",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=Path(__file__).parents[1])
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env=env, cwd=Path(__file__).parents[1]
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads((run / "report.json").read_text())
     # Two processes each collected 8 episodes per update.

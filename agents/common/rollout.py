@@ -110,12 +110,17 @@ class RolloutCollector:
         self.eot_id = int(unwrapped.eot_id)
         # Blocks of users' replies leave masked slots behind; rebuild past two contexts.
         self.sampler = KVSampler(
-            policy, self.num_envs, max_cache=2 * self.max_length, pad_id=int(unwrapped.envs[0].chat.pad_id)
+            policy,
+            self.num_envs,
+            max_cache=2 * self.max_length,
+            pad_id=int(unwrapped.envs[0].chat.pad_id),
         )
         self.stats = RolloutStats()
 
     @torch.no_grad()
-    def collect(self, seeds: list[int], groups: list[int] | None = None, greedy: bool = False) -> list[Episode]:
+    def collect(
+        self, seeds: list[int], groups: list[int] | None = None, greedy: bool = False
+    ) -> list[Episode]:
         """Play one round: reset row ``i`` with ``seeds[i]`` and return its first episode.
 
         Args:
@@ -170,7 +175,7 @@ class RolloutCollector:
             done = rows[(terminated | truncated)[rows]]
             if done.size:
                 final_len = obs["attention_mask"][done].sum(axis=1)
-                for r, length in zip(done, final_len):
+                for r, length in zip(done, final_len, strict=True):
                     c = int(count[r])
                     success = bool(infos["success"][r]) if "success" in infos else False
                     episodes[r] = Episode(

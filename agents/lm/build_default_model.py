@@ -40,13 +40,13 @@ from agents.lm.supervised import SFTConfig, encode_demonstration, sft
 DEMONSTRATIONS: tuple[tuple[str, int], ...] = (
     ("textgym/Reasoning-v0", 6000),
     ("textgym/Copy-v0", 300),
-    ("textgym/CustomerService-v0", 2000),
+    ("textgym/CustomerService-v0", 4000),
     ("textgym/Dialogue-v0", 1000),
 )
 NOISE = 0.3
 SEED = 0
 ARCHITECTURE: dict[str, int] = {"n_embd": 128, "n_layer": 4, "n_head": 4, "n_positions": 512}
-SFT = SFTConfig(steps=1500, batch_size=32, learning_rate=2e-3, warmup=100, seed=SEED)
+SFT = SFTConfig(steps=1500, batch_size=32, learning_rate=2e-3, warmup=100, schedule="constant", seed=SEED)
 
 
 def build(
@@ -111,7 +111,9 @@ def build(
         sequences,
         sft_config,
         pad_id=tokenizer.pad_token_id,
-        log=lambda step, m: say(f"  step {step}: loss {m['sft/loss']:.4f} ({m['sft/seconds']:.0f}s)"),
+        log=lambda step, m: say(
+            f"  step {step}: loss {m['sft/loss']:.4f} ({m['sft/seconds']:.0f}s)"
+        ),
     )
 
     scores: dict[str, Any] = {}
@@ -141,7 +143,9 @@ def build(
 
 
 @torch.no_grad()
-def evaluate_model(model: Any, tokenizer: Any, env_id: str, episodes: int, rows: int = 64) -> dict[str, float]:
+def evaluate_model(
+    model: Any, tokenizer: Any, env_id: str, episodes: int, rows: int = 64
+) -> dict[str, float]:
     """Greedy success rate and return on the env's held-out split (train if it has none)."""
     from agents.common.rollout import RolloutCollector, rollout_metrics
     from agents.lm.policy import LMPolicy
@@ -189,10 +193,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=SFT.steps, help="SFT steps")
     parser.add_argument("--noise", type=float, default=NOISE, help="label-noise rate")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument("--eval-episodes", type=int, default=256, help="greedy eval episodes per env")
+    parser.add_argument(
+        "--eval-episodes", type=int, default=256, help="greedy eval episodes per env"
+    )
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     cfg = SFTConfig(**{**vars(SFT), "steps": args.steps})
-    build(args.out, noise=args.noise, sft_config=cfg, threads=args.threads, eval_episodes=args.eval_episodes)
+    build(
+        args.out,
+        noise=args.noise,
+        sft_config=cfg,
+        threads=args.threads,
+        eval_episodes=args.eval_episodes,
+    )
     return 0
 
 

@@ -178,7 +178,9 @@ class LMPolicy(nn.Module):
             ModelMismatchError: with what differs and how to fix it.
         """
         unwrapped = getattr(env, "unwrapped", env)
-        tokenizer = unwrapped.envs[0].tokenizer if hasattr(unwrapped, "envs") else unwrapped.tokenizer
+        tokenizer = (
+            unwrapped.envs[0].tokenizer if hasattr(unwrapped, "envs") else unwrapped.tokenizer
+        )
         max_length = int(unwrapped.max_length)
         env_vocab = len(tokenizer)
         model_vocab = self.model_vocab_size
@@ -336,7 +338,9 @@ class KVSampler:
         self._retired[np.asarray(rows, dtype=np.int64)] = True
 
     @torch.no_grad()
-    def logits(self, ids: np.ndarray, lengths: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+    def logits(
+        self, ids: np.ndarray, lengths: np.ndarray, active: np.ndarray
+    ) -> tuple[np.ndarray, torch.Tensor]:
         """Next-token logits after each active row's context ``ids[r, :lengths[r]]``.
 
         Returns ``(rows, logits)``: the active rows (ascending) and their ``(len(rows), V)``
@@ -369,7 +373,9 @@ class KVSampler:
         keep = np.flatnonzero(act)
         return rows[keep], logits[torch.as_tensor(keep, device=logits.device)]
 
-    def _extend(self, ids: np.ndarray, lengths: np.ndarray, act: np.ndarray, new: np.ndarray, width: int) -> torch.Tensor:
+    def _extend(
+        self, ids: np.ndarray, lengths: np.ndarray, act: np.ndarray, new: np.ndarray, width: int
+    ) -> torch.Tensor:
         """Feed each cached row its new tokens on top of the cache."""
         device = self.policy.device
         rows = self._rows

@@ -31,9 +31,12 @@ class SFTConfig:
     batch_size: int = 32
     """sequences per step"""
     learning_rate: float = 2e-3
-    """peak Adam learning rate (linear warm-up, cosine decay to 10%)"""
+    """peak Adam learning rate (after a linear warm-up)"""
     warmup: int = 100
     """warm-up steps"""
+    schedule: str = "constant"
+    """after warm-up: 'constant', or 'cosine' (decay to 10%). An annealed model is sharper:
+    its sampled turns explore less, which leaves a policy gradient little to work with"""
     weight_decay: float = 0.01
     """AdamW weight decay"""
     max_grad_norm: float = 1.0
@@ -91,29 +94,36 @@ def sft(
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        [
+            {"params": decay, "weight_decay": config.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
         lr=config.learning_rate,
         betas=(0.9, 0.98),
     )
 
+    if config.schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule={config.schedule!r} must be 'constant' or 'cosine'.")
+
     def lr_at(step: int) -> float:
         if step < config.warmup:
             return (step + 1) / config.warmup
+        if config.schedule == "constant":
+            return 1.0
         progress = (step - config.warmup) / max(1, config.steps - config.warmup)
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     model.train()
     device = next(model.parameters()).device
-    order = rng.permutation(len(sequences))
-    cursor = 0
+    lengths = np.array([ids.size for ids, _ in sequences])
+    batches: list[np.ndarray] = []
     start = time.perf_counter()
     running = []
     for step in range(config.steps):
-        if cursor + config.batch_size > len(order):
-            order, cursor = rng.permutation(len(sequences)), 0
-        picks = order[cursor : cursor + config.batch_size]
-        cursor += config.batch_size
+        if not batches:
+            batches = _length_buckets(lengths, config.batch_size, rng)
+        picks = batches.pop()
         width = max(sequences[i][0].size for i in picks)
         ids = np.full((len(picks), width), pad_id, dtype=np.int64)
         attn = np.zeros((len(picks), width), dtype=np.int64)
@@ -136,6 +146,30 @@ def sft(
         sched.step()
         running.append(loss.item())
         if log is not None and ((step + 1) % log_every == 0 or step + 1 == config.steps):
-            log(step + 1, {"sft/loss": float(np.mean(running[-log_every:])), "sft/seconds": time.perf_counter() - start})
+            log(
+                step + 1,
+                {
+                    "sft/loss": float(np.mean(running[-log_every:])),
+                    "sft/seconds": time.perf_counter() - start,
+                },
+            )
     model.eval()
     return {"sft/loss": float(np.mean(running[-50:])), "sft/seconds": time.perf_counter() - start}
+
+
+def _length_buckets(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch of batches of similar lengths, in random order.
+
+    Sequences are shuffled, cut into chunks of 16 batches, sorted by length within a chunk
+    and batched, so that a batch of short reasoning turns is not padded to the length of a
+    long dialogue (a 3x waste on a mixture of tasks).
+    """
+    order = rng.permutation(lengths.size)
+    chunk = 16 * batch_size
+    batches = []
+    for c in range(0, order.size, chunk):
+        part = order[c : c + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[i : i + batch_size] for i in range(0, part.size, batch_size))
+    batches = [b for b in batches if b.size == batch_size] or batches
+    return [batches[i] for i in rng.permutation(len(batches))]

@@ -36,7 +36,13 @@ from agents.common.checkpoint import (
     set_rng_state,
 )
 from agents.common.logger import Logger
-from agents.common.rollout import Episode, RolloutBatch, RolloutCollector, make_batch, rollout_metrics
+from agents.common.rollout import (
+    Episode,
+    RolloutBatch,
+    RolloutCollector,
+    make_batch,
+    rollout_metrics,
+)
 from agents.lm.policy import LMPolicy
 
 
@@ -105,7 +111,7 @@ def field_docs(cls: type) -> dict[str, str]:
         except (OSError, TypeError):
             continue
         body = tree.body[0].body  # type: ignore[attr-defined]
-        for node, nxt in zip(body, body[1:]):
+        for node, nxt in zip(body, body[1:], strict=False):
             if (
                 isinstance(node, ast.AnnAssign)
                 and isinstance(node.target, ast.Name)
@@ -208,7 +214,7 @@ class LMTrainer:
         # The reference is the model as loaded, before any update (also after a resume).
         self.reference = policy.reference() if self.uses_reference else None
         self.optimizer = torch.optim.AdamW(
-            policy.parameters(), lr=config.learning_rate, eps=1e-5, weight_decay=0.0
+            self.param_groups(policy), lr=config.learning_rate, eps=1e-5, weight_decay=0.0
         )
         self.model, self.optimizer = acc.prepare(policy, self.optimizer)
         self.generator = torch.Generator().manual_seed(config.seed + 1000 * self.rank)
@@ -232,6 +238,10 @@ class LMTrainer:
     def uses_reference(self) -> bool:
         """Whether a frozen reference model is needed (a KL term)."""
         return self.config.kl_coef > 0
+
+    def param_groups(self, policy: LMPolicy) -> list[dict[str, Any]]:
+        """Optimizer parameter groups (one group by default)."""
+        return [{"params": list(policy.parameters())}]
 
     def round_seeds(self) -> tuple[list[int], list[int]]:
         """Reset seeds and group ids for one round (distinct problems by default)."""
@@ -341,7 +351,11 @@ class LMTrainer:
         from tqdm.auto import tqdm
 
         cfg = self.config
-        logger = Logger(self.run_dir, tensorboard=None if cfg.tensorboard else False) if self.is_main else None
+        logger = (
+            Logger(self.run_dir, tensorboard=None if cfg.tensorboard else False)
+            if self.is_main
+            else None
+        )
         if self.is_main and not cfg.resume:
             (self.run_dir / "config.json").write_text(json.dumps(self.config_dict(), indent=2))
         if self.update_count == 0 and "initial_eval" not in self.extra_state:
@@ -497,10 +511,9 @@ class LMTrainer:
         return []
 
     def _check_resume(self) -> None:
-        if self.config.resume:
-            # Fail now, before the model and envs are loaded.
-            if not checkpoint_path(self.run_dir).exists():
-                load_checkpoint(self.run_dir)
+        # Fail now, before the model and envs are loaded.
+        if self.config.resume and not checkpoint_path(self.run_dir).exists():
+            load_checkpoint(self.run_dir)
 
     def _default_run_dir(self) -> str:
         env = self.config.env_id.replace("/", "_")

@@ -1,0 +1,281 @@
+"""LM policy, KV sampler and rollouts: exact log-probs, credit masks, KL, errors.
+
+Models are tiny random GPT-2s built in a temporary directory (no downloads).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+import textgym
+from agents.common.rollout import RolloutCollector, gae, make_batch, whiten
+from agents.lm.policy import KVSampler, LMPolicy, ModelMismatchError, token_logprobs
+from textgym.rewards.base import RewardContext
+from textgym.tasks.base import Problem, Task, Turn
+from textgym.users.base import Reply, Responder
+from textgym.vector import TextVectorEnv
+
+VOCAB = len(textgym.default_tokenizer())
+
+
+def tiny_model(path: Path, vocab: int = VOCAB, positions: int = 256, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    cfg = GPT2Config(
+        vocab_size=vocab, n_positions=positions, n_embd=32, n_layer=2, n_head=2,
+        bos_token_id=1, eos_token_id=1, pad_token_id=0,
+    )  # fmt: skip
+    GPT2LMHeadModel(cfg).save_pretrained(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model(tmp_path_factory.mktemp("tiny_lm"))
+
+
+class EchoResponder(Responder):
+    """Replies with a few words (varying length) for two turns, then ends the dialogue."""
+
+    def reset(self, problem: Problem, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def respond(self, turns: Sequence[Turn]) -> Reply:
+        agent_turns = sum(t.role == "agent" for t in turns)
+        words = " ".join(["red", "blue", "green"][: 1 + int(self.rng.integers(3))])
+        return Reply(f"say {words} please", done=agent_turns >= 3)
+
+
+class EchoTask(Task):
+    """A three-turn task with a scripted user, to exercise multi-turn rollouts."""
+
+    name = "echo_test"
+    multi_turn = True
+    max_length = 96
+    max_new_tokens = 6
+
+    def sample(self, rng: np.random.Generator) -> Problem:
+        return Problem(prompt="copy: red blue", answer="red blue")
+
+    def default_reward(self):  # noqa: ANN201 - a plain function is a reward
+        return lambda ctx: float(ctx.text.strip() == "red")
+
+    def success(self, ctx: RewardContext) -> bool:
+        return False
+
+    def oracle(self, problem: Problem, turns: Sequence[Turn]) -> str:
+        return "red"
+
+    def responder(self) -> Responder:
+        return EchoResponder()
+
+
+def multi_turn_envs(n: int) -> TextVectorEnv:
+    return TextVectorEnv(n, task=EchoTask(), copy=False)
+
+
+def copy_envs(n: int) -> gym.vector.VectorEnv:
+    return gym.make_vec("textgym/Copy-v0", n, vectorization_mode="vector_entry_point", copy=False)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+@pytest.mark.parametrize("make_envs", [copy_envs, multi_turn_envs], ids=["single", "multi"])
+def test_train_time_logprobs_match_rollout(model_dir: Path, make_envs, temperature: float) -> None:
+    envs = make_envs(6)
+    policy = LMPolicy.from_pretrained(model_dir, VOCAB)
+    collector = RolloutCollector(envs, policy, temperature, torch.Generator().manual_seed(3))
+    episodes = collector.collect(list(range(6)))
+    assert len(episodes) == 6
+    batch = make_batch(episodes, pad_id=0, eot_id=1)
+    with torch.no_grad():
+        logits = policy(batch.input_ids, batch.attention_mask).logits[:, :-1]
+    recomputed = token_logprobs(logits, batch.targets, temperature)
+    m = batch.action_mask
+    assert m.sum() == sum(e.num_actions for e in episodes)
+    torch.testing.assert_close(recomputed[m], batch.old_logprobs[m], atol=1e-5, rtol=0)
+    # The trainers' path: logits only at the agent's decisions, flattened.
+    with torch.no_grad():
+        flat = policy(
+            batch.input_ids, batch.attention_mask, torch.nn.functional.pad(m, (0, 1))
+        ).logits
+    torch.testing.assert_close(
+        token_logprobs(flat, batch.targets[m], temperature),
+        batch.old_logprobs[m],
+        atol=1e-5,
+        rtol=0,
+    )
+
+
+def test_kv_sampler_blocks_and_rebuild_match_full_forward(model_dir: Path) -> None:
+    """Rows advancing by different amounts (users' replies) and cache rebuilds are exact."""
+    policy = LMPolicy.from_pretrained(model_dir, VOCAB).eval()
+    rng = np.random.default_rng(0)
+    n, width = 3, 40
+    ids = rng.integers(5, VOCAB, size=(n, width))
+    lengths = np.array([4, 7, 2])
+    # A small cache forces a rebuild on the way.
+    sampler = KVSampler(policy, n, max_cache=24)
+    schedule = [np.array([1, 1, 1]), np.array([5, 1, 1]), np.array([1, 1, 9]), np.array([1, 6, 1])]
+    active = np.array([True, True, True])
+    for step, grow in enumerate(schedule * 2):
+        if step > 0:
+            lengths = lengths + grow
+        if step == 3:
+            active = np.array([True, False, True])  # row 1 waits a step, then refeeds
+        elif step == 4:
+            active = np.array([True, True, True])
+        elif step == 6:
+            sampler.retire(np.array([0]))  # row 0 is done: it leaves the cache
+            active = np.array([False, True, True])
+        rows, got = sampler.logits(ids, lengths, active)
+        assert rows.tolist() == np.flatnonzero(active).tolist()
+        for k, r in enumerate(rows):
+            ctx = torch.as_tensor(ids[r : r + 1, : lengths[r]])
+            want = policy(ctx, torch.ones_like(ctx)).logits[0, -1]
+            torch.testing.assert_close(got[k], want, atol=1e-5, rtol=0)
+
+
+def test_masks_exclude_prompt_and_user_tokens(model_dir: Path) -> None:
+    envs = multi_turn_envs(4)
+    policy = LMPolicy.from_pretrained(model_dir, VOCAB)
+    episodes = RolloutCollector(envs, policy).collect([0, 1, 2, 3])
+    batch = make_batch(episodes, pad_id=0, eot_id=1)
+    tok = envs.envs[0].tokenizer
+    chat = envs.envs[0].chat
+    for i, e in enumerate(episodes):
+        # Rebuild the context turn by turn from the env's own record: agent tokens are
+        # exactly the decisions under the mask.
+        expected = np.zeros(e.tokens.size, dtype=bool)
+        pos = 0
+        opening = [
+            *chat.user_ids,
+            *tok.encode("copy: red blue", add_special_tokens=False),
+            chat.eot_id,
+            *chat.agent_ids,
+        ]
+        assert e.tokens[: len(opening)].tolist() == opening
+        pos = len(opening)
+        while pos < e.tokens.size:
+            # Agent turn: up to and including <eot> (or the turn limit).
+            start = pos
+            while pos < e.tokens.size and e.tokens[pos] != chat.eot_id and pos - start < 6:
+                pos += 1
+            if pos < e.tokens.size and e.tokens[pos] == chat.eot_id:
+                pos += 1
+            expected[start:pos] = True
+            if pos < e.tokens.size:  # the user's reply: <user> ... <eot> <agent>
+                assert e.tokens[pos] == chat.user_ids[0]
+                while e.tokens[pos] != chat.agent_ids[0]:
+                    pos += 1
+                pos += 1
+        assert batch.action_mask[i, : e.tokens.size - 1].numpy().tolist() == expected[1:].tolist()
+        assert not batch.action_mask[i, e.tokens.size - 1 :].any()
+        assert len(e.turns) >= 1
+
+
+def test_kl_to_reference_is_zero_before_first_update(model_dir: Path) -> None:
+    envs = copy_envs(4)
+    policy = LMPolicy.from_pretrained(model_dir, VOCAB, value_head=True)
+    reference = policy.reference()
+    assert all(not p.requires_grad for p in reference.parameters())
+    episodes = RolloutCollector(envs, policy).collect([0, 1, 2, 3])
+    batch = make_batch(episodes, pad_id=0, eot_id=1)
+    with torch.no_grad():
+        ref = token_logprobs(
+            reference(batch.input_ids, batch.attention_mask).logits[:, :-1], batch.targets, 1.0
+        )
+    kl = (batch.old_logprobs - ref)[batch.action_mask]
+    assert kl.abs().max() < 1e-5
+
+
+def test_value_head_starts_at_zero_and_saves(model_dir: Path, tmp_path: Path) -> None:
+    policy = LMPolicy.from_pretrained(model_dir, VOCAB, value_head=True)
+    ids = torch.tensor([[3, 10, 11, 1, 4]])
+    out = policy(ids, torch.ones_like(ids))
+    assert out.values is not None and out.values.shape == (1, 5)
+    assert out.values.abs().max() == 0
+    with torch.no_grad():
+        policy.value_head.bias.fill_(0.5)  # type: ignore[union-attr]
+    policy.save_pretrained(tmp_path / "saved")
+    again = LMPolicy.from_pretrained(tmp_path / "saved", VOCAB, value_head=True)
+    assert torch.allclose(again(ids, torch.ones_like(ids)).values, torch.full((1, 5), 0.5))
+
+
+def test_vocabulary_mismatch_is_a_clear_error(tmp_path: Path) -> None:
+    envs = copy_envs(2)
+    policy = LMPolicy.from_pretrained(tiny_model(tmp_path / "small", vocab=50), VOCAB)
+    with pytest.raises(
+        ModelMismatchError, match="vocabulary of 50 tokens.*1358|different tokenizer"
+    ):
+        policy.check_env(envs)
+
+
+def test_short_context_model_is_a_clear_error(tmp_path: Path) -> None:
+    envs = gym.make_vec("textgym/Reasoning-v0", 2, vectorization_mode="vector_entry_point")
+    policy = LMPolicy.from_pretrained(tiny_model(tmp_path / "short", positions=16), VOCAB)
+    with pytest.raises(ModelMismatchError, match="16 positions"):
+        policy.check_env(envs)
+
+
+def test_missing_model_path_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        LMPolicy.from_pretrained(str(tmp_path / "nope"), VOCAB)
+
+
+def test_groups_share_problems_and_greedy_is_deterministic(model_dir: Path) -> None:
+    envs = gym.make_vec(
+        "textgym/Reasoning-v0", 4, vectorization_mode="vector_entry_point", copy=False
+    )
+    policy = LMPolicy.from_pretrained(model_dir, VOCAB)
+    collector = RolloutCollector(envs, policy)
+    a = collector.collect([7, 7, 9, 9], groups=[0, 0, 1, 1], greedy=True)
+    b = collector.collect([7, 7, 9, 9], groups=[0, 0, 1, 1], greedy=True)
+    assert [e.tokens.tolist() for e in a] == [e.tokens.tolist() for e in b]
+    assert a[0].tokens.tolist() == a[1].tokens.tolist()  # same seed, same problem, greedy
+    prompt = lambda e: e.tokens[: e.action_positions[0]].tolist()  # noqa: E731
+    assert prompt(a[0]) != prompt(a[2])
+
+
+def test_gae_matches_hand_computation_over_gapped_actions() -> None:
+    # One episode: actions at decisions 1, 2 and 5 (a user reply in between), reward at the end.
+    mask = torch.tensor([[False, True, True, False, False, True]])
+    rewards = torch.tensor([[0.0, 0.0, 0.5, 0.0, 0.0, 1.0]])
+    values = torch.tensor([[9.0, 0.2, 0.4, 9.0, 9.0, 0.6]])
+    adv, ret = gae(rewards, values, mask, torch.tensor([0.3]), gamma=0.9, lam=0.8)
+    d3 = 1.0 + 0.9 * 0.3 - 0.6
+    d2 = 0.5 + 0.9 * 0.6 - 0.4
+    d1 = 0.0 + 0.9 * 0.4 - 0.2
+    a3 = d3
+    a2 = d2 + 0.9 * 0.8 * a3
+    a1 = d1 + 0.9 * 0.8 * a2
+    torch.testing.assert_close(adv[0, [1, 2, 5]], torch.tensor([a1, a2, a3]))
+    assert adv[0, [0, 3, 4]].abs().sum() == 0
+    torch.testing.assert_close(ret[0, [1, 2, 5]], torch.tensor([a1 + 0.2, a2 + 0.4, a3 + 0.6]))
+
+
+def test_whiten_is_masked() -> None:
+    x = torch.tensor([[1.0, 2.0, 100.0], [3.0, 4.0, -50.0]])
+    m = torch.tensor([[True, True, False], [True, True, False]])
+    w = whiten(x, m)
+    assert w[:, 2].abs().sum() == 0
+    assert abs(float(w[m].mean())) < 1e-6 and abs(float(w[m].std(unbiased=False)) - 1) < 1e-3
+
+
+def test_shipped_default_model_matches_default_tokenizer() -> None:
+    from agents.lm.default_model import DEFAULT_MODEL_DIR, build_info
+
+    config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
+    assert config["vocab_size"] == len(textgym.default_tokenizer()), (
+        "The default tokenizer changed; rebuild with `python -m agents.lm.build_default_model`."
+    )
+    info = build_info()
+    assert info["noise"] > 0 and info["vocab_size"] == config["vocab_size"]
+    size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir())
+    assert size < 10_000_000
