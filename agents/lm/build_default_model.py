@@ -38,7 +38,7 @@ from agents.lm.supervised import SFTConfig, encode_demonstration, sft
 
 #: (env id, number of demonstrations); envs not registered yet are skipped.
 DEMONSTRATIONS: tuple[tuple[str, int], ...] = (
-    ("textgym/Reasoning-v0", 6000),
+    ("textgym/Reasoning-v0", 8000),
     ("textgym/Copy-v0", 300),
     ("textgym/CustomerService-v0", 4000),
     ("textgym/Dialogue-v0", 1000),
@@ -46,7 +46,7 @@ DEMONSTRATIONS: tuple[tuple[str, int], ...] = (
 NOISE = 0.3
 SEED = 0
 ARCHITECTURE: dict[str, int] = {"n_embd": 128, "n_layer": 4, "n_head": 4, "n_positions": 512}
-SFT = SFTConfig(steps=1500, batch_size=32, learning_rate=2e-3, warmup=100, schedule="constant", seed=SEED)
+SFT = SFTConfig(steps=1500, batch_size=32, learning_rate=1e-3, warmup=100, schedule="constant", seed=SEED)
 
 
 def build(
@@ -178,6 +178,10 @@ def _write(model: Any, tokenizer: Any, info: dict[str, Any], out: Path) -> None:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         (tmp / "build_info.json").write_text(json.dumps(info, indent=2) + "\n")
+        # mkdtemp makes a private directory; the shipped model is ordinary package data.
+        tmp.chmod(0o755)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
