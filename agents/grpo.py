@@ -34,7 +34,7 @@ from agents.lm.trainer import LMTrainer, TrainConfig
 class GRPOConfig(TrainConfig):
     """GRPO arguments (on top of :class:`~agents.lm.trainer.TrainConfig`)."""
 
-    learning_rate: float = 2e-4
+    learning_rate: float = 1e-4
     """Adam learning rate"""
     group_size: int = 8
     """samples per problem (num_envs must be a multiple of it)"""
@@ -44,8 +44,8 @@ class GRPOConfig(TrainConfig):
     """minibatches per pass (split by groups)"""
     clip_coef: float = 0.2
     """ratio clipping epsilon (matters when num_iterations > 1 or num_minibatches > 1)"""
-    kl_coef: float = 0.02
-    """weight of the k3 KL estimate to the reference in the loss (0: no reference model)"""
+    kl_coef: float = 0.0
+    """weight of the k3 KL estimate to the reference in the loss (0: no reference model is loaded; DeepSeekMath used 0.04)"""
     loss_type: Literal["grpo", "dr_grpo", "token"] = "dr_grpo"
     """token-loss aggregation: 'grpo' (per-episode mean), 'dr_grpo' (constant normaliser), 'token'"""
     scale_rewards: bool = False

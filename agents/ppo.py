@@ -9,7 +9,8 @@ Read top to bottom, an update is:
    log pi_ref)`` at every agent token (a per-token KL penalty), plus an optional penalty
    when the last turn was cut before its end-of-turn token;
 3. GAE over the agent's tokens, bootstrapping from the final state's value when a length
-   limit truncated the episode; whiten the advantages;
+   limit cut the episode after a complete turn (a turn cut mid-way is final, and may be
+   penalised); whiten the advantages;
 4. ``update_epochs`` passes of minibatches: clipped ratio objective, clipped value loss,
    entropy bonus, gradient clipping, and an early stop once the approximate KL to the
    behaviour policy exceeds ``1.5 * target_kl``;
@@ -36,7 +37,7 @@ from agents.lm.trainer import LMTrainer, TrainConfig, mean_over_processes
 class PPOConfig(TrainConfig):
     """PPO arguments (on top of :class:`~agents.lm.trainer.TrainConfig`)."""
 
-    learning_rate: float = 2e-4
+    learning_rate: float = 5e-5
     """Adam learning rate"""
     update_epochs: int = 2
     """passes over each batch"""
@@ -62,8 +63,8 @@ class PPOConfig(TrainConfig):
     """whiten advantages over the batch's agent tokens"""
     target_kl: float | None = 0.05
     """early-stop an update once the approximate KL to the behaviour policy exceeds 1.5x this"""
-    kl_coef: float = 0.02
-    """initial weight of the per-token KL penalty to the reference model (0: none)"""
+    kl_coef: float = 0.0
+    """(initial) weight of the per-token KL penalty to the reference (0: none; e.g. 0.05 with a learned reward)"""
     adaptive_kl: bool = False
     """adapt kl_coef so the KL to the reference tracks kl_target (Ziegler et al. 2019)"""
     kl_target: float = 1.0
@@ -71,7 +72,7 @@ class PPOConfig(TrainConfig):
     kl_horizon: int = 10_000
     """horizon of the adaptive KL controller, in episodes"""
     bootstrap_truncated: bool = True
-    """bootstrap from the final state's value when a length limit truncates an episode"""
+    """bootstrap from the final state's value when a length limit cuts an episode after a complete turn"""
 
 
 class PPO(LMTrainer):
@@ -137,9 +138,13 @@ class PPO(LMTrainer):
         rewards = rewards.scatter_add(1, last_action[:, None], self.end_penalty(batch)[:, None])
         rewards = rewards * maskf
 
-        # 3. GAE over agent tokens; a truncated episode would go on, so its tail is V(s_T).
+        # 3. GAE over agent tokens. An episode a length limit cut after a complete turn would
+        #    go on, so its tail is V(s_T); a turn cut mid-way (no end-of-turn token) gets no
+        #    bootstrap, else a value head trained on its own bootstrapped targets pays the
+        #    policy for rambling until the limit (observed on CustomerService).
+        cut_after_turn = batch.truncated & ~batch.missing_end
         bootstrap = (
-            final_value * batch.truncated.float()
+            final_value * cut_after_turn.float()
             if cfg.bootstrap_truncated
             else torch.zeros_like(final_value)
         )

@@ -27,8 +27,6 @@ from agents.lm.trainer import LMTrainer, TrainConfig
 class ReinforceConfig(TrainConfig):
     """REINFORCE arguments (on top of :class:`~agents.lm.trainer.TrainConfig`)."""
 
-    learning_rate: float = 1e-4
-    """Adam learning rate"""
     gamma: float = 1.0
     """discount per agent token"""
     norm_adv: bool = True

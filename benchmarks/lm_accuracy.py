@@ -29,9 +29,9 @@ RESULTS = Path(__file__).parent / "results"
 #: Hyperparameters per (algorithm, env): everything else is the config's default.
 RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("grpo", "textgym/Reasoning-v0"): dict(num_envs=128, group_size=8, learning_rate=1e-4, kl_coef=0.0),
-    ("ppo", "textgym/Reasoning-v0"): dict(num_envs=128, learning_rate=1e-4, kl_coef=0.0),
+    ("ppo", "textgym/Reasoning-v0"): dict(num_envs=128, learning_rate=5e-5, kl_coef=0.0),
     ("grpo", "textgym/CustomerService-v0"): dict(num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0),
-    ("ppo", "textgym/CustomerService-v0"): dict(num_envs=64, learning_rate=1e-4, kl_coef=0.0),
+    ("ppo", "textgym/CustomerService-v0"): dict(num_envs=64, learning_rate=5e-5, kl_coef=0.0, missing_end_penalty=-0.5),
 }
 EVAL_EPISODES = {"textgym/Reasoning-v0": 512, "textgym/CustomerService-v0": 256}
 

@@ -279,3 +279,22 @@ def test_shipped_default_model_matches_default_tokenizer() -> None:
     assert info["noise"] > 0 and info["vocab_size"] == config["vocab_size"]
     size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir())
     assert size < 10_000_000
+
+
+def test_predict_works_with_the_shared_evaluation(model_dir: Path) -> None:
+    from agents.common.evaluation import evaluate_policy
+
+    policy = LMPolicy.from_pretrained(model_dir, VOCAB).eval()
+    env = gym.make("textgym/Copy-v0")
+    result = evaluate_policy(policy, env, n_episodes=3, seed=0)
+    assert result.episodes == 3 and 0.0 <= result.success_rate <= 1.0
+    # Greedy predict agrees with the batched sampler's greedy rollout.
+    envs = copy_envs(3)
+    greedy = RolloutCollector(envs, policy).collect([0, 1, 2], greedy=True)
+    obs, _ = env.reset(seed=0)
+    tokens = []
+    for _ in range(greedy[0].num_actions):
+        action, _ = policy.predict(obs)
+        tokens.append(int(action))
+        obs, *_ = env.step(int(action))
+    assert tokens == greedy[0].tokens[greedy[0].action_positions].tolist()

@@ -58,7 +58,7 @@ class TrainConfig:
     """tokenizer for the env (None: textgym's default); must match the model's vocabulary"""
     seed: int = 1
     """seed of the run (problems, sampling, initialisation)"""
-    num_envs: int = 32
+    num_envs: int = 64
     """rows of the vector env, i.e. episodes played in parallel per round"""
     rounds_per_update: int = 1
     """rounds collected per update; episodes per update = num_envs * rounds_per_update"""
@@ -68,12 +68,12 @@ class TrainConfig:
     """stop after this many seconds of training (0: no limit); evaluation time excluded"""
     temperature: float = 1.0
     """sampling temperature; behaviour and train-time log-probs both use it"""
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-4
     """Adam learning rate"""
     max_grad_norm: float = 1.0
     """clip the global gradient norm to this"""
     kl_coef: float = 0.0
-    """weight of the KL penalty to the frozen reference model (0: no reference)"""
+    """weight of the KL term to the frozen reference model (0: no reference model is loaded)"""
     missing_end_penalty: float = 0.0
     """added to the reward of an episode whose last agent turn was cut before <eot> (e.g. -1)"""
     eval_every: int = 10
