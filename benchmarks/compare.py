@@ -23,6 +23,7 @@ import csv
 import inspect
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -367,7 +368,10 @@ def run_all(specs: Sequence[RunSpec], progress: bool = True) -> list[RunResult]:
             continue
         if spec.algo not in ALGORITHMS:
             raise KeyError(f"Unknown algorithm {spec.algo!r}; known: {sorted(ALGORITHMS)}.")
-        spec.run_dir.mkdir(parents=True, exist_ok=True)
+        if spec.run_dir.exists():
+            # An interrupted run restarts from scratch: its partial logs would mix curves.
+            shutil.rmtree(spec.run_dir)
+        spec.run_dir.mkdir(parents=True)
         result = ALGORITHMS[spec.algo](spec)
         atomic_write(done, json.dumps(asdict(result), indent=1))
         results.append(result)

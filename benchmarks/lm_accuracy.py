@@ -19,6 +19,8 @@ import argparse
 import json
 import os
 import shlex
+import shutil
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,10 +30,16 @@ RESULTS = Path(__file__).parent / "results"
 
 #: Hyperparameters per (algorithm, env): everything else is the config's default.
 RECIPES: dict[tuple[str, str], dict[str, Any]] = {
-    ("grpo", "textgym/Reasoning-v0"): dict(num_envs=128, group_size=8, learning_rate=1e-4, kl_coef=0.0),
+    ("grpo", "textgym/Reasoning-v0"): dict(
+        num_envs=128, group_size=8, learning_rate=1e-4, kl_coef=0.0
+    ),
     ("ppo", "textgym/Reasoning-v0"): dict(num_envs=128, learning_rate=5e-5, kl_coef=0.0),
-    ("grpo", "textgym/CustomerService-v0"): dict(num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0),
-    ("ppo", "textgym/CustomerService-v0"): dict(num_envs=64, learning_rate=5e-5, kl_coef=0.0, missing_end_penalty=-0.5),
+    ("grpo", "textgym/CustomerService-v0"): dict(
+        num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0
+    ),
+    ("ppo", "textgym/CustomerService-v0"): dict(
+        num_envs=64, learning_rate=5e-5, kl_coef=0.0, missing_end_penalty=-0.5
+    ),
 }
 EVAL_EPISODES = {"textgym/Reasoning-v0": 512, "textgym/CustomerService-v0": 256}
 
@@ -58,6 +66,8 @@ def run_one(
         eval_every=eval_every, eval_episodes=EVAL_EPISODES.get(env_id, 256), checkpoint_every=0,
         run_dir=str(run_dir), threads=threads, progress=False, **recipe,
     )  # fmt: skip
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # a fresh run: never append to an old run's log
     start = time.perf_counter()
     trainer = cls(config).learn()
     report = trainer.report()
@@ -96,13 +106,41 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
             ys = [p["success_rate"] for p in r["curve"]]
             ax.plot(xs, ys, marker="o", ms=3, label=f"{r['algo']} seed {r['seed']}")
         ax.set_title(f"{env_id} (held-out {results[0]['split']} split, greedy)")
-        ax.set_xlabel("training seconds (2 CPU threads)")
+        ax.set_xlabel("training seconds (collection + updates)")
         ax.set_ylabel("success rate")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def combine(paths: Sequence[Path], out: Path) -> int:
+    """Merge result files (their commands and machines kept per run) into ``out`` + plot."""
+    results = []
+    for path in paths:
+        part = json.loads(path.read_text())
+        for r in part["results"]:
+            results.append({**r, "benchmark_command": part["command"], "machine": part["machine"]})
+    results.sort(key=lambda r: (r["env_id"], r["algo"], r["seed"]))
+    summary = {"command": f"python -m benchmarks.lm_accuracy --combine {' '.join(map(str, paths))}",
+               "results": results}  # fmt: skip
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    plot(results, out.with_suffix(".png"))
+    _print_summary(results)
+    return 0
+
+
+def _print_summary(results: list[dict[str, Any]]) -> None:
+    for r in results:
+        b, a = (
+            r["before"].get("eval/success_rate", float("nan")),
+            r["after"].get("eval/success_rate", float("nan")),
+        )
+        print(
+            f"{r['algo']:>5} {r['env_id']:<28} seed {r['seed']}: {b:.3f} -> {a:.3f} "
+            f"({100 * (a - b):+.1f} points) in {r['train_seconds']:.0f}s"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,7 +158,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default="default")
     parser.add_argument("--runs", default="runs/lm_accuracy", help="run directories")
     parser.add_argument("--out", default=str(RESULTS / "lm_accuracy.json"))
+    parser.add_argument(
+        "--combine",
+        nargs="+",
+        metavar="JSON",
+        help="merge the results of earlier runs (e.g. run in parallel) into --out and its plot",
+    )
     args = parser.parse_args(argv)
+    if args.combine:
+        return combine([Path(f) for f in args.combine], Path(args.out))
     results = []
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -142,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 summary = {
                     "command": "python -m benchmarks.lm_accuracy "
-                    + " ".join(shlex.quote(a) for a in (argv or [])),
+                    + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)),
                     "machine": {
                         "cpu_count": os.cpu_count(),
                         "threads": args.threads,
@@ -152,14 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 }
                 out.write_text(json.dumps(summary, indent=2) + "\n")
     plot(results, out.with_suffix(".png"))
-    for r in results:
-        b, a = (
-            r["before"].get("eval/success_rate", float("nan")),
-            r["after"].get("eval/success_rate", float("nan")),
-        )
-        print(
-            f"{r['algo']:>5} {r['env_id']:<28} seed {r['seed']}: {b:.3f} -> {a:.3f} ({100 * (a - b):+.1f} points) in {r['train_seconds']:.0f}s"
-        )
+    _print_summary(results)
     return 0
 
 

@@ -166,6 +166,14 @@ def test_resume_after_interrupted_run_continues_from_checkpoint(synth, tmp_path:
     assert resumed.extra_state["kl_coef"] == pytest.approx(full.extra_state["kl_coef"])
 
 
+def test_a_fresh_run_refuses_a_run_dir_that_holds_a_run(synth, tmp_path: Path) -> None:
+    make("reinforce", synth, tmp_path, total_updates=1).learn()
+    lines = (tmp_path / "progress.csv").read_text()
+    with pytest.raises(ValueError, match="already holds a run.*--resume"):
+        make("reinforce", synth, tmp_path, total_updates=1)
+    assert (tmp_path / "progress.csv").read_text() == lines  # the old log is untouched
+
+
 def test_checkpoint_is_written_atomically(tmp_path: Path) -> None:
     from agents.common.checkpoint import load_checkpoint, save_checkpoint
 

@@ -81,3 +81,47 @@ def test_finished_runs_are_skipped_on_rerun(tmp_path: Path) -> None:
         )
         < 1e-9
     )
+
+
+def test_an_interrupted_run_restarts_from_scratch(tmp_path: Path) -> None:
+    args = [*ARGS, "--out", str(tmp_path), "--seeds", "0"]
+    args.remove("q_learning")
+    stale = tmp_path / "runs" / "Reasoning-Tiny-v0__random__0"
+    stale.mkdir(parents=True)
+    (stale / "progress.csv").write_text("step,time,key,value\n999,0.0,stale,1.0\n")
+    assert compare.main(args) == 0
+    assert (stale / "result.json").exists()
+    log = stale / "progress.csv"  # the random agent logs nothing: the stale log must be gone
+    assert not log.exists() or "stale" not in log.read_text()
+
+
+def test_lm_accuracy_combines_parallel_runs(tmp_path: Path) -> None:
+    from benchmarks import lm_accuracy
+
+    def run(algo: str, env_id: str, before: float, after: float) -> dict:
+        curve = [
+            {"update": 0, "train_seconds": 0.0, "success_rate": before},
+            {"update": 10, "train_seconds": 30.0, "success_rate": after},
+        ]
+        return {
+            "algo": algo, "env_id": env_id, "seed": 1, "split": "test", "train_seconds": 600.0,
+            "before": {"eval/success_rate": before}, "after": {"eval/success_rate": after},
+            "curve": curve,
+        }  # fmt: skip
+
+    parts = []
+    for i, (algo, env_id) in enumerate(
+        [("ppo", "textgym/Reasoning-v0"), ("grpo", "textgym/CustomerService-v0")]
+    ):
+        path = tmp_path / f"part{i}.json"
+        path.write_text(json.dumps({"command": f"cmd {i}", "machine": {"threads": 1},
+                                    "results": [run(algo, env_id, 0.2, 0.6)]}))  # fmt: skip
+        parts.append(str(path))
+    out = tmp_path / "lm_accuracy.json"
+    assert lm_accuracy.main(["--combine", *parts, "--out", str(out)]) == 0
+    merged = json.loads(out.read_text())["results"]
+    assert [(r["env_id"], r["algo"], r["benchmark_command"]) for r in merged] == [
+        ("textgym/CustomerService-v0", "grpo", "cmd 1"),
+        ("textgym/Reasoning-v0", "ppo", "cmd 0"),
+    ]
+    assert out.with_suffix(".png").stat().st_size > 0

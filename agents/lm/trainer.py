@@ -514,6 +514,12 @@ class LMTrainer:
         # Fail now, before the model and envs are loaded.
         if self.config.resume and not checkpoint_path(self.run_dir).exists():
             load_checkpoint(self.run_dir)
+        if not self.config.resume and (self.run_dir / "progress.csv").exists():
+            # Appending a fresh run to an old log would mix two learning curves.
+            raise ConfigError(
+                f"run_dir {str(self.run_dir)!r} already holds a run (progress.csv). Pass "
+                "--resume to continue it, or choose another --run-dir (or delete this one)."
+            )
 
     def _default_run_dir(self) -> str:
         env = self.config.env_id.replace("/", "_")
