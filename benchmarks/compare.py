@@ -468,12 +468,12 @@ def markdown(rows: Sequence[dict[str, Any]], lifts: Sequence[dict[str, Any]]) ->
     if lifts:
         lines += [
             "",
-            "| env | RL algorithm | before RL | after RL | lift |",
+            "| env | RL algorithm | before RL | after RL | lift (points) |",
             "|---|---|---:|---:|---:|",
         ]
         for x in lifts:
             lines.append(
-                f"| {x['env_id']} | {x['algo']} | {x['before']:.1%} | {x['after']:.1%} | {x['lift']:+.1%} |"
+                f"| {x['env_id']} | {x['algo']} | {x['before']:.1%} | {x['after']:.1%} | {100 * x['lift']:+.1f} |"
             )
     return "\n".join(lines) + "\n"
 
