@@ -66,7 +66,9 @@ def test_bad_render_mode() -> None:
 
 def test_rgb_array_render_mode_is_disabled_not_fatal() -> None:
     # stable-baselines3 asks for rgb_array when it builds an env from an id string.
-    assert TextEnv("copy", render_mode="rgb_array").render_mode is None
+    with pytest.warns(UserWarning, match="no 'rgb_array' frames.*use 'ansi'"):
+        env = TextEnv("copy", render_mode="rgb_array")
+    assert env.render_mode is None
 
 
 def _tokenizer_without(token: str):
