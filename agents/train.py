@@ -3,7 +3,7 @@
     textgym train --algo ppo --env textgym/Reasoning-v0 --time-budget 600
     textgym train --algo grpo --env textgym/Reasoning-v0 --model ./my_model --seed 2
     textgym train --algo ppo --run-dir runs/x --resume          # continue a killed run
-    accelerate launch --cpu --num_processes 2 -m agents.train --algo grpo ...
+    accelerate launch --multi_gpu --num_processes 2 -m agents.train --algo grpo ... --cpu
 
 Every field of the algorithm's config dataclass is a flag (``--kl-coef 0.05``,
 ``--no-norm-adv``); ``textgym train --algo ppo --help`` lists them with their docstrings.
@@ -17,10 +17,12 @@ import argparse
 import dataclasses
 import difflib
 import importlib
+import json
 import sys
 import types
 import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from agents.lm.trainer import ConfigError, LMTrainer, TrainConfig, field_docs
@@ -105,6 +107,15 @@ def parse_args(argv: Sequence[str]) -> tuple[type[LMTrainer], TrainConfig]:
     cls = trainer_class(known.algo)
     parser = build_parser(cls.config_class, known.algo)
     ns = vars(parser.parse_args(argv))
+    if ns.get("resume") and ns.get("run_dir"):
+        # A resumed run keeps the settings it was started with (its config.json); flags given
+        # now override them, e.g. a larger --total-updates to train on.
+        saved = Path(ns["run_dir"]) / "config.json"
+        if saved.exists():
+            fields = {f.name for f in dataclasses.fields(cls.config_class)}
+            stored = json.loads(saved.read_text())
+            parser.set_defaults(**{k: v for k, v in stored.items() if k in fields})
+            ns = vars(parser.parse_args(argv))
     ns.pop("algo")
     return cls, cls.config_class(**ns)
 

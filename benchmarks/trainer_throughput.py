@@ -1,10 +1,11 @@
-"""Trainer throughput: generated tokens per second of textgym's GRPO and PPO, TRL, and the raw limit.
+"""Trainer throughput: generated tokens per second of textgym's GRPO and PPO, TRL, and a raw reference loop.
 
 All contenders train the same model on the same Reasoning-v0 prompts (train split, the same
 seeds), with the same reward, batch (``batch`` completions = ``batch / group`` prompts x
 ``group`` samples), temperature, learning rate and completion budget, in the same run:
 
-* ``raw``: the limit, a bare loop with no env and no framework: left-padded prompts, a KV
+* ``raw``: a bare reference loop with no env and no framework (not a true limit: it keeps
+  finished rows in the KV cache until the batch ends): left-padded prompts, a KV
   cache sampling loop until every row has ended its turn, then one forward/backward over
   the same tokens and an optimizer step;
 * ``trl``: TRL's ``GRPOTrainer`` (``transformers.generate`` + its loss), ``beta=0``;
@@ -102,7 +103,7 @@ def reward_fn(env_id: str) -> Callable[[str, str], float]:
 
 
 class RawLoop:
-    """The limit: KV-cache sampling + one forward/backward, nothing else."""
+    """The bare reference: KV-cache sampling + one forward/backward, nothing else."""
 
     def __init__(
         self, model_path: str, env_id: str, lr: float, temperature: float, max_new_tokens: int
@@ -421,7 +422,7 @@ def _version(pkg: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m benchmarks.trainer_throughput [--batch 64 --group 8 --steps 4 --repeats 3]``."""
     p = argparse.ArgumentParser(
-        description="Generated tokens/s: textgym GRPO and PPO vs TRL vs the raw limit."
+        description="Generated tokens/s: textgym GRPO and PPO vs TRL vs a raw reference loop."
     )
     p.add_argument("--model", default="default")
     p.add_argument("--env-id", default=ENV_ID)

@@ -174,6 +174,24 @@ def test_a_fresh_run_refuses_a_run_dir_that_holds_a_run(synth, tmp_path: Path) -
     assert (tmp_path / "progress.csv").read_text() == lines  # the old log is untouched
 
 
+def test_resume_keeps_the_runs_own_settings(synth, tmp_path: Path) -> None:
+    from agents.lm.trainer import ConfigError
+    from agents.train import parse_args
+
+    make("ppo", synth, tmp_path, total_updates=2, checkpoint_every=1, num_envs=8).learn()
+    # The CLI reads the run's config.json: only the flags given now differ.
+    _, cfg = parse_args(
+        ["--algo", "ppo", "--run-dir", str(tmp_path), "--resume", "--total-updates", "3"]
+    )
+    assert (cfg.env_id, cfg.model, cfg.num_envs, cfg.learning_rate) == (
+        SYNTH_ID, synth["model"], 8, 1e-2,
+    )  # fmt: skip
+    assert cfg.total_updates == 3 and cfg.resume
+    # The Python API refuses a checkpoint trained with other settings.
+    with pytest.raises(ConfigError, match=r"num_envs=8 \(now 16\)"):
+        make("ppo", synth, tmp_path, num_envs=16, resume=True)
+
+
 def test_checkpoint_is_written_atomically(tmp_path: Path) -> None:
     from agents.common.checkpoint import load_checkpoint, save_checkpoint
 

@@ -46,7 +46,9 @@ DEMONSTRATIONS: tuple[tuple[str, int], ...] = (
 NOISE = 0.3
 SEED = 0
 ARCHITECTURE: dict[str, int] = {"n_embd": 128, "n_layer": 4, "n_head": 4, "n_positions": 512}
-SFT = SFTConfig(steps=1800, batch_size=32, learning_rate=1e-3, warmup=100, schedule="constant", seed=SEED)
+SFT = SFTConfig(
+    steps=1800, batch_size=32, learning_rate=1e-3, warmup=100, schedule="constant", seed=SEED
+)
 
 
 def build(

@@ -157,7 +157,9 @@ def sft(
     return {"sft/loss": float(np.mean(running[-50:])), "sft/seconds": time.perf_counter() - start}
 
 
-def _length_buckets(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+def _length_buckets(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
     """One epoch of batches of similar lengths, in random order.
 
     Sequences are shuffled, cut into chunks of 16 batches, sorted by length within a chunk

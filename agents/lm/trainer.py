@@ -473,6 +473,17 @@ class LMTrainer:
                 f"The checkpoint in {str(run_dir)!r} was written by {saved.get('algo')!r}, not "
                 f"{self.algo!r}; resume with --algo {saved.get('algo')}."
             )
+        # Settings that define what was trained on: a resume with others would silently
+        # continue a different experiment.
+        now = asdict(self.config)
+        changed = [k for k in RUN_IDENTITY if k in saved and saved[k] != now.get(k)]
+        if changed:
+            diff = ", ".join(f"{k}={saved[k]!r} (now {now.get(k)!r})" for k in changed)
+            raise ConfigError(
+                f"The checkpoint in {str(run_dir)!r} was trained with {diff}. Resume with the "
+                "run's own settings (`textgym train --algo ... --run-dir DIR --resume` reads them "
+                "from DIR/config.json) or start a new run in another --run-dir."
+            )
         self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.update_count = int(state["update"])
@@ -543,6 +554,10 @@ class LMTrainer:
             self.history.append({"update": self.update_count, **metrics})
         self.accelerator.wait_for_everyone()
         return metrics
+
+
+#: Config fields a resumed run must share with its checkpoint.
+RUN_IDENTITY = ("env_id", "model", "tokenizer", "num_envs", "seed")
 
 
 def mean_over_processes(accelerator: Any, value: float) -> float:
