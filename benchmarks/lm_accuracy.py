@@ -53,8 +53,12 @@ def run_one(
     threads: int,
     run_root: Path,
     model: str,
+    total_updates: int = 100_000,
 ) -> dict[str, Any]:
-    """Train one (algorithm, env, seed) and return its report with the learning curve."""
+    """Train one (algorithm, env, seed) and return its report with the learning curve.
+
+    ``total_updates=0`` only evaluates ``model`` (same protocol, no training).
+    """
     from agents.common.logger import read_log
     from agents.train import trainer_class
 
@@ -62,7 +66,7 @@ def run_one(
     recipe = RECIPES.get((algo, env_id), {})
     run_dir = run_root / f"{env_id.replace('/', '_')}__{algo}__{seed}"
     config = cls.config_class(
-        env_id=env_id, model=model, seed=seed, time_budget=time_budget, total_updates=100_000,
+        env_id=env_id, model=model, seed=seed, time_budget=time_budget, total_updates=total_updates,
         eval_every=eval_every, eval_episodes=EVAL_EPISODES.get(env_id, 256), checkpoint_every=0,
         run_dir=str(run_dir), threads=threads, progress=False, **recipe,
     )  # fmt: skip
@@ -71,6 +75,8 @@ def run_one(
     start = time.perf_counter()
     trainer = cls(config).learn()
     report = trainer.report()
+    if total_updates == 0:
+        report["algo"] = "eval-only"  # no update ran: the algorithm only built the evaluator
     log = read_log(run_dir)
     seconds = {step: value for step, _, value in log.get("charts/train_seconds", [])}
     curve = [
@@ -159,6 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs/lm_accuracy", help="run directories")
     parser.add_argument("--out", default=str(RESULTS / "lm_accuracy.json"))
     parser.add_argument(
+        "--eval-only",
+        action="store_true",
+        help="evaluate --model on the held-out split with the same protocol, without training",
+    )
+    parser.add_argument(
         "--combine",
         nargs="+",
         metavar="JSON",
@@ -184,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         args.threads,
                         Path(args.runs),
                         args.model,
+                        0 if args.eval_only else 100_000,
                     )
                 )
                 summary = {
