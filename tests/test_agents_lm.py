@@ -317,3 +317,16 @@ def test_accelerate_launch_two_cpu_processes(synth, tmp_path: Path) -> None:
     # Two processes each collected 8 episodes per update.
     assert report["episodes"] == 2 * 2 * 8
     assert (run / "checkpoint.pt").exists()
+
+
+def test_lm_accuracy_eval_only_trains_nothing(synth, tmp_path: Path) -> None:
+    from benchmarks.lm_accuracy import run_one
+
+    report = run_one(
+        "grpo", SYNTH_ID, seed=0, time_budget=60.0, eval_every=0, threads=1,
+        run_root=tmp_path, model=synth["model"], total_updates=0,
+    )  # fmt: skip
+    assert report["algo"] == "eval-only" and report["updates"] == 0
+    assert report["before"] == report["after"]
+    assert {p["update"] for p in report["curve"]} == {0}
+    assert report["curve"][0]["success_rate"] == report["before"]["eval/success_rate"]
