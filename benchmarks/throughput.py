@@ -60,6 +60,42 @@ def vector_env_sps(env_id: str, num_envs: int, steps: int, seed: int = 0) -> flo
     return steps * num_envs / elapsed
 
 
+#: Where a vector step's time goes: profiled functions, by what they do.
+PROFILE_PARTS = {
+    "autoreset (draw the next problem, write its opening)": ("_start_episode",),
+    "close turns (decode, user reply)": ("_close_turn",),
+    "score turns (reward)": ("evaluate",),
+    "batch infos": ("batch_infos", "_turn_info"),
+}
+
+
+def profile_vector(env_id: str, num_envs: int, steps: int, seed: int = 0) -> dict[str, float]:
+    """Shares of a native vector step's time (cProfile, cumulative; overhead inflates Python
+    calls a little, so read the shares, not the absolute times)."""
+    import cProfile
+    import pstats
+
+    envs = gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point")
+    n = envs.single_action_space.n
+    actions = np.random.default_rng(seed).integers(0, n, (steps, num_envs))
+    envs.reset(seed=seed)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for a in actions:
+        envs.step(a)
+    profiler.disable()
+    envs.close()
+    stats = pstats.Stats(profiler).stats  # {(file, line, name): (cc, nc, tt, ct, callers)}
+    total = sum(tt for _, _, tt, _, _ in stats.values())
+    shares = {}
+    for part, names in PROFILE_PARTS.items():
+        # cProfile's cumulative time already counts a recursive call (batch_infos) once.
+        cum = sum(ct for (_, _, name), (_, _, _, ct, _) in stats.items() if name in names)
+        shares[part] = round(cum / total, 3)
+    shares["rest (numpy step, checks, observation copy)"] = round(1 - sum(shares.values()), 3)
+    return shares
+
+
 def paired_best(fn: Any, repeats: int, peer_args: tuple, env_args: tuple) -> tuple[float, float]:
     """Best of ``repeats`` runs for the peer and the env, run alternately.
 
@@ -138,6 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "envs": measure_envs(env_ids, args.steps, args.num_envs, args.repeats),
     }
     print(markdown(report["envs"]))
+    report["vector_profile"] = {
+        env_id: profile_vector(env_id, args.num_envs, 2_000) for env_id in env_ids
+    }
+    for env_id, shares in report["vector_profile"].items():
+        print(f"{env_id} x{args.num_envs}: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
     if args.trainers:
         from benchmarks import trainer_throughput
 

@@ -125,3 +125,15 @@ def test_lm_accuracy_combines_parallel_runs(tmp_path: Path) -> None:
         ("textgym/Reasoning-v0", "ppo", "cmd 0"),
     ]
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_throughput_reports_ratios_and_a_profile() -> None:
+    from benchmarks import throughput
+
+    (row,) = throughput.measure_envs(["textgym/Copy-v0"], steps=512, num_envs=8, repeats=1)
+    assert row["single_ratio"] > 0 and row["vector_ratio"] > 0
+    assert "| textgym/Copy-v0 |" in throughput.markdown([row])
+    shares = throughput.profile_vector("textgym/Copy-v0", num_envs=8, steps=100)
+    assert set(throughput.PROFILE_PARTS) < set(shares)
+    assert abs(sum(shares.values()) - 1.0) < 0.01
+    assert shares["autoreset (draw the next problem, write its opening)"] > 0
