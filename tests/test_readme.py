@@ -15,7 +15,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 def test_env_table_is_current() -> None:
     text = README.read_text()
     block = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0]
-    assert markdown_table().strip() in block, "run `python -m textgym.envs --write README.md`"
+    assert markdown_table().strip() in block, "run `textgym list --write README.md`"
 
 
 def test_baselines_table_is_the_benchmark_output() -> None:

@@ -22,7 +22,7 @@ def test_table_lists_every_id_and_is_current() -> None:
     table = markdown_table()
     for env_id in textgym.env_ids():
         assert f"`{env_id}`" in table
-    assert table in DOC.read_text(), "run `python -m textgym.envs --write docs/readme/tasks.md`"
+    assert table in DOC.read_text(), "run `textgym list --write docs/readme/tasks.md`"
 
 
 @pytest.mark.parametrize("name", ["reasoning", "dialogue", "customer_service"])

@@ -22,10 +22,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _list(_: argparse.Namespace) -> int:
+def _list(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
-    from textgym.envs import ENV_SPECS
+    from textgym.envs import ENV_SPECS, markdown_table, write_table
+
+    if args.write:
+        try:
+            write_table(args.write)
+        except (OSError, ValueError) as exc:
+            print(f"textgym list: error: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    if args.markdown:
+        print(markdown_table())
+        return 0
 
     width = max(len(s.id) for s in ENV_SPECS)
     for spec in ENV_SPECS:
@@ -52,7 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="textgym", description="Text tasks as token-level Gymnasium environments."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="show every registered environment id").set_defaults(func=_list)
+    listing = sub.add_parser("list", help="show every registered environment id")
+    listing.add_argument("--markdown", action="store_true", help="print the Markdown table")
+    listing.add_argument(
+        "--write", metavar="FILE", help="update the table between FILE's env-table markers"
+    )
+    listing.set_defaults(func=_list)
     for name, (_, help_) in COMMANDS.items():
         sub.add_parser(name, help=help_, add_help=False)
     if argv and argv[0] in COMMANDS:
