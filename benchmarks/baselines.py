@@ -43,6 +43,8 @@ from agents.common import evaluate_policy
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 README = ROOT / "docs" / "readme" / "baselines.md"
+#: Every document that shows the table between the markers (the front page and the details).
+READMES = (ROOT / "README.md", README)
 BEGIN, END = "<!-- baselines:begin -->", "<!-- baselines:end -->"
 
 ALGOS = ("random", "q_learning", "sarsa", "ppo", "maskable_ppo")
@@ -326,12 +328,16 @@ def plot(runs: Sequence[Run], path: Path) -> None:
 
 
 def update_readme(table: str, text: str) -> None:
-    doc = README.read_text()
-    if BEGIN not in doc or END not in doc:
-        raise SystemExit(f"{README} lacks the {BEGIN} / {END} markers; add them around the table.")
-    head, rest = doc.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(f"{head}{BEGIN}\n{table}\n\n{text}\n{END}{tail}")
+    """Write the table and its notes between the markers of every file in :data:`READMES`."""
+    for path in READMES:
+        doc = path.read_text()
+        if BEGIN not in doc or END not in doc:
+            raise SystemExit(
+                f"{path} lacks the {BEGIN} / {END} markers; add them around the table."
+            )
+        head, rest = doc.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        path.write_text(f"{head}{BEGIN}\n{table}\n\n{text}\n{END}{tail}")
 
 
 def _meta(seeds_tabular: Sequence[int], seeds_sb3: Sequence[int]) -> dict[str, Any]:
@@ -378,7 +384,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sb3-seeds", nargs="+", type=int, default=[0], help="SB3 seeds (slower)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument(
-        "--no-readme", action="store_true", help="do not update docs/readme/baselines.md"
+        "--no-readme",
+        action="store_true",
+        help="do not update the table in README.md and docs/readme/baselines.md",
     )
     parser.add_argument(
         "--render-only",

@@ -18,14 +18,6 @@ def test_env_table_is_current() -> None:
     assert markdown_table().strip() in block, "run `textgym list --write README.md`"
 
 
-def test_baselines_table_is_the_benchmark_output() -> None:
-    text = README.read_text()
-    block = text.split("<!-- baselines-table:start", 1)[1].split("<!-- baselines-table:end", 1)[0]
-    output = (README.parent / "benchmarks" / "results" / "baselines.md").read_text()
-    rows = [line for line in output.splitlines() if line.startswith("|")]
-    assert rows and all(row in block for row in rows), "copy benchmarks/results/baselines.md"
-
-
 @pytest.fixture
 def clean_reward_registry():
     """Snippets register rewards by name; restore the registry so other tests see the default."""
