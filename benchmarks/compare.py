@@ -70,6 +70,20 @@ class RunResult:
     budget: dict[str, Any]
     curve: list[dict[str, float]] = field(default_factory=list)
 
+    @classmethod
+    def of(
+        cls,
+        spec: RunSpec,
+        scores: tuple[float, float],
+        start: float,
+        curve: list[dict[str, float]] | None = None,
+    ) -> RunResult:
+        """The result of ``spec``: ``scores`` is (success rate, mean return); ``start`` the
+        ``time.perf_counter()`` at which the run began."""
+        success, ret = scores
+        wall = time.perf_counter() - start
+        return cls(spec.env_id, spec.algo, spec.seed, success, ret, wall, spec.budget, curve or [])
+
 
 # -- environments --------------------------------------------------------------------------
 
@@ -154,19 +168,13 @@ def run_random(spec: RunSpec) -> RunResult:
 
     start = time.perf_counter()
     env = eval_env(spec.env_id)
-    success, ret = _evaluate(RandomAgent(env, seed=spec.seed), spec, env)
-    return RunResult(
-        spec.env_id, spec.algo, spec.seed, success, ret, time.perf_counter() - start, spec.budget
-    )
+    return RunResult.of(spec, _evaluate(RandomAgent(env, seed=spec.seed), spec, env), start)
 
 
 def run_oracle(spec: RunSpec) -> RunResult:
     start = time.perf_counter()
     env = eval_env(spec.env_id)
-    success, ret = _evaluate(OracleAgent(env), spec, env)
-    return RunResult(
-        spec.env_id, spec.algo, spec.seed, success, ret, time.perf_counter() - start, spec.budget
-    )
+    return RunResult.of(spec, _evaluate(OracleAgent(env), spec, env), start)
 
 
 def _run_tabular(cls_name: str) -> Callable[[RunSpec], RunResult]:
@@ -178,17 +186,7 @@ def _run_tabular(cls_name: str) -> Callable[[RunSpec], RunResult]:
             train_env(spec.env_id), seed=spec.seed, log_dir=spec.run_dir
         )
         agent.learn(total_timesteps=spec.budget["tabular_timesteps"], progress_bar=False)
-        success, ret = _evaluate(agent, spec)
-        return RunResult(
-            spec.env_id,
-            spec.algo,
-            spec.seed,
-            success,
-            ret,
-            time.perf_counter() - start,
-            spec.budget,
-            _curve_from_log(spec.run_dir),
-        )
+        return RunResult.of(spec, _evaluate(agent, spec), start, _curve_from_log(spec.run_dir))
 
     return run
 
@@ -214,17 +212,7 @@ def run_sb3_ppo(spec: RunSpec) -> RunResult:
         spec.run_dir, log_interval=max(steps // 20, 256), tensorboard=False
     )
     model.learn(total_timesteps=steps, callback=callback)
-    success, ret = _evaluate(model, spec)
-    return RunResult(
-        spec.env_id,
-        spec.algo,
-        spec.seed,
-        success,
-        ret,
-        time.perf_counter() - start,
-        spec.budget,
-        _curve_from_log(spec.run_dir),
-    )
+    return RunResult.of(spec, _evaluate(model, spec), start, _curve_from_log(spec.run_dir))
 
 
 def _run_lm(algo: str) -> Callable[[RunSpec], RunResult]:
@@ -257,16 +245,8 @@ def _run_lm(algo: str) -> Callable[[RunSpec], RunResult]:
         else:
             scores = trainer.learn().report()["after"]
             curve = _curve_from_log(spec.run_dir, ("eval/success_rate",))
-        return RunResult(
-            spec.env_id,
-            spec.algo,
-            spec.seed,
-            float(scores["eval/success_rate"]),
-            float(scores["eval/episodic_return"]),
-            time.perf_counter() - start,
-            spec.budget,
-            curve,
-        )
+        success, ret = float(scores["eval/success_rate"]), float(scores["eval/episodic_return"])
+        return RunResult.of(spec, (success, ret), start, curve)
 
     return run
 

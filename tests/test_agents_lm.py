@@ -43,6 +43,15 @@ def red_reward(ctx: textgym.RewardContext) -> float:
 RED_ID = [-1]
 
 
+def tiny_gpt2(vocab_size: int, n_positions: int = 64) -> GPT2LMHeadModel:
+    """A 1-layer, 32-wide GPT-2 (pad 0, eos 1), built from torch's current RNG state."""
+    cfg = GPT2Config(
+        vocab_size=vocab_size, n_positions=n_positions, n_embd=32, n_layer=1, n_head=2,
+        bos_token_id=1, eos_token_id=1, pad_token_id=0,
+    )  # fmt: skip
+    return GPT2LMHeadModel(cfg)
+
+
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("synth")
@@ -63,28 +72,8 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             },
         )
     torch.manual_seed(0)
-    cfg = GPT2Config(
-        vocab_size=len(tok),
-        n_positions=32,
-        n_embd=32,
-        n_layer=1,
-        n_head=2,
-        bos_token_id=1,
-        eos_token_id=1,
-        pad_token_id=0,
-    )
-    GPT2LMHeadModel(cfg).save_pretrained(str(root / "model"))
-    default_cfg = GPT2Config(
-        vocab_size=len(textgym.default_tokenizer()),
-        n_positions=64,
-        n_embd=32,
-        n_layer=1,
-        n_head=2,
-        bos_token_id=1,
-        eos_token_id=1,
-        pad_token_id=0,
-    )
-    GPT2LMHeadModel(default_cfg).save_pretrained(str(root / "default_vocab_model"))
+    tiny_gpt2(len(tok), n_positions=32).save_pretrained(str(root / "model"))
+    tiny_gpt2(len(textgym.default_tokenizer())).save_pretrained(str(root / "default_vocab_model"))
     return {"model": str(root / "model"), "default_vocab_model": str(root / "default_vocab_model")}
 
 
@@ -276,17 +265,7 @@ def test_sft_loss_falls(tmp_path: Path) -> None:
         tok.decode(ids[mask].tolist(), skip_special_tokens=True).strip() == records[0]["response"]
     )
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(
-        GPT2Config(
-            vocab_size=len(tok),
-            n_positions=64,
-            n_embd=32,
-            n_layer=1,
-            n_head=2,
-            bos_token_id=1,
-            eos_token_id=1,
-        )
-    )
+    model = tiny_gpt2(len(tok))
     losses: list[float] = []
     sft(model, seqs, SFTConfig(steps=60, batch_size=16, learning_rate=1e-2, warmup=5), pad_id=0,
         log=lambda step, m: losses.append(m["sft/loss"]), log_every=10)  # fmt: skip
