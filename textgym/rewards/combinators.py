@@ -47,11 +47,6 @@ def _weight(w: Any, where: str) -> float:
     return float(w)
 
 
-def child_results(reward: Reward, ctxs: Sequence[RewardContext], name: str) -> list[Result]:
-    """``reward.batch(ctxs)``, with every total and component checked under ``name``."""
-    return evaluate(reward, ctxs, name)
-
-
 def check_table(table: Any, vocab_size: int, name: str) -> np.ndarray | None:
     """A reward's ``token_rewards`` table as a float array of shape ``(vocab_size,)``."""
     if table is None:
@@ -141,7 +136,7 @@ class Weighted(Reward):
         comps: list[dict[str, float]] = [{} for _ in ctxs]
         for key, (reward, w) in self.terms.items():
             # One batched call per child: a model-based term sees every context at once.
-            for i, (value, _) in enumerate(child_results(reward, ctxs, key)):
+            for i, (value, _) in enumerate(evaluate(reward, ctxs, key)):
                 comps[i][key] = value
                 totals[i] += w * value
         return list(zip(totals, comps, strict=True))
@@ -241,7 +236,7 @@ class Clip(Reward):
     def batch(self, ctxs: Sequence[RewardContext]) -> list[Result]:
         return [
             (min(max(total, self.low), self.high), comps)
-            for total, comps in child_results(self.reward, ctxs, self.reward.name)
+            for total, comps in evaluate(self.reward, ctxs)
         ]
 
     def token_rewards(self, vocab_size: int) -> np.ndarray | None:
@@ -301,7 +296,7 @@ class Normalize(Reward):
         return self.batch([ctx])[0]
 
     def batch(self, ctxs: Sequence[RewardContext]) -> list[Result]:
-        results = child_results(self.reward, ctxs, self.reward.name)
+        results = evaluate(self.reward, ctxs)
         if self.update:
             for total, _ in results:
                 self.count += 1
@@ -396,6 +391,5 @@ __all__ = [
     "Weighted",
     "add",
     "check_table",
-    "child_results",
     "scale",
 ]
