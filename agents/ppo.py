@@ -213,7 +213,7 @@ class PPO(LMTrainer):
                         vclipfrac,
                         grad_norm,
                     ),
-                    strict=False,
+                    strict=True,
                 ):
                     stats[key].append(value)
                 if cfg.target_kl is not None and approx_kl > 1.5 * cfg.target_kl:
