@@ -139,6 +139,8 @@ POLITE_WORDS = frozenset(
     ]
 )
 POLITE_PHRASES = ("could you", "would you", "happy to help", "excuse me", "no problem")
+# A polite phrase can only occur in a turn that has its first word.
+_POLITE_PHRASE_STARTS = frozenset(p.split()[0] for p in POLITE_PHRASES)
 #: Rude markers (each occurrence counts).
 RUDE_WORDS = frozenset(
     [
@@ -168,15 +170,22 @@ DEFAULT_BANNED_WORDS = (
 )  # fmt: skip
 
 
-def text_words(text: str) -> list[str]:
+def text_words(text: str) -> tuple[str, ...]:
     """``text`` as lower-case words, without special tokens or punctuation."""
-    return _WORD.findall(_SPECIAL.sub(" ", text).lower())
+    return _text_words(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_words(text: str) -> tuple[str, ...]:
+    # Cached because a multi-objective reward asks for the words of the same turn once per
+    # component (and the user simulator once more); a tuple so the cached value is safe.
+    return tuple(_WORD.findall(_SPECIAL.sub(" ", text).lower()))
 
 
 @functools.lru_cache(maxsize=4096)
 def _phrase_words(phrase: str) -> tuple[str, ...]:
     # Phrases come from fixed lists (banned words, polite phrases, keywords): tokenize once.
-    return tuple(text_words(phrase))
+    return text_words(phrase)
 
 
 def count_phrase(haystack: Sequence[str], phrase: str) -> int:
@@ -185,9 +194,13 @@ def count_phrase(haystack: Sequence[str], phrase: str) -> int:
     n = len(needle)
     if n == 0:
         return 0
-    if n == 1:
-        return list(haystack).count(needle[0])
+    if not isinstance(haystack, (tuple, list)):
+        haystack = tuple(haystack)
     first = needle[0]
+    if n == 1:
+        return haystack.count(first)
+    if first not in haystack:  # the common case, at C speed
+        return 0
     return sum(
         1
         for i in range(len(haystack) - n + 1)
@@ -219,11 +232,14 @@ class Politeness(Reward):
 
     def __call__(self, ctx: RewardContext) -> float:
         w = text_words(ctx.text)
-        polite = {x for x in w if x in POLITE_WORDS}
-        polite.update(p for p in POLITE_PHRASES if count_phrase(w, p))
+        polite = set(POLITE_WORDS.intersection(w))
+        if not _POLITE_PHRASE_STARTS.isdisjoint(w):
+            polite.update(p for p in POLITE_PHRASES if count_phrase(w, p))
         rude = sum(x in RUDE_WORDS for x in w)
-        text = _SPECIAL.sub(" ", ctx.text)
-        shouting = len(_SHOUT.findall(text)) + text.count("!!")
+        text = ctx.text
+        shouting = text.count("!!")
+        if not text.islower():  # all lower case (the usual turn) cannot shout: skip the regexes
+            shouting += len(_SHOUT.findall(_SPECIAL.sub(" ", text)))
         return _clip01(0.5 + self.bonus * len(polite) - self.penalty * (rude + shouting))
 
 
@@ -378,11 +394,20 @@ class BannedWords(Reward):
         banned = DEFAULT_BANNED_WORDS if words is None else words
         self.words = tuple(b for b in banned if text_words(b))
         self.per_hit = per_hit
+        # One-word entries are counted in a single pass over the turn (weighted by how often
+        # the list names them); phrases are searched one by one.
+        self._single_words: dict[str, int] = {}
+        for b in self.words:
+            if len(text_words(b)) == 1:
+                word = text_words(b)[0]
+                self._single_words[word] = self._single_words.get(word, 0) + 1
+        self._phrases = tuple(b for b in self.words if len(text_words(b)) > 1)
 
     def hits(self, text: str) -> int:
         """How many banned words or phrases ``text`` contains."""
         w = text_words(text)
-        return sum(count_phrase(w, b) for b in self.words)
+        single = self._single_words
+        return sum(single.get(x, 0) for x in w) + sum(count_phrase(w, b) for b in self._phrases)
 
     def __call__(self, ctx: RewardContext) -> float:
         return _clip01(1.0 - self.per_hit * self.hits(ctx.text))
