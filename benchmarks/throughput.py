@@ -60,6 +60,97 @@ def vector_env_sps(env_id: str, num_envs: int, steps: int, seed: int = 0) -> flo
     return steps * num_envs / elapsed
 
 
+def vector_step_costs(
+    env_id: str, num_envs: int, steps: int, seed: int = 0, quiet_steps: int = 1_000
+) -> dict[str, float]:
+    """Where a native vector step's time goes: the token step itself, and what turn ends and
+    episode starts add.
+
+    ``step_us`` is the pure token step (one token into every row, no row's turn or episode
+    ends): the median over the steps that follow a reset of all rows, until the first row
+    ends. Then a uniform-random run is timed step by step and ``time - step_us`` is fitted
+    by least squares as ``batch_us * [any row ends or starts] + per_turn_end_us * turn ends
+    + per_episode_start_us * episode starts`` (the slowest 1% of steps, hit by garbage
+    collection or the scheduler, are left out). ``batch_us`` is what the batched work costs
+    once per step however many rows take part (the reward call, the info dicts); episode
+    starts are the autoresets, which Gymnasium's ``NEXT_STEP`` mode runs one step after an
+    episode ends. CartPole has no turns: its episode ends stand in for them.
+    """
+    envs = gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point")
+    n = envs.single_action_space.n
+    rng = np.random.default_rng(seed)
+    step, clock = envs.step, time.perf_counter
+
+    quiet: list[float] = []
+    for episode in range(10_000):
+        if len(quiet) >= quiet_steps:
+            break
+        envs.reset(seed=seed + episode * num_envs)
+        while True:
+            a = rng.integers(0, n, num_envs)
+            begin = clock()
+            _, _, terminated, truncated, info = step(a)
+            elapsed = clock() - begin
+            if info or terminated.any() or truncated.any():
+                break  # a row's turn or episode ended: no longer a pure token step
+            quiet.append(elapsed)
+    token_step = float(np.median(quiet)) if quiet else float("nan")
+
+    actions = rng.integers(0, n, (steps, num_envs))
+    envs.reset(seed=seed)
+    times = np.empty(steps)
+    turn_ends = np.zeros(steps)
+    starts = np.zeros(steps)
+    ending = 0
+    for t, a in enumerate(actions):
+        begin = clock()
+        _, _, terminated, truncated, info = step(a)
+        times[t] = clock() - begin
+        starts[t] = ending
+        ending = int((terminated | truncated).sum())
+        # textgym marks turn ends in info; CartPole has no turns, so its episode ends count.
+        turn_ends[t] = info["_turn"].sum() if "_turn" in info else ending
+    envs.close()
+    keep = times <= np.quantile(times, 0.99)
+    busy = ((turn_ends + starts) > 0).astype(float)
+    design = np.stack([busy, turn_ends, starts], axis=1)[keep]
+    coef = np.linalg.lstsq(design, times[keep] - token_step, rcond=None)[0] * 1e6
+    return {
+        "step_us": round(token_step * 1e6, 2),
+        "batch_us": round(float(coef[0]), 2),
+        "per_turn_end_us": round(float(coef[1]), 2),
+        "per_episode_start_us": round(float(coef[2]), 2),
+        "busy_step_share": round(float(busy.mean()), 3),
+        "turn_ends_per_step": round(float(turn_ends.mean()), 3),
+        "episode_starts_per_step": round(float(starts.mean()), 3),
+        "mean_step_us": round(float(times.mean() * 1e6), 2),
+    }
+
+
+def measure_step_costs(
+    env_ids: Sequence[str], num_envs: int, steps: int, quiet_steps: int = 1_000
+) -> list[dict]:
+    """:func:`vector_step_costs` for each env next to CartPole-v1 (best of two, alternating)."""
+    rows = []
+    for env_id in env_ids:
+        peer, env = [], []
+        for _ in range(2):
+            peer.append(vector_step_costs("CartPole-v1", num_envs, steps, quiet_steps=quiet_steps))
+            env.append(vector_step_costs(env_id, num_envs, steps, quiet_steps=quiet_steps))
+        best_peer = min(peer, key=lambda r: r["step_us"])
+        best = min(env, key=lambda r: r["step_us"])
+        rows.append(
+            {
+                "env_id": env_id,
+                "num_envs": num_envs,
+                **best,
+                "cartpole_step_us": best_peer["step_us"],
+                "token_step_ratio": round(best_peer["step_us"] / best["step_us"], 3),
+            }
+        )
+    return rows
+
+
 #: Where a vector step's time goes: profiled functions, by what they do.
 PROFILE_PARTS = {
     "autoreset (draw the next problem, write its opening)": ("_start_episode",),
@@ -154,6 +245,24 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def costs_markdown(rows: list[dict]) -> str:
+    """The README table of where a vector step's time goes."""
+    lines = [
+        "| env | token step x64 (us) | CartPole-v1 step x64 (us) | ratio "
+        "| + once per step with turn ends (us) | + per turn end (us) "
+        "| + per episode start (us) | turn ends / step | episode starts / step |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['env_id']} | {r['step_us']:.1f} | {r['cartpole_step_us']:.1f} "
+            f"| {r['token_step_ratio']:.2f} | {r['batch_us']:.1f} | {r['per_turn_end_us']:.1f} "
+            f"| {r['per_episode_start_us']:.1f} | {r['turn_ends_per_step']:.2f} "
+            f"| {r['episode_starts_per_step']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure, print the table, and save JSON + Markdown under benchmarks/results/."""
     parser = argparse.ArgumentParser(
@@ -174,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "envs": measure_envs(env_ids, args.steps, args.num_envs, args.repeats),
     }
     print(markdown(report["envs"]))
+    report["vector_step_costs"] = measure_step_costs(env_ids, args.num_envs, 3_000)
+    print(costs_markdown(report["vector_step_costs"]))
     report["vector_profile"] = {
         env_id: profile_vector(env_id, args.num_envs, 2_000) for env_id in env_ids
     }
@@ -186,7 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(report["trainers"], indent=2))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "throughput.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "throughput.md").write_text(markdown(report["envs"]) + "\n")
+    (args.out / "throughput.md").write_text(
+        markdown(report["envs"]) + "\n\n" + costs_markdown(report["vector_step_costs"]) + "\n"
+    )
     return 0
 
 

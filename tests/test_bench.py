@@ -137,3 +137,39 @@ def test_throughput_reports_ratios_and_a_profile() -> None:
     assert set(throughput.PROFILE_PARTS) < set(shares)
     assert abs(sum(shares.values()) - 1.0) < 0.01
     assert shares["autoreset (draw the next problem, write its opening)"] > 0
+
+
+def test_step_costs_split_the_vector_step_into_its_parts() -> None:
+    from benchmarks import throughput
+
+    costs = throughput.vector_step_costs("textgym/Copy-v0", num_envs=8, steps=600, quiet_steps=50)
+    # Copy-v0 under random actions: 5 agent tokens (max_new_tokens) then the autoreset step,
+    # so each of the 8 rows ends a turn and starts an episode once every 6 steps.
+    assert 8 / 6 - 0.2 < costs["turn_ends_per_step"] < 8 / 6 + 0.2
+    assert 8 / 6 - 0.2 < costs["episode_starts_per_step"] < 8 / 6 + 0.2
+    assert costs["step_us"] > 0
+    # The fitted parts add up to the measured mean step (loosely: the fit leaves out the
+    # slowest 1% of steps, and the mean keeps them).
+    fitted = (
+        costs["step_us"]
+        + costs["batch_us"] * costs["busy_step_share"]
+        + costs["per_turn_end_us"] * costs["turn_ends_per_step"]
+        + costs["per_episode_start_us"] * costs["episode_starts_per_step"]
+    )
+    assert 0.5 * costs["mean_step_us"] < fitted < 1.5 * costs["mean_step_us"]
+    (row,) = throughput.measure_step_costs(["textgym/Copy-v0"], 8, 300, quiet_steps=20)
+    assert row["cartpole_step_us"] > 0 and row["token_step_ratio"] > 0
+    assert "| textgym/Copy-v0 |" in throughput.costs_markdown([row])
+
+
+def test_readme_speed_tables_are_the_committed_measurement() -> None:
+    import json
+    from pathlib import Path
+
+    from benchmarks import throughput
+
+    root = Path(__file__).resolve().parents[1]
+    report = json.loads((root / "benchmarks/results/throughput.json").read_text())
+    readme = (root / "README.md").read_text()
+    assert throughput.markdown(report["envs"]) in readme
+    assert throughput.costs_markdown(report["vector_step_costs"]) in readme
