@@ -3,8 +3,9 @@
 Each agent token is an action; users' tokens in multi-turn episodes are part of the state.
 Read top to bottom, an update is:
 
-1. score the batch once without gradients: the value of every state, and the reference
-   model's log-probs;
+1. take the rollout's values of the states acted in (the sampler computes them in its own
+   forward passes), and score the batch without gradients for the reference model's
+   log-probs (with a KL penalty) and the value of a bootstrapped episode's final state;
 2. shape the rewards: the env's reward at turn ends, minus ``kl_coef * (log pi_old -
    log pi_ref)`` at every agent token (a per-token KL penalty), plus an optional penalty
    when the last turn was cut before its end-of-turn token;
@@ -117,17 +118,24 @@ class PPO(LMTrainer):
         maskf = mask.float()
         temp = cfg.temperature
 
-        # 1. One no-grad pass for the value of every state. The old log-probs are the ones
-        #    the rollout recorded (the sampler computes them exactly, at this temperature).
+        # 1. The old log-probs and the values of the states acted in are the rollout's: the
+        #    sampler computed them in its own forward passes (exactly, at this temperature).
+        #    Only a bootstrapped episode needs one more value, of its final state, which the
+        #    sampler never fed; episodes from elsewhere without values get a full pass.
+        cut_after_turn = batch.truncated & ~batch.missing_end
         with torch.no_grad():
-            _, values_all = self.model(
-                batch.input_ids,
-                batch.attention_mask,
-                torch.zeros_like(batch.attention_mask, dtype=torch.bool),
-            )
-            assert values_all is not None
-            old_values = values_all[:, :-1] * maskf
-            final_value = values_all.gather(1, batch.last_index[:, None]).squeeze(1)
+            if all(e.values is not None for e in episodes):
+                old_values = batch.old_values * maskf
+                final_value = self._final_values(batch, cut_after_turn)
+            else:
+                _, values_all = self.model(
+                    batch.input_ids,
+                    batch.attention_mask,
+                    torch.zeros_like(batch.attention_mask, dtype=torch.bool),
+                )
+                assert values_all is not None
+                old_values = values_all[:, :-1] * maskf
+                final_value = values_all.gather(1, batch.last_index[:, None]).squeeze(1)
             kl_tokens = torch.zeros_like(batch.old_logprobs)
             if self.reference is not None:
                 kl_tokens = (batch.old_logprobs - self.reference_logprobs(batch)) * maskf
@@ -142,7 +150,6 @@ class PPO(LMTrainer):
         #    go on, so its tail is V(s_T); a turn cut mid-way (no end-of-turn token) gets no
         #    bootstrap, else a value head trained on its own bootstrapped targets pays the
         #    policy for rambling until the limit (observed on CustomerService).
-        cut_after_turn = batch.truncated & ~batch.missing_end
         bootstrap = (
             final_value * cut_after_turn.float()
             if cfg.bootstrap_truncated
@@ -243,6 +250,23 @@ class PPO(LMTrainer):
             "charts/kl_coef": self.kl_coef,
             "charts/missing_end_rate": float(batch.missing_end.float().mean()),
         }
+
+    def _final_values(self, batch: RolloutBatch, needed: torch.Tensor) -> torch.Tensor:
+        """The value of each episode's final state, computed for the ``needed`` rows only
+        (0 elsewhere): the bootstrap target of an episode a length limit cut."""
+        out = torch.zeros(batch.input_ids.shape[0], device=batch.input_ids.device)
+        if not self.config.bootstrap_truncated or not bool(needed.any()):
+            return out
+        index = needed.nonzero().squeeze(1)
+        sub = batch.select(index)
+        _, values = self.model(
+            sub.input_ids,
+            sub.attention_mask,
+            torch.zeros_like(sub.attention_mask, dtype=torch.bool),
+        )
+        assert values is not None
+        out[index] = values.gather(1, sub.last_index[:, None]).squeeze(1).to(out.dtype)
+        return out
 
 
 def _last_true(mask: torch.Tensor) -> torch.Tensor:

@@ -308,3 +308,23 @@ def test_lm_accuracy_eval_only_trains_nothing(synth, tmp_path: Path) -> None:
     assert report["before"] == report["after"]
     assert {p["update"] for p in report["curve"]} == {0}
     assert report["curve"][0]["success_rate"] == report["before"]["eval/success_rate"]
+
+
+def test_ppo_takes_values_from_the_rollout_and_final_values_on_demand(
+    synth, tmp_path: Path
+) -> None:
+    trainer = make("ppo", synth, tmp_path, num_envs=6, bootstrap_truncated=True)
+    torch.nn.init.normal_(trainer.policy.value_head.weight)  # non-zero values to compare
+    episodes = trainer.collect()
+    assert all(e.values is not None for e in episodes)
+    from agents.common.rollout import make_batch
+
+    batch = make_batch(episodes, pad_id=0, eot_id=1)
+    with torch.no_grad():
+        full = trainer.policy(batch.input_ids, batch.attention_mask).values
+        want = full.gather(1, batch.last_index[:, None]).squeeze(1)
+        needed = torch.zeros_like(batch.truncated)
+        needed[::2] = True
+        got = trainer._final_values(batch, needed)
+    torch.testing.assert_close(got[needed], want[needed], atol=1e-5, rtol=1e-5)
+    assert (got[~needed] == 0).all()

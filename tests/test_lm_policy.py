@@ -113,15 +113,41 @@ def test_train_time_logprobs_match_rollout(model_dir: Path, make_envs, temperatu
     )
 
 
+@pytest.mark.parametrize("make_envs", [copy_envs, multi_turn_envs], ids=["single", "multi"])
+def test_rollout_values_match_a_full_forward(model_dir: Path, make_envs) -> None:
+    """PPO trains on the values the sampler computed while acting: they must be the values
+    a fresh forward over each episode gives at the agent's decisions."""
+    envs = make_envs(5)
+    policy = LMPolicy.from_pretrained(model_dir, VOCAB, value_head=True)
+    # A zero-initialised head would make every value 0 and the check vacuous.
+    torch.nn.init.normal_(policy.value_head.weight)
+    collector = RolloutCollector(envs, policy, 1.0, torch.Generator().manual_seed(4), values=True)
+    episodes = collector.collect(list(range(5)))
+    assert all(e.values is not None and e.values.shape == e.logprobs.shape for e in episodes)
+    batch = make_batch(episodes, pad_id=0, eot_id=1)
+    with torch.no_grad():
+        values = policy(batch.input_ids, batch.attention_mask).values[:, :-1]
+    m = batch.action_mask
+    assert batch.old_values[m].abs().min() > 0
+    torch.testing.assert_close(batch.old_values[m], values[m], atol=1e-5, rtol=1e-5)
+    assert (batch.old_values[~m] == 0).all()
+    # Without values=True the episodes carry none, and asking a head-less policy fails.
+    plain = RolloutCollector(envs, policy).collect(list(range(5)))
+    assert all(e.values is None for e in plain)
+    with pytest.raises(ValueError, match="value head"):
+        KVSampler(LMPolicy.from_pretrained(model_dir, VOCAB), 2, max_cache=24, values=True)
+
+
 def test_kv_sampler_blocks_and_rebuild_match_full_forward(model_dir: Path) -> None:
     """Rows advancing by different amounts (users' replies) and cache rebuilds are exact."""
-    policy = LMPolicy.from_pretrained(model_dir, VOCAB).eval()
+    policy = LMPolicy.from_pretrained(model_dir, VOCAB, value_head=True).eval()
+    torch.nn.init.normal_(policy.value_head.weight)
     rng = np.random.default_rng(0)
     n, width = 3, 40
     ids = rng.integers(5, VOCAB, size=(n, width))
     lengths = np.array([4, 7, 2])
     # A small cache forces a rebuild on the way.
-    sampler = KVSampler(policy, n, max_cache=24)
+    sampler = KVSampler(policy, n, max_cache=24, values=True)
     schedule = [np.array([1, 1, 1]), np.array([5, 1, 1]), np.array([1, 1, 9]), np.array([1, 6, 1])]
     active = np.array([True, True, True])
     for step, grow in enumerate(schedule * 2):
@@ -134,12 +160,13 @@ def test_kv_sampler_blocks_and_rebuild_match_full_forward(model_dir: Path) -> No
         elif step == 6:
             sampler.retire(np.array([0]))  # row 0 is done: it leaves the cache
             active = np.array([False, True, True])
-        rows, got = sampler.logits(ids, lengths, active)
+        rows, got, got_values = sampler.logits_and_values(ids, lengths, active)
         assert rows.tolist() == np.flatnonzero(active).tolist()
         for k, r in enumerate(rows):
             ctx = torch.as_tensor(ids[r : r + 1, : lengths[r]])
-            want = policy(ctx, torch.ones_like(ctx)).logits[0, -1]
-            torch.testing.assert_close(got[k], want, atol=1e-5, rtol=0)
+            want = policy(ctx, torch.ones_like(ctx))
+            torch.testing.assert_close(got[k], want.logits[0, -1], atol=1e-5, rtol=0)
+            torch.testing.assert_close(got_values[k], want.values[0, -1], atol=1e-5, rtol=1e-5)
 
 
 def test_masks_exclude_prompt_and_user_tokens(model_dir: Path) -> None:

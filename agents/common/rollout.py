@@ -38,6 +38,8 @@ class Episode:
         tokens: The final context (prompt, agent turns, users' replies), without padding.
         action_positions: Positions in ``tokens`` that the agent wrote, in order.
         logprobs: Behaviour log-prob of each action at the sampling temperature.
+        values: The value head's estimate of the state each action was taken in (a
+            collector with ``values=True``), else ``None``.
         rewards: The env's reward after each action.
         terminated: The episode ended (not cut by a length limit).
         truncated: A length limit cut the episode (a learner may bootstrap).
@@ -57,6 +59,7 @@ class Episode:
     group: int
     seed: int
     turns: list[str] = field(default_factory=list)
+    values: np.ndarray | None = None
 
     @property
     def episode_return(self) -> float:
@@ -87,6 +90,8 @@ class RolloutCollector:
         policy: The policy that acts.
         temperature: Sampling temperature; log-probs are recorded at this temperature.
         generator: The torch RNG for sampling (kept by the trainer, saved in checkpoints).
+        values: Record the value head's estimate of every state the agent acts in
+            (:attr:`Episode.values`), from the sampling passes themselves.
     """
 
     def __init__(
@@ -95,6 +100,7 @@ class RolloutCollector:
         policy: LMPolicy,
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
+        values: bool = False,
     ) -> None:
         if temperature <= 0:
             raise ValueError(
@@ -114,7 +120,9 @@ class RolloutCollector:
             self.num_envs,
             max_cache=2 * self.max_length,
             pad_id=int(unwrapped.envs[0].chat.pad_id),
+            values=values,
         )
+        self.values = values
         self.stats = RolloutStats()
 
     @torch.no_grad()
@@ -140,6 +148,7 @@ class RolloutCollector:
         steps_cap = self.max_length + 1
         positions = np.zeros((n, steps_cap), dtype=np.int64)
         logps = np.zeros((n, steps_cap), dtype=np.float32)
+        vals = np.zeros((n, steps_cap), dtype=np.float32)
         rewards = np.zeros((n, steps_cap), dtype=np.float64)
         count = np.zeros(n, dtype=np.int64)
         active = np.ones(n, dtype=bool)
@@ -149,7 +158,7 @@ class RolloutCollector:
         while active.any():
             ids = obs["input_ids"]
             lengths = obs["attention_mask"].sum(axis=1).astype(np.int64)
-            rows, logits = self.sampler.logits(ids, lengths, active)
+            rows, logits, state_values = self.sampler.logits_and_values(ids, lengths, active)
             logp_all = F.log_softmax(logits / self.temperature, dim=-1)
             if greedy:
                 picked = logits.argmax(dim=-1)
@@ -160,12 +169,16 @@ class RolloutCollector:
             actions[rows] = picked.cpu().numpy()
             chosen = np.zeros(n, dtype=np.float32)
             chosen[rows] = logp_all.gather(-1, picked[:, None]).squeeze(-1).cpu().numpy()
+            value_now = np.zeros(n, dtype=np.float32)
+            if state_values is not None:
+                value_now[rows] = state_values.cpu().numpy()
             obs, reward, terminated, truncated, infos = self.envs.step(actions)
             env_steps += 1
             rows = np.flatnonzero(active)
             k = count[rows]
             positions[rows, k] = lengths[rows]
             logps[rows, k] = chosen[rows]
+            vals[rows, k] = value_now[rows]
             rewards[rows, k] = reward[rows]
             count[rows] += 1
             if "turn_text" in infos:
@@ -189,6 +202,7 @@ class RolloutCollector:
                         group=int(groups[r]),
                         seed=int(seeds[r]),
                         turns=turns[r],
+                        values=vals[r, :c].copy() if self.values else None,
                     )
                 active[done] = False
                 self.sampler.retire(done)
@@ -211,6 +225,8 @@ class RolloutBatch(NamedTuple):
             users' replies and padding are False.
         targets: ``(B, T - 1)`` the token each decision produced (``input_ids[:, 1:]``).
         old_logprobs: ``(B, T - 1)`` behaviour log-probs at action decisions (0 elsewhere).
+        old_values: ``(B, T - 1)`` the rollout's state values at action decisions (0
+            elsewhere; all 0 when the episodes carry no values).
         rewards: ``(B, T - 1)`` env rewards at action decisions (0 elsewhere).
         last_index: ``(B,)`` index of the final token, whose value bootstraps a truncation.
         truncated: ``(B,)`` the episode was cut by a length limit.
@@ -224,6 +240,7 @@ class RolloutBatch(NamedTuple):
     action_mask: torch.Tensor
     targets: torch.Tensor
     old_logprobs: torch.Tensor
+    old_values: torch.Tensor
     rewards: torch.Tensor
     last_index: torch.Tensor
     truncated: torch.Tensor
@@ -241,6 +258,7 @@ class RolloutBatch(NamedTuple):
             action_mask=sub.action_mask[:, : width - 1],
             targets=sub.targets[:, : width - 1],
             old_logprobs=sub.old_logprobs[:, : width - 1],
+            old_values=sub.old_values[:, : width - 1],
             rewards=sub.rewards[:, : width - 1],
         )
 
@@ -257,6 +275,7 @@ def make_batch(
     mask = np.zeros((b, width), dtype=np.int64)
     act = np.zeros((b, width - 1), dtype=bool)
     old = np.zeros((b, width - 1), dtype=np.float32)
+    old_v = np.zeros((b, width - 1), dtype=np.float32)
     rew = np.zeros((b, width - 1), dtype=np.float32)
     for i, e in enumerate(episodes):
         t = e.tokens.size
@@ -265,6 +284,8 @@ def make_batch(
         decisions = e.action_positions - 1
         act[i, decisions] = True
         old[i, decisions] = e.logprobs
+        if e.values is not None:
+            old_v[i, decisions] = e.values
         rew[i, decisions] = e.rewards
     last = np.array([e.tokens.size - 1 for e in episodes], dtype=np.int64)
     missing = np.array(
@@ -280,6 +301,7 @@ def make_batch(
         action_mask=t(act),
         targets=t(ids[:, 1:].copy()),
         old_logprobs=t(old),
+        old_values=t(old_v),
         rewards=t(rew),
         last_index=t(last),
         truncated=t(np.array([e.truncated for e in episodes])),

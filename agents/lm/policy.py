@@ -301,18 +301,36 @@ class KVSampler:
     of a batch costs only its unfinished rows (a plain ``generate`` keeps computing finished
     rows until the longest one ends).
 
+    With ``values=True`` the same forward passes also give the value head's estimate of
+    each state (:meth:`logits_and_values`), so PPO needs no separate pass over the batch
+    for the values of the states it acted in.
+
     Args:
         policy: The policy whose LM produces the logits.
         num_rows: Rows of the vector env.
         max_cache: Rebuild the cache once it would hold more slots than this.
         pad_id: Token fed in padding slots (never attended to).
+        values: Also compute state values (the policy needs a value head).
     """
 
-    def __init__(self, policy: LMPolicy, num_rows: int, max_cache: int, pad_id: int = 0) -> None:
+    def __init__(
+        self,
+        policy: LMPolicy,
+        num_rows: int,
+        max_cache: int,
+        pad_id: int = 0,
+        values: bool = False,
+    ) -> None:
+        if values and policy.value_head is None:
+            raise ValueError(
+                "KVSampler(values=True) needs a policy with a value head; build it with "
+                "LMPolicy.from_pretrained(..., value_head=True)."
+            )
         self.policy = policy
         self.num_rows = num_rows
         self.max_cache = max_cache
         self.pad_id = pad_id
+        self.values = values
         self.reset()
 
     def reset(self) -> None:
@@ -337,7 +355,6 @@ class KVSampler:
         """Rows that need no more logits until :meth:`reset`; they leave the cache."""
         self._retired[np.asarray(rows, dtype=np.int64)] = True
 
-    @torch.no_grad()
     def logits(
         self, ids: np.ndarray, lengths: np.ndarray, active: np.ndarray
     ) -> tuple[np.ndarray, torch.Tensor]:
@@ -347,12 +364,23 @@ class KVSampler:
         logits. An inactive row's cached context is dropped (it is fed anew when it is
         active again), since the env may be resetting it (its action is then ignored).
         """
+        rows, logits, _ = self.logits_and_values(ids, lengths, active)
+        return rows, logits
+
+    @torch.no_grad()
+    def logits_and_values(
+        self, ids: np.ndarray, lengths: np.ndarray, active: np.ndarray
+    ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor | None]:
+        """As :meth:`logits`, plus each active row's state value ``(len(rows),)`` when the
+        sampler was built with ``values=True`` (else ``None``)."""
         if (active & self._retired).any():
             raise RuntimeError("A retired row is active; call reset() before reusing rows.")
         self._compact()
         rows = self._rows
         if rows.size == 0:
-            return rows, torch.zeros(0, self.policy.vocab_size, device=self.policy.device)
+            device = self.policy.device
+            empty = torch.zeros(0, device=device) if self.values else None
+            return rows, torch.zeros(0, self.policy.vocab_size, device=device), empty
         act = active[rows]
         new = np.where(act, lengths[rows] - self._fed[rows], 0)
         if (new < 0).any():
@@ -366,16 +394,17 @@ class KVSampler:
         width = int(new.max()) if act.any() else 1
         past = 0 if self._mask is None else self._mask.shape[1]
         if self._cache is None or past + width > self.max_cache:
-            logits = self._prefill(ids, lengths, act)
+            logits, values = self._prefill(ids, lengths, act)
         else:
-            logits = self._extend(ids, lengths, act, new, width)
+            logits, values = self._extend(ids, lengths, act, new, width)
         self._fed[rows] = np.where(act, lengths[rows], 0)
         keep = np.flatnonzero(act)
-        return rows[keep], logits[torch.as_tensor(keep, device=logits.device)]
+        index = torch.as_tensor(keep, device=logits.device)
+        return rows[keep], logits[index], None if values is None else values[index]
 
     def _extend(
         self, ids: np.ndarray, lengths: np.ndarray, act: np.ndarray, new: np.ndarray, width: int
-    ) -> torch.Tensor:
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Feed each cached row its new tokens on top of the cache."""
         device = self.policy.device
         rows = self._rows
@@ -407,16 +436,17 @@ class KVSampler:
             position_ids=torch.as_tensor(bpos, device=device),
             past_key_values=self._cache,
             use_cache=True,
+            output_hidden_states=self.values,
         )
         self._cache = out.past_key_values
         if not act.all():
             mask[torch.as_tensor(~act, device=device)] = 0
         self._mask = mask
-        last = torch.as_tensor(np.maximum(new - 1, 0), device=device)
-        logits = out.logits[torch.arange(n, device=device), last]
-        return logits[:, : self.policy.vocab_size].float()
+        return self._at(out, torch.as_tensor(np.maximum(new - 1, 0), device=device))
 
-    def _prefill(self, ids: np.ndarray, lengths: np.ndarray, act: np.ndarray) -> torch.Tensor:
+    def _prefill(
+        self, ids: np.ndarray, lengths: np.ndarray, act: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Rebuild the cache from the cached rows' whole contexts (right-padded)."""
         from transformers import DynamicCache
 
@@ -437,14 +467,23 @@ class KVSampler:
             position_ids=torch.as_tensor(np.minimum(cols, lens[:, None] - 1), device=device),
             past_key_values=DynamicCache(),
             use_cache=True,
+            output_hidden_states=self.values,
         )
         self._cache = out.past_key_values
         if not act.all():
             mask[torch.as_tensor(~act, device=device)] = 0
         self._mask = mask
-        last = torch.as_tensor(lens - 1, device=device)
-        logits = out.logits[torch.arange(rows.size, device=device), last]
-        return logits[:, : self.policy.vocab_size].float()
+        return self._at(out, torch.as_tensor(lens - 1, device=device))
+
+    def _at(self, out: Any, last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Each cached row's logits (and value) at its column ``last[row]`` of the block."""
+        index = torch.arange(last.numel(), device=last.device)
+        logits = out.logits[index, last][:, : self.policy.vocab_size].float()
+        if not self.values:
+            return logits, None
+        assert self.policy.value_head is not None
+        hidden = out.hidden_states[-1][index, last]
+        return logits, self.policy.value_head(hidden.float()).squeeze(-1)
 
     def _compact(self) -> None:
         """Drop retired rows from the cache once they are a quarter of it (each drop copies

@@ -219,7 +219,11 @@ class LMTrainer:
         self.model, self.optimizer = acc.prepare(policy, self.optimizer)
         self.generator = torch.Generator().manual_seed(config.seed + 1000 * self.rank)
         self.collector = RolloutCollector(
-            self.envs, policy, temperature=config.temperature, generator=self.generator
+            self.envs,
+            policy,
+            temperature=config.temperature,
+            generator=self.generator,
+            values=self.value_head,
         )
         self.eval_collector = RolloutCollector(self.eval_envs, policy, config.temperature)
         self.seed_rng = np.random.default_rng([config.seed, self.rank])
