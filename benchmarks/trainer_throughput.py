@@ -410,6 +410,27 @@ def measure(
     }
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The README table: tokens/s of each contender and its ratios to TRL and to raw."""
+    tps = result["tokens_per_second"]
+    names = {
+        "grpo": "textgym GRPO (through the vector env)",
+        "ppo": "textgym PPO (value head, GAE; through the env)",
+        "trl": "TRL `GRPOTrainer`",
+        "raw": "raw loop (no env, no framework)",
+    }
+    lines = ["| contender | tokens/s | vs TRL | vs raw |", "|---|---:|---:|---:|"]
+    for key, name in names.items():
+        if key not in tps:
+            continue
+        vs_trl = f"{tps[key] / tps['trl']:.2f}" if "trl" in tps else "-"
+        if key in ("grpo", "ppo"):
+            vs_trl = f"**{vs_trl}**"
+        vs_raw = f"{tps[key] / tps['raw']:.2f}" if "raw" in tps else "-"
+        lines.append(f"| {name} | {tps[key]:,.0f} | {vs_trl} | {vs_raw} |")
+    return "\n".join(lines)
+
+
 def _version(pkg: str) -> str:
     try:
         from importlib.metadata import version

@@ -173,3 +173,14 @@ def test_readme_speed_tables_are_the_committed_measurement() -> None:
     readme = (root / "README.md").read_text()
     assert throughput.markdown(report["envs"]) in readme
     assert throughput.costs_markdown(report["vector_step_costs"]) in readme
+
+
+def test_readme_trainer_table_is_the_committed_measurement() -> None:
+    import json
+    from pathlib import Path
+
+    from benchmarks import trainer_throughput
+
+    root = Path(__file__).resolve().parents[1]
+    result = json.loads((root / "benchmarks/results/lm_trainer_throughput.json").read_text())
+    assert trainer_throughput.markdown(result) in (root / "README.md").read_text()
