@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 RESULTS = Path(__file__).parent / "results"
 
 #: Hyperparameters per (algorithm, env): everything else is the config's default.
@@ -134,7 +136,55 @@ def combine(paths: Sequence[Path], out: Path) -> int:
     out.write_text(json.dumps(summary, indent=2) + "\n")
     plot(results, out.with_suffix(".png"))
     _print_summary(results)
+    print(markdown(results, detail=True))
     return 0
+
+
+#: Row order of the tables: the headline env first.
+ENV_ORDER = ("textgym/Reasoning-v0", "textgym/CustomerService-v0")
+ALGO_NAMES = {"grpo": "GRPO", "ppo": "PPO", "reinforce": "REINFORCE"}
+
+
+def markdown(results: list[dict[str, Any]], detail: bool = False) -> str:
+    """The results table (README; ``detail`` adds updates and tokens/s for the docs).
+
+    One row per (env, algorithm): success before RL, after per seed, and the lift in points
+    (mean over seeds, then per seed).
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["env_id"], r["algo"]), []).append(r)
+
+    def order(key: tuple[str, str]) -> tuple[int, str, int, str]:
+        env, algo = key
+        rank = ENV_ORDER.index(env) if env in ENV_ORDER else len(ENV_ORDER)
+        algos = list(ALGO_NAMES)
+        return rank, env, algos.index(algo) if algo in algos else len(algos), algo
+
+    header = "| env | algorithm | before RL | after 10 min (seed {seeds}) | lift, points (mean; per seed) |"
+    rule = "|---|---|---:|---:|---:|"
+    if detail:
+        header += " updates | generated tokens/s |"
+        rule += "---:|---:|"
+    lines: list[str] = []
+    for key in sorted(groups, key=order):
+        runs = sorted(groups[key], key=lambda r: r["seed"])
+        before = [r["before"]["eval/success_rate"] for r in runs]
+        after = [r["after"]["eval/success_rate"] for r in runs]
+        lifts = [100 * (a - b) for a, b in zip(after, before, strict=True)]
+        if not lines:
+            lines = [header.format(seeds=" / ".join(str(r["seed"]) for r in runs)), rule]
+        row = (
+            f"| {key[0]} | {ALGO_NAMES.get(key[1], key[1])} | {100 * np.mean(before):.1f}% "
+            f"| {' / '.join(f'{100 * a:.1f}%' for a in after)} "
+            f"| **{np.mean(lifts):+.1f}** ({' / '.join(f'{x:+.1f}' for x in lifts)}) |"
+        )
+        if detail:
+            updates = " / ".join(str(r["updates"]) for r in runs)
+            tps = np.mean([r["tokens_per_second"] for r in runs])
+            row += f" {updates} | {tps:,.0f} |"
+        lines.append(row)
+    return "\n".join(lines)
 
 
 def _print_summary(results: list[dict[str, Any]]) -> None:
@@ -211,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 out.write_text(json.dumps(summary, indent=2) + "\n")
     plot(results, out.with_suffix(".png"))
     _print_summary(results)
+    print(markdown(results, detail=True))
     return 0
 
 

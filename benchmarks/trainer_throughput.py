@@ -11,7 +11,7 @@ seeds), with the same reward, batch (``batch`` completions = ``batch / group`` p
 * ``trl``: TRL's ``GRPOTrainer`` (``transformers.generate`` + its loss), ``beta=0``;
 * ``grpo``: :class:`agents.grpo.GRPO`, end to end through the vector env, ``kl_coef=0``;
 * ``ppo``: :class:`agents.ppo.PPO`, end to end (value head, GAE, 1 epoch of 1 minibatch,
-  KL penalty off: it needs one extra no-grad pass for the values, by design).
+  KL penalty off; the values come from the sampling passes, so no extra pass).
 
 A step is timed from the start of generation to the end of the optimizer step; setup and
 the first ``warmup`` steps are not timed. Contenders are measured in alternation, ``repeats``

@@ -184,3 +184,17 @@ def test_readme_trainer_table_is_the_committed_measurement() -> None:
     root = Path(__file__).resolve().parents[1]
     result = json.loads((root / "benchmarks/results/lm_trainer_throughput.json").read_text())
     assert trainer_throughput.markdown(result) in (root / "README.md").read_text()
+
+
+def test_readme_and_docs_lm_tables_are_the_committed_measurement() -> None:
+    import json
+    from pathlib import Path
+
+    from benchmarks import lm_accuracy
+
+    root = Path(__file__).resolve().parents[1]
+    results = json.loads((root / "benchmarks/results/lm_accuracy.json").read_text())["results"]
+    assert lm_accuracy.markdown(results) in (root / "README.md").read_text()
+    assert (
+        lm_accuracy.markdown(results, detail=True) in (root / "docs/readme/agents.md").read_text()
+    )
