@@ -105,6 +105,7 @@ def test_lm_accuracy_combines_parallel_runs(tmp_path: Path) -> None:
         ]
         return {
             "algo": algo, "env_id": env_id, "seed": 1, "split": "test", "train_seconds": 600.0,
+            "updates": 10, "tokens_per_second": 1234.0,
             "before": {"eval/success_rate": before}, "after": {"eval/success_rate": after},
             "curve": curve,
         }  # fmt: skip
@@ -120,6 +121,13 @@ def test_lm_accuracy_combines_parallel_runs(tmp_path: Path) -> None:
     out = tmp_path / "lm_accuracy.json"
     assert lm_accuracy.main(["--combine", *parts, "--out", str(out)]) == 0
     merged = json.loads(out.read_text())["results"]
+    table = lm_accuracy.markdown(merged, detail=True).splitlines()
+    # The headline env first; before, after, lift in points, updates, tokens/s.
+    assert (
+        table[2]
+        == "| textgym/Reasoning-v0 | PPO | 20.0% | 60.0% | **+40.0** (+40.0) | 10 | 1,234 |"
+    )
+    assert table[3].startswith("| textgym/CustomerService-v0 | GRPO |")
     assert [(r["env_id"], r["algo"], r["benchmark_command"]) for r in merged] == [
         ("textgym/CustomerService-v0", "grpo", "cmd 1"),
         ("textgym/Reasoning-v0", "ppo", "cmd 0"),
