@@ -259,7 +259,9 @@ class PPO(LMTrainer):
             return out
         index = needed.nonzero().squeeze(1)
         sub = batch.select(index)
-        _, values = self.model(
+        # The unwrapped policy: only some processes may need this pass, and a wrapper that
+        # communicates on every forward (FSDP, ZeRO-3) would wait for the others.
+        _, values = self.policy(
             sub.input_ids,
             sub.attention_mask,
             torch.zeros_like(sub.attention_mask, dtype=torch.bool),

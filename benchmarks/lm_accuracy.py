@@ -161,7 +161,12 @@ def markdown(results: list[dict[str, Any]], detail: bool = False) -> str:
         algos = list(ALGO_NAMES)
         return rank, env, algos.index(algo) if algo in algos else len(algos), algo
 
-    header = "| env | algorithm | before RL | after 10 min (seed {seeds}) | lift, points (mean; per seed) |"
+    minutes = round(float(np.median([r["train_seconds"] for r in results])) / 60)
+    seeds = " / ".join(str(x) for x in sorted({r["seed"] for r in results}))
+    header = (
+        f"| env | algorithm | before RL | after {minutes} min (seed {seeds}) "
+        "| lift, points (mean; per seed) |"
+    )
     rule = "|---|---|---:|---:|---:|"
     if detail:
         header += " updates | generated tokens/s |"
@@ -173,7 +178,7 @@ def markdown(results: list[dict[str, Any]], detail: bool = False) -> str:
         after = [r["after"]["eval/success_rate"] for r in runs]
         lifts = [100 * (a - b) for a, b in zip(after, before, strict=True)]
         if not lines:
-            lines = [header.format(seeds=" / ".join(str(r["seed"]) for r in runs)), rule]
+            lines = [header, rule]
         row = (
             f"| {key[0]} | {ALGO_NAMES.get(key[1], key[1])} | {100 * np.mean(before):.1f}% "
             f"| {' / '.join(f'{100 * a:.1f}%' for a in after)} "

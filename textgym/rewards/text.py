@@ -139,8 +139,6 @@ POLITE_WORDS = frozenset(
     ]
 )
 POLITE_PHRASES = ("could you", "would you", "happy to help", "excuse me", "no problem")
-# A polite phrase can only occur in a turn that has its first word.
-_POLITE_PHRASE_STARTS = frozenset(p.split()[0] for p in POLITE_PHRASES)
 #: Rude markers (each occurrence counts).
 RUDE_WORDS = frozenset(
     [
@@ -186,6 +184,10 @@ def _text_words(text: str) -> tuple[str, ...]:
 def _phrase_words(phrase: str) -> tuple[str, ...]:
     # Phrases come from fixed lists (banned words, polite phrases, keywords): tokenize once.
     return text_words(phrase)
+
+
+# A polite phrase can only occur in a turn that has its first word.
+_POLITE_PHRASE_STARTS = frozenset(_phrase_words(p)[0] for p in POLITE_PHRASES)
 
 
 def count_phrase(haystack: Sequence[str], phrase: str) -> int:

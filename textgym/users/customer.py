@@ -89,7 +89,7 @@ class ScriptedCustomer(Responder):
         self.rng = rng
         self.meta = problem.metadata
         self.turns_taken = 0
-        self.last_words: list[str] | None = None
+        self.last_words: tuple[str, ...] | None = None
         self.clarified = 0
 
     def _clarification(self) -> str:

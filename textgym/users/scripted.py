@@ -58,7 +58,7 @@ class ScriptedUser(Responder):
         self.index = 0
         self.turns_taken = 0
         self.annoyance = 0
-        self.last_words: list[str] | None = None
+        self.last_words: tuple[str, ...] | None = None
 
     def respond(self, turns: Sequence[Turn]) -> Reply:
         if self.problem is None:
