@@ -121,21 +121,20 @@ class PPO(LMTrainer):
         # 1. The old log-probs and the values of the states acted in are the rollout's: the
         #    sampler computed them in its own forward passes (exactly, at this temperature).
         #    Only a bootstrapped episode needs one more value, of its final state, which the
-        #    sampler never fed; episodes from elsewhere without values get a full pass.
+        #    sampler never fed.
+        if any(e.values is None for e in episodes):
+            raise ValueError(
+                "PPO.update needs episodes that carry their state values; collect them with "
+                "RolloutCollector(..., values=True), as the trainer's own collector does."
+            )
+        old_values = batch.old_values
+        # An episode a length limit cut after a complete turn would go on, so its tail is
+        # V(s_T); a turn cut mid-way (no end-of-turn token) gets no bootstrap, else a value
+        # head trained on its own bootstrapped targets pays the policy for rambling until
+        # the limit (observed on CustomerService).
         cut_after_turn = batch.truncated & ~batch.missing_end
         with torch.no_grad():
-            if all(e.values is not None for e in episodes):
-                old_values = batch.old_values * maskf
-                final_value = self._final_values(batch, cut_after_turn)
-            else:
-                _, values_all = self.model(
-                    batch.input_ids,
-                    batch.attention_mask,
-                    torch.zeros_like(batch.attention_mask, dtype=torch.bool),
-                )
-                assert values_all is not None
-                old_values = values_all[:, :-1] * maskf
-                final_value = values_all.gather(1, batch.last_index[:, None]).squeeze(1)
+            bootstrap = self._final_values(batch, cut_after_turn)
             kl_tokens = torch.zeros_like(batch.old_logprobs)
             if self.reference is not None:
                 kl_tokens = (batch.old_logprobs - self.reference_logprobs(batch)) * maskf
@@ -146,15 +145,7 @@ class PPO(LMTrainer):
         rewards = rewards.scatter_add(1, last_action[:, None], self.end_penalty(batch)[:, None])
         rewards = rewards * maskf
 
-        # 3. GAE over agent tokens. An episode a length limit cut after a complete turn would
-        #    go on, so its tail is V(s_T); a turn cut mid-way (no end-of-turn token) gets no
-        #    bootstrap, else a value head trained on its own bootstrapped targets pays the
-        #    policy for rambling until the limit (observed on CustomerService).
-        bootstrap = (
-            final_value * cut_after_turn.float()
-            if cfg.bootstrap_truncated
-            else torch.zeros_like(final_value)
-        )
+        # 3. GAE over agent tokens, bootstrapped as decided in 1.
         advantages, returns = gae(rewards, old_values, mask, bootstrap, cfg.gamma, cfg.gae_lambda)
         if cfg.norm_adv:
             advantages = whiten(advantages, mask)
@@ -252,8 +243,8 @@ class PPO(LMTrainer):
         }
 
     def _final_values(self, batch: RolloutBatch, needed: torch.Tensor) -> torch.Tensor:
-        """The value of each episode's final state, computed for the ``needed`` rows only
-        (0 elsewhere): the bootstrap target of an episode a length limit cut."""
+        """The value of each episode's final state for the ``needed`` rows, 0 elsewhere (and
+        everywhere with ``bootstrap_truncated`` off): the bootstrap target of GAE."""
         out = torch.zeros(batch.input_ids.shape[0], device=batch.input_ids.device)
         if not self.config.bootstrap_truncated or not bool(needed.any()):
             return out

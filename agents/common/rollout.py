@@ -122,7 +122,6 @@ class RolloutCollector:
             pad_id=int(unwrapped.envs[0].chat.pad_id),
             values=values,
         )
-        self.values = values
         self.stats = RolloutStats()
 
     @torch.no_grad()
@@ -202,7 +201,7 @@ class RolloutCollector:
                         group=int(groups[r]),
                         seed=int(seeds[r]),
                         turns=turns[r],
-                        values=vals[r, :c].copy() if self.values else None,
+                        values=vals[r, :c].copy() if self.sampler.values else None,
                     )
                 active[done] = False
                 self.sampler.retire(done)

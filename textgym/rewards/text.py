@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -168,31 +169,22 @@ DEFAULT_BANNED_WORDS = (
 )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=4096)
 def text_words(text: str) -> tuple[str, ...]:
     """``text`` as lower-case words, without special tokens or punctuation."""
-    return _text_words(text)
-
-
-@functools.lru_cache(maxsize=1024)
-def _text_words(text: str) -> tuple[str, ...]:
     # Cached because a multi-objective reward asks for the words of the same turn once per
-    # component (and the user simulator once more); a tuple so the cached value is safe.
+    # component (and the user simulator once more), and phrase lists are split on every
+    # call; a tuple so the cached value is safe to share.
     return tuple(_WORD.findall(_SPECIAL.sub(" ", text).lower()))
 
 
-@functools.lru_cache(maxsize=4096)
-def _phrase_words(phrase: str) -> tuple[str, ...]:
-    # Phrases come from fixed lists (banned words, polite phrases, keywords): tokenize once.
-    return text_words(phrase)
-
-
 # A polite phrase can only occur in a turn that has its first word.
-_POLITE_PHRASE_STARTS = frozenset(_phrase_words(p)[0] for p in POLITE_PHRASES)
+_POLITE_PHRASE_STARTS = frozenset(text_words(p)[0] for p in POLITE_PHRASES)
 
 
 def count_phrase(haystack: Sequence[str], phrase: str) -> int:
     """How many times the words of ``phrase`` occur contiguously in ``haystack``."""
-    needle = _phrase_words(phrase)
+    needle = text_words(phrase)
     n = len(needle)
     if n == 0:
         return 0
@@ -398,11 +390,9 @@ class BannedWords(Reward):
         self.per_hit = per_hit
         # One-word entries are counted in a single pass over the turn (weighted by how often
         # the list names them); phrases are searched one by one.
-        self._single_words: dict[str, int] = {}
-        for b in self.words:
-            if len(text_words(b)) == 1:
-                word = text_words(b)[0]
-                self._single_words[word] = self._single_words.get(word, 0) + 1
+        self._single_words = Counter(
+            text_words(b)[0] for b in self.words if len(text_words(b)) == 1
+        )
         self._phrases = tuple(b for b in self.words if len(text_words(b)) > 1)
 
     def hits(self, text: str) -> int:
