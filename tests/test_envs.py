@@ -139,8 +139,9 @@ def test_vector_entry_point_matches_sync(env_id: str, max_episode_steps: int | N
     native = gym.make_vec(env_id, 3, vectorization_mode="vector_entry_point", **kwargs)
     sync = gym.make_vec(env_id, 3, vectorization_mode="sync", **kwargs)
     assert type(native).__name__ == "TextVectorEnv"
-    o1, _ = native.reset(seed=5)
-    o2, _ = sync.reset(seed=5)
+    o1, i1 = native.reset(seed=5)
+    o2, i2 = sync.reset(seed=5)
+    assert_same_infos(i1, i2, "reset")
     eot = native.eot_id
     rng = np.random.default_rng(0)
     for t in range(200):
@@ -151,11 +152,32 @@ def test_vector_entry_point_matches_sync(env_id: str, max_episode_steps: int | N
             np.testing.assert_array_equal(r1[0][key], r2[0][key], err_msg=f"step {t} {key}")
         for i in (1, 2, 3):
             np.testing.assert_array_equal(r1[i], r2[i], err_msg=f"step {t}")
+        # The native env builds Gymnasium's batched info layout itself: the same keys,
+        # masks, dtypes and values as SyncVectorEnv's per-sub-env _add_info.
+        assert_same_infos(r1[4], r2[4], f"step {t} info")
         assert native.observation_space.contains(r1[0])
         if t == 100:  # a reset mid-episode must also match
             o1, _ = native.reset(seed=9)
             o2, _ = sync.reset(seed=9)
             np.testing.assert_array_equal(o1["attention_mask"], o2["attention_mask"])
+
+
+def assert_same_infos(a: object, b: object, path: str) -> None:
+    """Recursive equality of two vector info dicts, down to array dtypes and value types."""
+    assert type(a) is type(b), f"{path}: {type(a).__name__} != {type(b).__name__}"
+    if isinstance(a, dict):
+        assert list(a) == list(b), f"{path}: keys {list(a)} != {list(b)}"  # type: ignore[arg-type]
+        for key in a:
+            assert_same_infos(a[key], b[key], f"{path}/{key}")  # type: ignore[index]
+    elif isinstance(a, np.ndarray):
+        assert (a.dtype, a.shape) == (b.dtype, b.shape), f"{path}: {a.dtype} != {b.dtype}"  # type: ignore[union-attr]
+        if a.dtype == object:
+            for x, y in zip(a, b, strict=True):  # type: ignore[call-overload]
+                assert type(x) is type(y) and x == y, f"{path}: {x!r} != {y!r}"
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=path)  # type: ignore[arg-type]
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
 
 
 def test_async_vector_env_runs(env_id: str) -> None:
