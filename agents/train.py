@@ -101,7 +101,13 @@ def parse_args(argv: Sequence[str]) -> tuple[type[LMTrainer], TrainConfig]:
     known, _ = pre.parse_known_args(argv)
     if known.algo is None:
         if any(a in ("-h", "--help") for a in argv):
-            print(f"usage: textgym train --algo {{{','.join(ALGORITHMS)}}} [--help] [flags]")
+            print(
+                f"usage: textgym train --algo {{{','.join(ALGORITHMS)}}} [--help] [flags]\n\n"
+                "Train an LM agent on a textgym env. The flags depend on the algorithm:\n"
+                "`textgym train --algo ppo --help` lists every one with its meaning.\n\n"
+                "  textgym train --algo ppo --env textgym/Reasoning-v0 --time-budget 600\n"
+                "  textgym train --algo ppo --run-dir runs/x --resume"
+            )
             raise SystemExit(0)
         raise ConfigError(f"Missing --algo: choose one of {sorted(ALGORITHMS)} (e.g. --algo ppo).")
     cls = trainer_class(known.algo)
@@ -128,6 +134,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         cls, config = parse_args(argv)
+        if not config.progress:
+            # --no-progress also silences transformers' bars (loading and saving weights).
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
         trainer = cls(config)
     except (ConfigError, CheckpointError, ModelMismatchError, FileNotFoundError) as exc:
         print(f"textgym train: error: {exc}", file=sys.stderr)

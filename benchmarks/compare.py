@@ -191,7 +191,7 @@ def _run_tabular(cls_name: str) -> Callable[[RunSpec], RunResult]:
     return run
 
 
-def run_sb3_ppo(spec: RunSpec) -> RunResult:
+def run_maskable_ppo(spec: RunSpec) -> RunResult:
     from sb3_contrib import MaskablePPO
 
     from agents.sb3 import LearningCurveCallback, policy_kwargs
@@ -256,7 +256,7 @@ ALGORITHMS: dict[str, Callable[[RunSpec], RunResult]] = {
     "oracle": run_oracle,
     "q_learning": _run_tabular("QLearning"),
     "sarsa": _run_tabular("SARSA"),
-    "sb3_ppo": run_sb3_ppo,
+    "maskable_ppo": run_maskable_ppo,
     "pretrained": _run_lm("pretrained"),
     "reinforce": _run_lm("reinforce"),
     "ppo": _run_lm("ppo"),
@@ -283,7 +283,10 @@ PRESETS: dict[str, Preset] = {
     # The README's main job: at most 10 minutes on 2 CPU cores.
     "quick": Preset(
         pairs=(
-            ("textgym/Reasoning-Tiny-v0", ("random", "q_learning", "sarsa", "sb3_ppo", "oracle")),
+            (
+                "textgym/Reasoning-Tiny-v0",
+                ("random", "q_learning", "sarsa", "maskable_ppo", "oracle"),
+            ),
             ("textgym/Reasoning-v0", ("random", "pretrained", "grpo", "ppo", "oracle")),
         ),
         seeds=(0, 1, 2),
@@ -298,10 +301,13 @@ PRESETS: dict[str, Preset] = {
     ),
     "full": Preset(
         pairs=(
-            ("textgym/Reasoning-Tiny-v0", ("random", "q_learning", "sarsa", "sb3_ppo", "oracle")),
+            (
+                "textgym/Reasoning-Tiny-v0",
+                ("random", "q_learning", "sarsa", "maskable_ppo", "oracle"),
+            ),
             (
                 "textgym/CustomerService-Tiny-v0",
-                ("random", "q_learning", "sarsa", "sb3_ppo", "oracle"),
+                ("random", "q_learning", "sarsa", "maskable_ppo", "oracle"),
             ),
             ("textgym/Dialogue-Tiny-v0", ("random", "q_learning", "sarsa", "oracle")),
             (

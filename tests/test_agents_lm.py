@@ -154,6 +154,22 @@ def test_resume_after_interrupted_run_continues_from_checkpoint(synth, tmp_path:
     assert resumed.extra_state["kl_coef"] == pytest.approx(full.extra_state["kl_coef"])
 
 
+def test_resuming_a_finished_run_names_the_flag_to_raise(synth, tmp_path: Path) -> None:
+    from agents.lm.trainer import ConfigError
+
+    make("reinforce", synth, tmp_path / "n", total_updates=1).learn()
+    with pytest.raises(ConfigError, match="already made 1 of its --total-updates 1.*larger"):
+        make("reinforce", synth, tmp_path / "n", total_updates=1, resume=True)
+    # A run stopped by its time budget: resuming with the same budget cannot train more.
+    trainer = make("reinforce", synth, tmp_path / "t", total_updates=5, time_budget=1e-9)
+    trainer.learn()
+    assert trainer.update_count == 1
+    with pytest.raises(ConfigError, match="already used its time budget.*--time-budget 0"):
+        make("reinforce", synth, tmp_path / "t", total_updates=5, time_budget=1e-9, resume=True)
+    resumed = make("reinforce", synth, tmp_path / "t", total_updates=2, resume=True)
+    assert resumed.learn().update_count == 2
+
+
 def test_a_fresh_run_refuses_a_run_dir_that_holds_a_run(synth, tmp_path: Path) -> None:
     make("reinforce", synth, tmp_path, total_updates=1).learn()
     lines = (tmp_path / "progress.csv").read_text()

@@ -38,6 +38,12 @@ def test_numpy_integer_actions_accepted(env: TextEnv) -> None:
     env.step(np.array([7], dtype=np.int32))
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (2,), (0,)])
+def test_action_array_of_wrong_shape(env: TextEnv, shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match=rf"shape \({shape[0]},.*one token id.*make_vec"):
+        env.step(np.full(shape, 3, dtype=np.int64))
+
+
 def test_step_before_reset() -> None:
     with pytest.raises(EpisodeError, match=r"before reset\(\).*call env.reset\(\)"):
         TextEnv("copy").step(0)

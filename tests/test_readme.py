@@ -36,3 +36,18 @@ def test_python_snippets_run(
     assert len(blocks) >= 4
     for block in blocks:  # each snippet stands alone, as a reader would paste it
         exec(compile(block, str(README), "exec"), {"__name__": "readme"})
+
+
+@pytest.mark.parametrize("doc", [README, README.parent / "docs" / "readme" / "tasks.md"])
+def test_transcript_is_a_real_render(doc: Path) -> None:
+    import gymnasium as gym
+
+    block = doc.read_text().split("seed 11, as `env.render()` shows it:\n\n```\n", 1)[1]
+    shown = block.split("\n```", 1)[0]
+    env = gym.make("textgym/CustomerService-v0", render_mode="ansi")
+    env.reset(seed=11)
+    done = False
+    while not done:
+        *_, terminated, truncated, _ = env.step(env.unwrapped.oracle_action())
+        done = terminated or truncated
+    assert env.render() == shown

@@ -138,8 +138,10 @@ def test_lm_judge_rubric_and_tokens(models: dict[str, Path]) -> None:
 def test_missing_model_fails_at_construction(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-model"
     for cls in (RewardModel, EmbeddingSimilarity, LMJudge):
-        with pytest.raises(ModelLoadError, match="does not exist"):
+        with pytest.raises(ModelLoadError, match="does not exist") as caught:
             cls(missing)
+        # Only a reward model comes from `textgym train-rm`; the others must not say so.
+        assert ("train-rm" in str(caught.value)) == (cls is RewardModel)
     # Through gym.make, before any episode starts.
     with pytest.raises(Exception, match="does not exist"):
         gym.make("textgym/Copy-v0", reward=f'exact_match + reward_model("{missing}")')

@@ -417,3 +417,11 @@ def test_readme_table_is_the_benchmark_output() -> None:
             f"{path}: run `python -m benchmarks.baselines --render-only`"
         )
         assert all(row in block for row in rows)
+
+
+def test_evaluating_zero_episodes_is_an_error() -> None:
+    from agents.common import evaluate_policy
+
+    agent = RandomAgent("textgym/Copy-Tiny-v0", seed=0)
+    with pytest.raises(ValueError, match="n_episodes must be >= 1"):
+        evaluate_policy(agent, gym.make("textgym/Copy-Tiny-v0"), n_episodes=0)

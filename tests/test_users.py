@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -178,3 +180,14 @@ def test_lm_responder_needs_a_tokenizer_for_a_model_object(tiny_lm: str) -> None
 
     with pytest.raises(ValueError, match="tokenizer"):
         LMResponder(AutoModelForCausalLM.from_pretrained(tiny_lm))
+
+
+def test_lm_responder_missing_model_fails_when_the_env_is_made(tmp_path: Path) -> None:
+    from textgym.rewards.models import ModelLoadError
+    from textgym.users.lm import LMResponder
+
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(ModelLoadError, match="No responder model at .*does not exist"):
+        LMResponder(missing)
+    with pytest.raises(ModelLoadError, match="No responder model at .*does not exist"):
+        gym.make("textgym/Dialogue-v0", user=LMResponder.factory(missing))

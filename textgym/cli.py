@@ -53,6 +53,9 @@ def _delegate(module: str, what: str, argv: Sequence[str]) -> int:
     except ModuleNotFoundError as exc:
         print(f"textgym {what}: {module} is not available ({exc}).", file=sys.stderr)
         return 2
+    if what in ("rate", "train-rm"):
+        # One module, two sub-commands: it parses the sub-command itself, under our name.
+        return int(mod.main([what, *argv], prog="textgym") or 0)
     return int(mod.main(list(argv)) or 0)
 
 
@@ -73,10 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_parser(name, help=help_, add_help=False)
     if argv and argv[0] in COMMANDS:
         module, _ = COMMANDS[argv[0]]
-        rest = argv[1:]
-        if argv[0] in ("rate", "train-rm"):  # one module, two sub-commands
-            rest = ["rate" if argv[0] == "rate" else "train", *rest]
-        return _delegate(module, argv[0], rest)
+        return _delegate(module, argv[0], argv[1:])
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

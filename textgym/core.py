@@ -472,7 +472,12 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         # The common cases (a Python int or a numpy integer) skip the slow ABC checks.
         if (type(action) is int or type(action) is np.int64) and 0 <= action < self.vocab_size:
             return int(action)
-        if isinstance(action, np.ndarray) and action.size == 1:
+        if isinstance(action, np.ndarray):
+            if action.size != 1 or action.ndim > 1:
+                raise ValueError(
+                    f"Action has shape {action.shape}; one env takes one token id (an int, a "
+                    "0-d array or shape (1,)). For a batch of actions use gym.make_vec."
+                )
             action = action.reshape(()).item() if action.dtype.kind in "iu" else action.item()
         if isinstance(action, bool) or not isinstance(action, numbers.Integral):
             raise TypeError(

@@ -38,7 +38,12 @@ def evaluate_policy(
     action or an ``(action, state)`` pair, and agents whose ``predict`` takes
     ``action_masks`` (tabular agents, MaskablePPO) get the env's masks. Episode ``i`` is
     reset with ``seed + i``, so two evaluations with the same seed see the same problems.
+
+    Raises:
+        ValueError: ``n_episodes`` below 1 (there would be nothing to average).
     """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be >= 1 to score anything, got {n_episodes}.")
     takes_masks = "action_masks" in inspect.signature(agent.predict).parameters
     # The outermost action_masks() (a wrapper may remap the action space); an env without
     # one gets no masks.

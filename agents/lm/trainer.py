@@ -97,7 +97,7 @@ class TrainConfig:
 
 
 class ConfigError(ValueError):
-    """A training argument is invalid; raised before anything is loaded."""
+    """A training argument is invalid; raised before training starts."""
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -235,6 +235,7 @@ class LMTrainer:
         self.extra_state: dict[str, Any] = {}
         if config.resume:
             self.load(self.run_dir)
+            self._check_work_left()
 
     # -- hooks for algorithms -------------------------------------------------------------
 
@@ -539,6 +540,23 @@ class LMTrainer:
     def _default_run_dir(self) -> str:
         env = self.config.env_id.replace("/", "_")
         return f"runs/{env}__{self.algo}__{self.config.seed}__{int(time.time())}"
+
+    def _check_work_left(self) -> None:
+        """A resumed run with nothing left to do names the flag that gives it more (its
+        own settings are restored on resume, so its finished budget would be too)."""
+        cfg = self.config
+        if self.update_count >= cfg.total_updates:
+            raise ConfigError(
+                f"The run in {self.run_dir} has already made {self.update_count} of its "
+                f"--total-updates {cfg.total_updates}; pass a larger --total-updates to "
+                "continue it."
+            )
+        if cfg.time_budget and self.train_seconds >= cfg.time_budget:
+            raise ConfigError(
+                f"The run in {self.run_dir} has already used its time budget "
+                f"({self.train_seconds:.0f} s of --time-budget {cfg.time_budget:g}); pass a "
+                "larger --time-budget, or --time-budget 0 for no limit, to continue it."
+            )
 
     def _out_of_time(self) -> bool:
         budget = self.config.time_budget

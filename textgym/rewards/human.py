@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import sys
 import time
@@ -421,9 +422,9 @@ def _build_model(
     )
 
     if base is not None:
-        from textgym.rewards.models import ModelLoadError, _check_exists
+        from textgym.rewards.models import ModelLoadError, check_model_path
 
-        _check_exists(base, "base model")
+        check_model_path(base, "base model")
         try:
             model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
         except (OSError, ValueError) as exc:
@@ -586,10 +587,12 @@ def _preference_accuracy(
 # -- command line -------------------------------------------------------------------------
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``rate`` turns in the terminal or ``train`` a reward model from the log."""
+def main(argv: Sequence[str] | None = None, prog: str = "textgym") -> int:
+    """``rate`` turns in the terminal or ``train-rm`` (alias ``train``) a reward model from
+    the log. ``prog`` names the command in help and errors (``textgym`` for the console
+    script, ``python -m textgym.rewards.human`` when run as a module)."""
     parser = argparse.ArgumentParser(
-        prog="python -m textgym.rewards.human",
+        prog=prog,
         description="Rate agent turns in the terminal and train a reward model on the ratings.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -603,7 +606,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rate.add_argument("--n", type=int, default=50, help="samples to draw from --env")
     rate.add_argument("--limit", type=int, default=None, help="stop after this many ratings")
     rate.add_argument("--seed", type=int, default=0)
-    train = sub.add_parser("train", help="train a reward model on one or more rating logs")
+    train = sub.add_parser(
+        "train-rm", aliases=["train"], help="train a reward model on one or more rating logs"
+    )
     train.add_argument("--log", required=True, nargs="+", help="ratings file(s)")
     train.add_argument("--out", required=True, help="output directory (save_pretrained)")
     train.add_argument(
@@ -643,13 +648,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         log=print,
     )
+    # A log of scores only has no preference pairs to be accurate on (the result is NaN).
+    accuracy = "n/a" if math.isnan(result.train_accuracy) else f"{result.train_accuracy:.2f}"
     print(
         f"saved {result.path} ({result.n_scores} scores, {result.n_preferences} preferences; "
-        f"final loss {result.final_loss:.4f}, train preference accuracy {result.train_accuracy:.2f}). "
+        f"final loss {result.final_loss:.4f}, train preference accuracy {accuracy}). "
         f'Use it with RewardModel("{result.path}") or reward=\'reward_model("{result.path}")\'.'
     )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m textgym.rewards.human"))

@@ -38,26 +38,32 @@ def _looks_like_path(name: str) -> bool:
     return os.path.sep in name or name.startswith((".", "~")) or Path(name).exists()
 
 
-def _check_exists(name: str, what: str) -> None:
+#: Where a model of each kind comes from, for the hint of a missing path.
+_MADE_BY = {"reward model": " (e.g. by `textgym train-rm`)"}
+
+
+def check_model_path(name: str, what: str) -> None:
+    """Raise :class:`ModelLoadError` if ``name`` looks like a local path that does not exist
+    (before transformers reads it as a hub repo id and fails with a confusing message)."""
     if _looks_like_path(name) and not Path(name).expanduser().exists():
         raise ModelLoadError(
             f"No {what} at {name!r}: the path does not exist. Pass a directory written by "
-            "`model.save_pretrained(...)` (e.g. by `python -m textgym.rewards.human train`) "
-            "or a hub name."
+            f"`model.save_pretrained(...)`{_MADE_BY.get(what, '')} or a hub name."
         )
 
 
 def _check_source(source: ModelSource, what: str) -> None:
     if isinstance(source, (str, os.PathLike)):
-        _check_exists(os.fspath(source), what)
+        check_model_path(os.fspath(source), what)
 
 
-def _load(auto_cls: Any, source: ModelSource, what: str) -> Any:
-    """``auto_cls.from_pretrained(source)`` with errors that say what to do."""
+def load_pretrained(auto_cls: Any, source: ModelSource, what: str) -> Any:
+    """``auto_cls.from_pretrained(source)`` with errors that say what to do; an object that
+    is already loaded passes through."""
     if not isinstance(source, (str, os.PathLike)):
         return source  # an already-loaded object
     name = os.fspath(source)
-    _check_exists(name, what)
+    check_model_path(name, what)
     if _looks_like_path(name):
         name = str(Path(name).expanduser())
     try:
@@ -79,7 +85,7 @@ def _load_tokenizer(tokenizer: ModelSource | None, model_source: ModelSource) ->
                 "or a hub name)."
             )
         tokenizer = model_source
-    tok = _load(AutoTokenizer, tokenizer, "tokenizer")
+    tok = load_pretrained(AutoTokenizer, tokenizer, "tokenizer")
     if tok.pad_token_id is None:
         # GPT-2-style tokenizers have no pad token; padding is masked out, so eos serves.
         if tok.eos_token is None:
@@ -211,7 +217,7 @@ class RewardModel(_ModelReward):
         self.device = _device(device)
         _check_source(model, "reward model")
         self.tokenizer = _load_tokenizer(tokenizer, model)
-        self.model = _load(AutoModelForSequenceClassification, model, "reward model")
+        self.model = load_pretrained(AutoModelForSequenceClassification, model, "reward model")
         self.model.to(self.device).eval()
         if getattr(self.model.config, "pad_token_id", None) is None:
             # Decoder classifiers find the last real token through pad_token_id.
@@ -313,7 +319,7 @@ class EmbeddingSimilarity(_ModelReward):
         from transformers import AutoModel
 
         self.tokenizer = _load_tokenizer(tokenizer, model)
-        self.model = _load(AutoModel, model, "embedding model")
+        self.model = load_pretrained(AutoModel, model, "embedding model")
         self.model.to(self.device).eval()
 
     def references(self, ctx: RewardContext) -> list[str]:
@@ -445,7 +451,7 @@ class LMJudge(_ModelReward):
         self.max_length, self.batch_size = max_length, batch_size
         _check_source(model, "judge model")
         self.tokenizer = _load_tokenizer(tokenizer, model)
-        self.model = _load(AutoModelForCausalLM, model, "judge model")
+        self.model = load_pretrained(AutoModelForCausalLM, model, "judge model")
         self.model.to(self.device).eval()
         self.yes_id, self.no_id = self._token(yes), self._token(no)
         if self.yes_id == self.no_id:

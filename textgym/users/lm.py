@@ -37,9 +37,10 @@ if TYPE_CHECKING:
 def _load(name: str) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM
 
+    from textgym.rewards.models import load_pretrained
     from textgym.tokenizer import load_tokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(name)
+    model = load_pretrained(AutoModelForCausalLM, name, "responder model")
     model.eval()
     return model, load_tokenizer(name)
 
@@ -115,8 +116,15 @@ class LMResponder(Responder):
 
     @classmethod
     def factory(cls, model: str | os.PathLike[str], **kwargs: Any) -> LMResponderFactory:
-        """A picklable ``judge -> LMResponder`` callable for a task's ``user`` argument."""
-        return LMResponderFactory(str(model), kwargs)
+        """A picklable ``judge -> LMResponder`` callable for a task's ``user`` argument.
+
+        The model loads when the first responder is made (at the env's first reset); a
+        path that does not exist fails here, when the env is made.
+        """
+        from textgym.rewards.models import check_model_path
+
+        check_model_path(os.fspath(model), "responder model")
+        return LMResponderFactory(os.fspath(model), kwargs)
 
     def reset(self, problem: Problem, rng: np.random.Generator) -> None:
         self.problem = problem
