@@ -3,6 +3,7 @@ and random-action fuzzing that never leaves the observation space."""
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 
 import gymnasium as gym
@@ -196,3 +197,56 @@ def test_render_shows_conversation(env_id: str) -> None:
     env.step(env.unwrapped.oracle_action())
     text = env.render()
     assert isinstance(text, str) and env.unwrapped.problem.prompt.split()[0] in text
+
+
+#: Digests of each env's episode stream under fixed seeds (see ``stream_digest``).
+STREAM_DIGESTS = {
+    "textgym/Copy-v0": "b62643f65513563d",
+    "textgym/Copy-Tiny-v0": "db8e8086fd91bbe1",
+    "textgym/Reasoning-v0": "ccfce491dd73b8c2",
+    "textgym/Reasoning-Easy-v0": "3567868e37f6dcc4",
+    "textgym/Reasoning-Hard-v0": "99f9ba9e8d1a71f7",
+    "textgym/Reasoning-Tiny-v0": "72fd91fa879c784a",
+    "textgym/CustomerService-v0": "80c21197fb0049e6",
+    "textgym/CustomerService-Hard-v0": "205a2b1b5bb170d4",
+    "textgym/CustomerService-Tiny-v0": "d1d59f4e1a863141",
+    "textgym/Dialogue-v0": "5d9310e3834c957d",
+    "textgym/Dialogue-Hard-v0": "9886d3718d983647",
+    "textgym/Dialogue-Tiny-v0": "0a514e55c4dfac6b",
+}
+
+
+def stream_digest(env_id: str, episodes: int = 40) -> str:
+    """A hash of 40 seeded episodes: problems, user replies, rewards and transcripts, half
+    played by the oracle and half by random tokens (so wrong turns reach the users too)."""
+    env = gym.make(env_id, render_mode="ansi")
+    rng = np.random.default_rng(0)
+    eot = env.unwrapped.chat.eot_id
+    digest = hashlib.sha256()
+    env.reset(seed=0)
+    for episode in range(episodes):
+        env.reset()
+        p = env.unwrapped.problem
+        digest.update(f"{p.prompt}|{p.answer}|{p.id}|{sorted(p.metadata.items())}".encode())
+        done = False
+        while not done:
+            if episode % 2:
+                action = env.unwrapped.oracle_action()
+            else:
+                action = eot if rng.random() < 0.2 else int(rng.integers(env.action_space.n))
+            _, reward, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+            if info:
+                digest.update(f"{reward:.9f}|{sorted(info['reward_components'].items())}".encode())
+        digest.update(env.render().encode())
+    return digest.hexdigest()[:16]
+
+
+def test_episode_streams_are_pinned(env_id: str) -> None:
+    # The committed results (benchmarks/results) and the default model's demonstrations were
+    # made from these streams: a speed-up or refactor must leave them bit for bit the same.
+    assert stream_digest(env_id) == STREAM_DIGESTS.get(env_id), (
+        f"{env_id}'s episode stream changed (problems, user replies or rewards under a fixed "
+        "seed). If that is deliberate, re-run the reference results and the default model's "
+        "demonstrations, then update STREAM_DIGESTS."
+    )
