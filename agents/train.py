@@ -94,6 +94,31 @@ def build_parser(config_class: type[TrainConfig], algo: str) -> argparse.Argumen
     return parser
 
 
+def _check_flags(
+    parser: argparse.ArgumentParser, config_class: type[TrainConfig], argv: Sequence[str], algo: str
+) -> None:
+    """An unknown flag names the closest known one (argparse only says "unrecognized")."""
+    _, unknown = parser.parse_known_args(argv)
+    flags = [a.split("=", 1)[0] for a in unknown if a.startswith("--")]
+    if not flags:
+        return
+    hints = typing.get_type_hints(config_class)
+    known = ["--algo", "--env"]
+    for name, kind in hints.items():
+        known.append(_flag(name))
+        if kind is bool:
+            known.append(_flag(f"no_{name}"))
+    flag = flags[0]
+    # Initials first (--lr for --learning-rate), then close spellings (--time-budgt).
+    close = [k for k in known if "".join(w[0] for w in k[2:].split("-")) == flag[2:]]
+    close = close or difflib.get_close_matches(flag, known, n=1)
+    hint = f" Did you mean {close[0]}?" if close else ""
+    raise ConfigError(
+        f"Unknown flag {flag} for --algo {algo}.{hint} `textgym train --algo {algo} --help` "
+        "lists every flag."
+    )
+
+
 def parse_args(argv: Sequence[str]) -> tuple[type[LMTrainer], TrainConfig]:
     """``argv`` -> (trainer class, config); raises :class:`ConfigError` on a bad algorithm."""
     pre = argparse.ArgumentParser(add_help=False)
@@ -112,6 +137,7 @@ def parse_args(argv: Sequence[str]) -> tuple[type[LMTrainer], TrainConfig]:
         raise ConfigError(f"Missing --algo: choose one of {sorted(ALGORITHMS)} (e.g. --algo ppo).")
     cls = trainer_class(known.algo)
     parser = build_parser(cls.config_class, known.algo)
+    _check_flags(parser, cls.config_class, argv, known.algo)
     ns = vars(parser.parse_args(argv))
     if ns.get("resume") and ns.get("run_dir"):
         # A resumed run keeps the settings it was started with (its config.json); flags given

@@ -210,6 +210,11 @@ def test_checkpoint_is_written_atomically(tmp_path: Path) -> None:
     [
         (["--algo", "ppx"], "Unknown algorithm 'ppx'. Did you mean 'ppo'?"),
         (
+            ["--algo", "ppo", "--lr", "1e-3"],
+            "Unknown flag --lr for --algo ppo. Did you mean --learning-rate?",
+        ),
+        (["--algo", "grpo", "--time-budgt", "5"], "Did you mean --time-budget?"),
+        (
             ["--algo", "grpo", "--env", "textgym/Reasoning-v9"],
             "Did you mean 'textgym/Reasoning-v0'?",
         ),
