@@ -99,7 +99,7 @@ def _check_flags(
 ) -> None:
     """An unknown flag names the closest known one (argparse only says "unrecognized")."""
     _, unknown = parser.parse_known_args(argv)
-    flags = [a.split("=", 1)[0] for a in unknown if a.startswith("--")]
+    flags = [a.split("=", 1)[0] for a in unknown if a.startswith("--") and a != "--"]
     if not flags:
         return
     hints = typing.get_type_hints(config_class)
@@ -112,7 +112,7 @@ def _check_flags(
     # Initials first (--lr for --learning-rate), then close spellings (--time-budgt).
     close = [k for k in known if "".join(w[0] for w in k[2:].split("-")) == flag[2:]]
     close = close or difflib.get_close_matches(flag, known, n=1)
-    hint = f" Did you mean {close[0]}?" if close else ""
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
     raise ConfigError(
         f"Unknown flag {flag} for --algo {algo}.{hint} `textgym train --algo {algo} --help` "
         "lists every flag."
@@ -155,22 +155,28 @@ def parse_args(argv: Sequence[str]) -> tuple[type[LMTrainer], TrainConfig]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``textgym train`` (and ``python -m agents.train``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    from transformers.utils import logging as hf_logging
+
     from agents.common.checkpoint import CheckpointError
     from agents.lm.policy import ModelMismatchError
 
+    bars_were_on = hf_logging.is_progress_bar_enabled()
     try:
-        cls, config = parse_args(argv)
-        if not config.progress:
-            # --no-progress also silences transformers' bars (loading and saving weights).
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-        trainer = cls(config)
-    except (ConfigError, CheckpointError, ModelMismatchError, FileNotFoundError) as exc:
-        print(f"textgym train: error: {exc}", file=sys.stderr)
-        return 2
-    trainer.learn()
-    return 0
+        try:
+            cls, config = parse_args(argv)
+            if not config.progress:
+                # --no-progress also silences transformers' bars (loading and saving
+                # weights), for this call only: the setting is process-wide.
+                hf_logging.disable_progress_bar()
+            trainer = cls(config)
+        except (ConfigError, CheckpointError, ModelMismatchError, FileNotFoundError) as exc:
+            print(f"textgym train: error: {exc}", file=sys.stderr)
+            return 2
+        trainer.learn()
+        return 0
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
 
 
 if __name__ == "__main__":

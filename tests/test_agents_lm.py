@@ -170,6 +170,27 @@ def test_resuming_a_finished_run_names_the_flag_to_raise(synth, tmp_path: Path) 
     assert resumed.learn().update_count == 2
 
 
+def test_resume_finishes_a_run_killed_during_its_final_evaluation(synth, tmp_path: Path) -> None:
+    settings = dict(total_updates=2, checkpoint_every=1)
+    trainer = make("reinforce", synth, tmp_path, **settings)
+    evaluate = trainer._evaluate_and_log
+    calls: list[int] = []
+
+    def killed_at_the_final_evaluation(logger):  # noqa: ANN001, ANN202
+        calls.append(1)
+        if len(calls) == 2:  # the first is the evaluation before training
+            raise KeyboardInterrupt("killed")
+        return evaluate(logger)
+
+    trainer._evaluate_and_log = killed_at_the_final_evaluation  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        trainer.learn()
+    assert not (tmp_path / "final_model").exists()
+    # The checkpoint holds the last update but no final evaluation: the run is not finished.
+    resumed = make("reinforce", synth, tmp_path, **settings, resume=True).learn()
+    assert resumed.update_count == 2 and (tmp_path / "final_model").exists()
+
+
 def test_a_fresh_run_refuses_a_run_dir_that_holds_a_run(synth, tmp_path: Path) -> None:
     make("reinforce", synth, tmp_path, total_updates=1).learn()
     lines = (tmp_path / "progress.csv").read_text()

@@ -158,9 +158,10 @@ def test_vector_entry_point_matches_sync(env_id: str, max_episode_steps: int | N
         assert_same_infos(r1[4], r2[4], f"step {t} info")
         assert native.observation_space.contains(r1[0])
         if t == 100:  # a reset mid-episode must also match
-            o1, _ = native.reset(seed=9)
-            o2, _ = sync.reset(seed=9)
+            o1, i1 = native.reset(seed=9)
+            o2, i2 = sync.reset(seed=9)
             np.testing.assert_array_equal(o1["attention_mask"], o2["attention_mask"])
+            assert_same_infos(i1, i2, "reset at step 100")
 
 
 def assert_same_infos(a: object, b: object, path: str) -> None:

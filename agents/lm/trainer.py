@@ -543,8 +543,14 @@ class LMTrainer:
 
     def _check_work_left(self) -> None:
         """A resumed run with nothing left to do names the flag that gives it more (its
-        own settings are restored on resume, so its finished budget would be too)."""
+        own settings are restored on resume, so its finished budget would be too).
+
+        A run killed after its last update but before its final evaluation and model were
+        saved has work left: ``learn()`` finishes it.
+        """
         cfg = self.config
+        if "final_eval" not in self.extra_state:
+            return
         if self.update_count >= cfg.total_updates:
             raise ConfigError(
                 f"The run in {self.run_dir} has already made {self.update_count} of its "

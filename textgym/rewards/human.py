@@ -490,7 +490,7 @@ def train_reward_model(
     prefs = [r for r in ratings if r.kind == PREFERENCE]
     if not ratings:
         raise ValueError(
-            "No ratings to train on: rate some turns first (python -m textgym.rewards.human rate ...)."
+            "No ratings to train on: rate some turns first (textgym rate --env ... --log ...)."
         )
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -636,7 +636,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "textgym") -> int:
         return 0
     for path in args.log:
         if not Path(path).exists():
-            parser.error(f"no ratings file at {path!r}; create one with the rate command.")
+            train.error(f"no ratings file at {path!r}; create one with `{prog} rate`.")
     result = train_reward_model(
         args.log,
         args.out,
