@@ -60,14 +60,17 @@ def _none_or(kind: type) -> Any:
     return convert
 
 
-def build_parser(config_class: type[TrainConfig], algo: str) -> argparse.ArgumentParser:
-    """An argparse parser with one flag per config field, documented by its docstring."""
+def build_parser(
+    config_class: type[TrainConfig], algo: str
+) -> tuple[argparse.ArgumentParser, list[str]]:
+    """An argparse parser with one flag per config field, documented by its docstring, and
+    every flag it accepts (``--no-x`` for booleans; without ``--help``)."""
     parser = argparse.ArgumentParser(
         prog=f"textgym train --algo {algo}",
         description=f"Train a causal LM with {algo} on a textgym env.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--algo", default=algo, help=f"one of {sorted(ALGORITHMS)}")
+    actions = [parser.add_argument("--algo", default=algo, help=f"one of {sorted(ALGORITHMS)}")]
     docs = field_docs(config_class)
     hints = typing.get_type_hints(config_class)
     for f in dataclasses.fields(config_class):
@@ -86,28 +89,25 @@ def build_parser(config_class: type[TrainConfig], algo: str) -> argparse.Argumen
         )
         base = next((a for a in args if a is not type(None)), kind) if optional else kind
         if base is bool:
-            parser.add_argument(*names, action=argparse.BooleanOptionalAction, **kwargs)
+            action = parser.add_argument(*names, action=argparse.BooleanOptionalAction, **kwargs)
         elif typing.get_origin(base) is Literal:
-            parser.add_argument(*names, choices=list(typing.get_args(base)), **kwargs)
+            action = parser.add_argument(*names, choices=list(typing.get_args(base)), **kwargs)
         else:
-            parser.add_argument(*names, type=_none_or(base) if optional else base, **kwargs)
-    return parser
+            action = parser.add_argument(
+                *names, type=_none_or(base) if optional else base, **kwargs
+            )
+        actions.append(action)
+    return parser, [name for action in actions for name in action.option_strings]
 
 
 def _check_flags(
-    parser: argparse.ArgumentParser, config_class: type[TrainConfig], argv: Sequence[str], algo: str
+    parser: argparse.ArgumentParser, known: list[str], argv: Sequence[str], algo: str
 ) -> None:
-    """An unknown flag names the closest known one (argparse only says "unrecognized")."""
+    """An unknown flag names the closest ``known`` one (argparse only says "unrecognized")."""
     _, unknown = parser.parse_known_args(argv)
     flags = [a.split("=", 1)[0] for a in unknown if a.startswith("--") and a != "--"]
     if not flags:
         return
-    hints = typing.get_type_hints(config_class)
-    known = ["--algo", "--env"]
-    for name, kind in hints.items():
-        known.append(_flag(name))
-        if kind is bool:
-            known.append(_flag(f"no_{name}"))
     flag = flags[0]
     # Initials first (--lr for --learning-rate), then close spellings (--time-budgt).
     close = [k for k in known if "".join(w[0] for w in k[2:].split("-")) == flag[2:]]
@@ -136,8 +136,8 @@ def parse_args(argv: Sequence[str]) -> tuple[type[LMTrainer], TrainConfig]:
             raise SystemExit(0)
         raise ConfigError(f"Missing --algo: choose one of {sorted(ALGORITHMS)} (e.g. --algo ppo).")
     cls = trainer_class(known.algo)
-    parser = build_parser(cls.config_class, known.algo)
-    _check_flags(parser, cls.config_class, argv, known.algo)
+    parser, flags = build_parser(cls.config_class, known.algo)
+    _check_flags(parser, flags, argv, known.algo)
     ns = vars(parser.parse_args(argv))
     if ns.get("resume") and ns.get("run_dir"):
         # A resumed run keeps the settings it was started with (its config.json); flags given
