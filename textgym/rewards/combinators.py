@@ -27,6 +27,7 @@ from textgym.rewards.base import (
     Reward,
     RewardContext,
     RewardError,
+    check_value,
     as_reward,
     evaluate,
 )
@@ -135,8 +136,15 @@ class Weighted(Reward):
         totals = [0.0] * len(ctxs)
         comps: list[dict[str, float]] = [{} for _ in ctxs]
         for key, (reward, w) in self.terms.items():
-            # One batched call per child: a model-based term sees every context at once.
-            for i, (value, _) in enumerate(evaluate(reward, ctxs, key)):
+            kind = type(reward)
+            if kind.batch is Reward.batch and kind.score is Reward.score:
+                # A plain reward's total is its __call__: calling it directly skips the
+                # (value, {name: value}) pairs that only this loop would unpack again.
+                values = [check_value(reward(ctx), key) for ctx in ctxs]
+            else:
+                # One batched call per child: a model-based term sees every context at once.
+                values = [value for value, _ in evaluate(reward, ctxs, key)]
+            for i, value in enumerate(values):
                 comps[i][key] = value
                 totals[i] += w * value
         return list(zip(totals, comps, strict=True))
