@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from benchmarks import compare
 
 ARGS = [
@@ -162,6 +164,20 @@ def test_step_costs_split_the_vector_step_into_its_parts() -> None:
     (row,) = throughput.measure_step_costs(["textgym/Copy-v0"], 8, 300, quiet_steps=20)
     assert row["cartpole_step_us"] > 0 and row["token_step_ratio"] > 0
     assert "| textgym/Copy-v0 |" in throughput.costs_markdown([row])
+    # The 1.0 budget: CartPole's mean step, less the token step, shared by the turn ends.
+    budget = (row["cartpole_mean_step_us"] - row["step_us"]) / row["turn_ends_per_step"]
+    assert row["budget_per_turn_end_us"] == pytest.approx(budget, abs=0.01)
+    assert row["least_mean_step_us"] >= row["step_us"]
+    assert "| textgym/Copy-v0 |" in throughput.budget_markdown([row])
+
+
+def test_turn_floor_times_every_scored_turn() -> None:
+    from benchmarks import throughput
+
+    floor = throughput.turn_floor("textgym/Copy-v0", num_envs=4, steps=60)
+    # 4 rows, a turn end every 6 steps (5 tokens, then the autoreset step): 40 turns.
+    assert 36 <= floor["turns_timed"] <= 44
+    assert floor["decode_us"] > 0 and floor["context_us"] > 0
 
 
 def test_readme_speed_tables_are_the_committed_measurement() -> None:
@@ -175,6 +191,7 @@ def test_readme_speed_tables_are_the_committed_measurement() -> None:
     readme = (root / "README.md").read_text()
     assert throughput.markdown(report["envs"]) in readme
     assert throughput.costs_markdown(report["vector_step_costs"]) in readme
+    assert throughput.budget_markdown(report["vector_step_costs"]) in readme
     written = (root / "benchmarks/results/throughput.md").read_text()
     assert written == throughput.report_markdown(report)
 
