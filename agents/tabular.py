@@ -350,8 +350,9 @@ class EpisodicAgent(abc.ABC):
             observation: One observation, or a batch (``input_ids`` of shape ``(n, L)``).
             state: Ignored (no recurrent state); kept for SB3 compatibility.
             episode_start: Ignored.
-            deterministic: Greedy action (ties broken towards the lowest token id) instead of
-                the behaviour policy's sample.
+            deterministic: Greedy action with ties broken towards the lowest token id;
+                ``False`` breaks ties at random instead. Either way there is no exploration
+                (``epsilon`` only applies while learning).
             action_masks: Allowed actions (bool per token id, or ``(n, vocab)``). Without
                 masks, a learned state uses the actions it was trained with.
 
@@ -1013,7 +1014,7 @@ class QLearning(TabularAgent):
         q = self._row[1]
         target = reward
         self._next = None
-        if truncated:
+        if truncated and not terminated:  # TimeLimit may set both; terminal wins, as in SB3
             if self._bootstraps(truncated):
                 # The episode ends here, so the next state is only looked up, never added.
                 nxt = self.table.get(self.features(next_obs))
@@ -1039,7 +1040,7 @@ class SARSA(TabularAgent):
         q = self._row[1]
         target = reward
         self._next, self._next_index = None, None
-        if truncated:
+        if truncated and not terminated:  # TimeLimit may set both; terminal wins, as in SB3
             if self._bootstraps(truncated):
                 # a' is never taken (the episode ends), so it is drawn from a row that is
                 # looked up, not added.

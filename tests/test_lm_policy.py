@@ -16,7 +16,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 import textgym
-from agents.common.rollout import RolloutCollector, gae, make_batch, whiten
+from agents.common.rollout import Episode, RolloutCollector, gae, make_batch, whiten
 from agents.lm.policy import KVSampler, LMPolicy, ModelMismatchError, token_logprobs
 from textgym.rewards.base import RewardContext
 from textgym.tasks.base import Problem, Task, Turn
@@ -325,3 +325,25 @@ def test_predict_works_with_the_shared_evaluation(model_dir: Path) -> None:
         tokens.append(int(action))
         obs, *_ = env.step(int(action))
     assert tokens == greedy[0].tokens[greedy[0].action_positions].tolist()
+
+
+def test_an_episode_that_terminated_is_never_bootstrapped() -> None:
+    """Gymnasium's TimeLimit sets truncated on the step that terminates too; the episode
+    ended, so PPO must not add V(s_T) after it (as stable-baselines3: terminal wins)."""
+
+    def episode(terminated: bool, truncated: bool) -> Episode:
+        return Episode(
+            tokens=np.array([5, 6, 1]),
+            action_positions=np.array([1, 2]),
+            logprobs=np.zeros(2, dtype=np.float32),
+            rewards=np.array([0.0, 1.0], dtype=np.float32),
+            terminated=terminated,
+            truncated=truncated,
+            success=True,
+            group=0,
+            seed=0,
+        )
+
+    flags = [(True, True), (False, True), (True, False)]
+    batch = make_batch([episode(*f) for f in flags], pad_id=0, eot_id=1)
+    assert batch.truncated.tolist() == [False, True, False]

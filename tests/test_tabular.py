@@ -110,6 +110,19 @@ def test_q_values_converge_to_the_task_rewards() -> None:
     assert q.max() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("cls", [QLearning, SARSA])
+def test_a_step_both_terminated_and_truncated_does_not_bootstrap(cls: type) -> None:
+    # A step limit of 2 makes Gymnasium's TimeLimit set truncated on the very step whose <eot>
+    # terminates Copy-Tiny's 2-token episode. The episode ended, so the target is the reward
+    # alone (at most 1.0 here), never reward + gamma * initial_q (0.5 by default), even for features
+    # that do bootstrap truncations.
+    env = gym.make("textgym/Copy-Tiny-v0", max_episode_steps=2)
+    agent = cls(env, seed=0, features=PromptAndLastK(k=2), learning_rate=1.0, gamma=1.0)
+    assert agent._bootstraps(truncated=True)
+    agent.learn(2_000)
+    assert max(float(q.max()) for _, q in agent.table.values()) == pytest.approx(1.0)
+
+
 def test_prompt_and_last_k_features_learn_copy_tiny() -> None:
     # k=2 tells "green" from "red green" and "green green" (k=1 would alias them: the
     # state after "green" would no longer say whether ending the turn is right).

@@ -228,7 +228,9 @@ class RolloutBatch(NamedTuple):
             elsewhere; all 0 when the episodes carry no values).
         rewards: ``(B, T - 1)`` env rewards at action decisions (0 elsewhere).
         last_index: ``(B,)`` index of the final token, whose value bootstraps a truncation.
-        truncated: ``(B,)`` the episode was cut by a length limit.
+        truncated: ``(B,)`` a length limit cut the episode before it terminated. A step
+            can set both flags (Gymnasium's ``TimeLimit`` on the step that terminates); such
+            an episode did terminate, so it is not truncated here and nothing bootstraps it.
         missing_end: ``(B,)`` the last agent turn did not end with the end-of-turn token.
         returns: ``(B,)`` episode returns (sum of env rewards).
         groups: ``(B,)`` group ids (same problem).
@@ -303,7 +305,7 @@ def make_batch(
         old_values=t(old_v),
         rewards=t(rew),
         last_index=t(last),
-        truncated=t(np.array([e.truncated for e in episodes])),
+        truncated=t(np.array([e.truncated and not e.terminated for e in episodes])),
         missing_end=t(missing),
         returns=t(np.array([e.episode_return for e in episodes], dtype=np.float32)),
         groups=t(np.array([e.group for e in episodes], dtype=np.int64)),

@@ -27,8 +27,8 @@ from textgym.rewards.base import (
     Reward,
     RewardContext,
     RewardError,
-    check_value,
     as_reward,
+    check_value,
     evaluate,
 )
 
