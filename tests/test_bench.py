@@ -164,8 +164,10 @@ def test_step_costs_split_the_vector_step_into_its_parts() -> None:
     (row,) = throughput.measure_step_costs(["textgym/Copy-v0"], 8, 300, quiet_steps=20)
     assert row["cartpole_step_us"] > 0 and row["token_step_ratio"] > 0
     assert "| textgym/Copy-v0 |" in throughput.costs_markdown([row])
-    # The 1.0 budget: CartPole's mean step, less the token step, shared by the turn ends.
-    budget = (row["cartpole_mean_step_us"] - row["step_us"]) / row["turn_ends_per_step"]
+    # The 1.0 budget: CartPole's mean step (scaled by the share of rows that take an action,
+    # the env's over CartPole's), less the token step, shared by the turn ends.
+    rows = (8 - row["episode_starts_per_step"]) / (8 - row["cartpole_episode_starts_per_step"])
+    budget = (row["cartpole_mean_step_us"] * rows - row["step_us"]) / row["turn_ends_per_step"]
     assert row["budget_per_turn_end_us"] == pytest.approx(budget, abs=0.01)
     assert row["least_mean_step_us"] >= row["step_us"]
     assert "| textgym/Copy-v0 |" in throughput.budget_markdown([row])
