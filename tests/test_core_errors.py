@@ -133,6 +133,29 @@ def test_vector_env_rejects_bad_actions() -> None:
         envs.step(np.array([0, 1, 2]))
 
 
+def test_vector_env_reset_mask_errors() -> None:
+    envs = gym.make_vec("textgym/Copy-v0", 2, vectorization_mode="vector_entry_point")
+    with pytest.raises(RuntimeError, match="none has started.*without a mask first"):
+        envs.reset(options={"reset_mask": np.array([True, False])})
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match=r"bool array of shape \(2,\).*dtype int64"):
+        envs.reset(options={"reset_mask": np.array([1, 0])})
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        envs.reset(options={"reset_mask": np.array([True, False, True])})
+    with pytest.raises(ValueError, match="marks no sub-env"):
+        envs.reset(options={"reset_mask": np.array([False, False])})
+    options = {"reset_mask": np.array([False, True])}
+    envs.reset(options=options)
+    assert "reset_mask" in options  # the caller's dict is left as it was
+
+
+def test_vector_env_refuses_human_render_mode() -> None:
+    with pytest.raises(ValueError, match="render_mode='ansi'.*one string per sub-env"):
+        gym.make_vec(
+            "textgym/Copy-v0", 2, vectorization_mode="vector_entry_point", render_mode="human"
+        )
+
+
 def test_default_tokenizer_is_offline_fast_tokenizer() -> None:
     from transformers import PreTrainedTokenizerFast
 

@@ -3,6 +3,7 @@ and random-action fuzzing that never leaves the observation space."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import pickle
 
@@ -162,6 +163,13 @@ def test_vector_entry_point_matches_sync(env_id: str, max_episode_steps: int | N
             o2, i2 = sync.reset(seed=9)
             np.testing.assert_array_equal(o1["attention_mask"], o2["attention_mask"])
             assert_same_infos(i1, i2, "reset at step 100")
+        if t == 150:  # and a partial one: the unmarked sub-env carries on
+            mask = np.array([True, False, True])
+            o1, i1 = native.reset(seed=[11, 12, 13], options={"reset_mask": mask})
+            o2, i2 = sync.reset(seed=[11, 12, 13], options={"reset_mask": mask.copy()})
+            for key in ("input_ids", "attention_mask"):
+                np.testing.assert_array_equal(o1[key], o2[key], err_msg=f"partial reset {key}")
+            assert_same_infos(i1, i2, "partial reset at step 150")
 
 
 def assert_same_infos(a: object, b: object, path: str) -> None:
@@ -180,6 +188,44 @@ def assert_same_infos(a: object, b: object, path: str) -> None:
             np.testing.assert_array_equal(a, b, err_msg=path)  # type: ignore[arg-type]
     else:
         assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+def test_vector_render_and_sub_envs_see_the_unfinished_turn(env_id: str) -> None:
+    native = gym.make_vec(env_id, 2, vectorization_mode="vector_entry_point", render_mode="ansi")
+    sync = gym.make_vec(env_id, 2, vectorization_mode="sync", render_mode="ansi")
+    native.reset(seed=3)
+    sync.reset(seed=3)
+    rng = np.random.default_rng(1)
+    for t in range(30):
+        a = rng.integers(0, native.single_action_space.n, 2)
+        native.step(a)
+        sync.step(a)
+        assert native.render() == sync.render(), f"step {t}"
+        for mine, theirs in zip(native.unwrapped.envs, sync.unwrapped.envs, strict=True):
+            np.testing.assert_array_equal(mine.context_ids, theirs.unwrapped.context_ids)
+
+
+def test_vector_env_pickles_and_deepcopies(env_id: str) -> None:
+    envs = gym.make_vec(env_id, 3, vectorization_mode="vector_entry_point")
+    envs.reset(seed=0)
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        envs.step(rng.integers(0, envs.single_action_space.n, 3))
+    for clone in (copy.deepcopy(envs), pickle.loads(pickle.dumps(envs))):
+        # The clone's sub-envs must write into the clone's own batch arrays: the observation
+        # and each sub-env's problem stay in step, after a reset and after steps.
+        for seed in (5, 6):
+            o1, _ = envs.reset(seed=seed)
+            o2, _ = clone.reset(seed=seed)
+            np.testing.assert_array_equal(o1["input_ids"], o2["input_ids"])
+            for _ in range(20):
+                a = rng.integers(0, envs.single_action_space.n, 3)
+                r1, r2 = envs.step(a), clone.step(a)
+                np.testing.assert_array_equal(r1[0]["input_ids"], r2[0]["input_ids"])
+                np.testing.assert_array_equal(r1[1], r2[1])
+        clone.sync_lengths()
+        for i, sub in enumerate(clone.envs):
+            np.testing.assert_array_equal(sub.context_ids, r2[0]["input_ids"][i, : sub._len])
 
 
 def test_async_vector_env_runs(env_id: str) -> None:

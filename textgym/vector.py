@@ -46,6 +46,12 @@ class TextVectorEnv(VectorEnv):
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
+        if env_kwargs.get("render_mode") == "human":
+            raise ValueError(
+                "The native vector env has no render_mode='human' (64 conversations do not "
+                "print well); use render_mode='ansi', and envs.render() returns one string per "
+                "sub-env. 'human' is for a single env made with gym.make."
+            )
         first = TextEnv(**env_kwargs, copy=False)
         # Sub-envs share the tokenizer, task, and reward object, so a model-based reward is
         # loaded once and called once per step for the whole batch.
@@ -95,7 +101,12 @@ class TextVectorEnv(VectorEnv):
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Reset every sub-env; an int seed gives sub-env ``i`` the seed ``seed + i``."""
+        """Reset the sub-envs; an int seed gives sub-env ``i`` the seed ``seed + i``.
+
+        As Gymnasium's vector envs, ``options["reset_mask"]`` (a bool array, one per sub-env)
+        resets only the sub-envs it marks; the others carry on, and the info holds only
+        the reset ones.
+        """
         if seed is None:
             seeds: list[int | None] = [None] * self.num_envs
         elif isinstance(seed, int):
@@ -104,15 +115,26 @@ class TextVectorEnv(VectorEnv):
             seeds = list(seed)
             if len(seeds) != self.num_envs:
                 raise ValueError(f"Got {len(seeds)} seeds for {self.num_envs} sub-envs.")
+        rows = list(range(self.num_envs))
+        if options is not None and "reset_mask" in options:
+            options = dict(options)  # the caller's dict keeps its mask
+            mask = self._check_reset_mask(options.pop("reset_mask"))
+            if not self._started:
+                raise RuntimeError(
+                    "options['reset_mask'] resets some sub-envs of running episodes, but "
+                    "none has started: call envs.reset() without a mask first."
+                )
+            rows = np.flatnonzero(mask).tolist()
         pairs = []
-        for i, env in enumerate(self.envs):
+        for i in rows:
+            env = self.envs[i]
             env._len = int(self._len[i])  # a reset mid-turn must clear the whole context
             _, info = env.reset(seed=seeds[i], options=options)
             self._sync(i)
             pairs.append((i, info))
-        self._steps[:] = 0
-        self._needs_reset[:] = False
-        self._any_reset = False
+        self._steps[rows] = 0
+        self._needs_reset[rows] = False
+        self._any_reset = bool(self._needs_reset.any())
         self._started = True
         return self._obs(), batch_infos(pairs, self.num_envs)
 
@@ -198,16 +220,49 @@ class TextVectorEnv(VectorEnv):
         return np.stack([env.action_masks() for env in self.envs])
 
     def render(self) -> tuple[str | None, ...] | None:
-        """Each sub-env's conversation (``render_mode="ansi"``)."""
+        """Each sub-env's conversation (``render_mode="ansi"``), the unfinished turn included."""
         if self.render_mode is None:
             return None
+        self.sync_lengths()
         return tuple(env.render() for env in self.envs)
+
+    def sync_lengths(self) -> None:
+        """Bring each sub-env's context length up to date.
+
+        A step writes tokens into the shared arrays only; the sub-envs learn their length at
+        turn ends. Call this before using a sub-env directly mid-turn
+        (``envs.unwrapped.envs[i].context_ids``, ``.oracle_action()``, ``.render()``).
+        """
+        for env, length in zip(self.envs, self._len.tolist(), strict=True):
+            env._len = length
 
     def close_extras(self, **kwargs: Any) -> None:
         for env in self.envs:
             env.close()
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Each sub-env's buffers are views of the shared batch arrays; a pickle or deepcopy
+        # restores them as separate arrays, so they are re-linked to the restored batch.
+        self.__dict__.update(state)
+        for i, env in enumerate(self.envs):
+            env._ids, env._attn = self._ids[i], self._attn[i]
+        self._flat_ids, self._flat_attn = self._ids.reshape(-1), self._attn.reshape(-1)
+
     # -- internals ------------------------------------------------------------------------
+
+    def _check_reset_mask(self, mask: Any) -> np.ndarray:
+        mask = np.asarray(mask)
+        if mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
+            raise ValueError(
+                f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), one "
+                f"flag per sub-env; got dtype {mask.dtype} and shape {mask.shape}."
+            )
+        if not mask.any():
+            raise ValueError(
+                "options['reset_mask'] marks no sub-env; set at least one True, or do not "
+                "call reset."
+            )
+        return mask
 
     def _sync(self, i: int) -> None:
         env = self.envs[i]
