@@ -133,6 +133,13 @@ def test_vector_env_rejects_bad_actions() -> None:
         envs.step(np.array([0, 1, 2]))
 
 
+def test_a_prompt_cut_by_max_length_warns() -> None:
+    env = TextEnv("copy", max_length=8)
+    with pytest.warns(UserWarning, match="does not fit max_length=8.*Raise max_length"):
+        env.reset(seed=0)
+    assert env._len == 7  # cut from the left, leaving the agent one slot
+
+
 def test_vector_env_reset_mask_errors() -> None:
     envs = gym.make_vec("textgym/Copy-v0", 2, vectorization_mode="vector_entry_point")
     with pytest.raises(RuntimeError, match="none has started.*without a mask first"):

@@ -65,6 +65,14 @@ def make_ctx(
 # -- verifiable -------------------------------------------------------------------------
 
 
+def test_copy_success_agrees_with_its_reward() -> None:
+    # A tokenizer with capitals can write "Red"; the default reward pays it in full, so
+    # the task must count it as solved too.
+    for text in (" Red ", "red", "RED", "blue", "red red"):
+        ctx = make_ctx(text)
+        assert TASK.success(ctx) == (ExactMatch()(ctx) == 1.0), text
+
+
 def test_verifiable_rewards() -> None:
     assert ExactMatch()(make_ctx(" Red ")) == 1.0
     assert ExactMatch()(make_ctx("blue")) == 0.0

@@ -344,6 +344,16 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         opening = [*chat.user_ids, *self._encode(prompt), chat.eot_id, *chat.agent_ids]
         # The first agent token needs a free slot; a longer prompt is cut from the left so
         # the turn markers (what the policy conditions on most) survive.
+        if len(opening) > self.max_length - 1:
+            # Built-in tasks fit their default max_length with the default tokenizer; a
+            # foreign tokenizer or a smaller max_length can cut the problem itself, which
+            # the agent would never see. Gymnasium's warnings show once per message.
+            gym.logger.warn(
+                f"A prompt with its turn markers does not fit max_length={self.max_length}: "
+                "its start is cut, so the agent may not see the whole problem. Raise "
+                "max_length (gym.make(id, max_length=...)) or use a tokenizer that spells the "
+                "task's words in fewer tokens."
+            )
         return opening[-(self.max_length - 1) :]
 
     def _close_turn(self, ended_by_eot: bool) -> RewardContext:

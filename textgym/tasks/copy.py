@@ -44,7 +44,9 @@ class CopyTask(Task):
         return ExactMatch()
 
     def success(self, ctx: RewardContext) -> bool:
-        return ctx.answer is not None and ctx.text.split() == ctx.answer.split()
+        # The default reward's rule (ExactMatch: case and spacing ignored), so a turn that
+        # earns the full reward always counts as a success, whatever the tokenizer.
+        return ctx.answer is not None and ctx.text.lower().split() == ctx.answer.lower().split()
 
     def oracle(self, problem: Problem, turns: Sequence[Turn]) -> str:
         return problem.answer or ""
