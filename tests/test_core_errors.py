@@ -142,7 +142,7 @@ def test_a_prompt_cut_by_max_length_warns() -> None:
 
 def test_vector_env_reset_mask_errors() -> None:
     envs = gym.make_vec("textgym/Copy-v0", 2, vectorization_mode="vector_entry_point")
-    with pytest.raises(RuntimeError, match="none has started.*without a mask first"):
+    with pytest.raises(RuntimeError, match="only some sub-envs.*without a mask first"):
         envs.reset(options={"reset_mask": np.array([True, False])})
     envs.reset(seed=0)
     with pytest.raises(ValueError, match=r"bool array of shape \(2,\).*dtype int64"):

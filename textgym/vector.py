@@ -121,8 +121,8 @@ class TextVectorEnv(VectorEnv):
             mask = self._check_reset_mask(options.pop("reset_mask"))
             if not self._started:
                 raise RuntimeError(
-                    "options['reset_mask'] resets some sub-envs of running episodes, but "
-                    "none has started: call envs.reset() without a mask first."
+                    "options['reset_mask'] resets only some sub-envs, so the others need an "
+                    "episode already: call envs.reset() without a mask first."
                 )
             rows = np.flatnonzero(mask).tolist()
         pairs = []
