@@ -399,7 +399,8 @@ class EpisodicAgent(abc.ABC):
 
     @abc.abstractmethod
     def _observe(self, reward: float, next_obs: Any, terminated: bool, truncated: bool) -> None:
-        """Learn from the transition that followed the last ``_act``."""
+        """Learn from the transition that followed the last ``_act`` (``truncated`` only
+        when a limit cut an episode that did not terminate)."""
 
     def _episode_reset(self) -> None:  # noqa: B027 - optional hook
         """Forget per-episode state (called after every env reset during ``learn``)."""
@@ -487,7 +488,9 @@ class EpisodicAgent(abc.ABC):
             epsilon = self._exploration(t / total_timesteps)
             action = self._act(obs, epsilon)
             obs, reward, terminated, truncated, info = env.step(action)
-            self._observe(float(reward), obs, terminated, truncated)
+            # Gymnasium's TimeLimit sets truncated on the step that terminates too; the
+            # episode ended, so learners see it as terminated only (as in SB3).
+            self._observe(float(reward), obs, terminated, truncated and not terminated)
             self.num_timesteps += 1
             ep_ret += float(reward)
             ep_len += 1
@@ -1014,7 +1017,7 @@ class QLearning(TabularAgent):
         q = self._row[1]
         target = reward
         self._next = None
-        if truncated and not terminated:  # TimeLimit may set both; terminal wins, as in SB3
+        if truncated:
             if self._bootstraps(truncated):
                 # The episode ends here, so the next state is only looked up, never added.
                 nxt = self.table.get(self.features(next_obs))
@@ -1040,7 +1043,7 @@ class SARSA(TabularAgent):
         q = self._row[1]
         target = reward
         self._next, self._next_index = None, None
-        if truncated and not terminated:  # TimeLimit may set both; terminal wins, as in SB3
+        if truncated:
             if self._bootstraps(truncated):
                 # a' is never taken (the episode ends), so it is drawn from a row that is
                 # looked up, not added.
