@@ -339,57 +339,80 @@ def measure_envs(env_ids: Sequence[str], steps: int, num_envs: int, repeats: int
     return rows
 
 
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table: the first column left-aligned, the figures right-aligned."""
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    return "\n".join(lines)
+
+
 def markdown(rows: list[dict]) -> str:
     """The README table."""
-    lines = [
-        "| env | gym.make steps/s | CartPole-v1 | ratio | vector x64 steps/s | CartPole-v1 x64 | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['env_id']} | {r['single_steps_per_s']:,} | {r['cartpole_single_steps_per_s']:,} "
-            f"| {r['single_ratio']:.2f} | {r['vector_steps_per_s']:,} "
-            f"| {r['cartpole_vector_steps_per_s']:,} | {r['vector_ratio']:.2f} |"
-        )
-    return "\n".join(lines)
+    header = ["env", "gym.make steps/s", "CartPole-v1", "ratio"]
+    header += ["vector x64 steps/s", "CartPole-v1 x64", "ratio"]
+    return _table(
+        header,
+        [
+            [
+                r["env_id"],
+                f"{r['single_steps_per_s']:,}",
+                f"{r['cartpole_single_steps_per_s']:,}",
+                f"{r['single_ratio']:.2f}",
+                f"{r['vector_steps_per_s']:,}",
+                f"{r['cartpole_vector_steps_per_s']:,}",
+                f"{r['vector_ratio']:.2f}",
+            ]
+            for r in rows
+        ],
+    )
 
 
 def costs_markdown(rows: list[dict]) -> str:
     """The README table of where a vector step's time goes."""
-    lines = [
-        "| env | token step x64 (us) | CartPole-v1 step x64 (us) | ratio "
-        "| + once per busy step (us) | + per turn end (us) "
-        "| + per episode start (us) | turn ends / step | episode starts / step |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['env_id']} | {r['step_us']:.1f} | {r['cartpole_step_us']:.1f} "
-            f"| {r['token_step_ratio']:.2f} | {r['batch_us']:.1f} | {r['per_turn_end_us']:.1f} "
-            f"| {r['per_episode_start_us']:.1f} | {r['turn_ends_per_step']:.2f} "
-            f"| {r['episode_starts_per_step']:.2f} |"
-        )
-    return "\n".join(lines)
+    header = ["env", "token step x64 (us)", "CartPole-v1 step x64 (us)", "ratio"]
+    header += ["+ once per busy step (us)", "+ per turn end (us)", "+ per episode start (us)"]
+    header += ["turn ends / step", "episode starts / step"]
+    return _table(
+        header,
+        [
+            [
+                r["env_id"],
+                f"{r['step_us']:.1f}",
+                f"{r['cartpole_step_us']:.1f}",
+                f"{r['token_step_ratio']:.2f}",
+                f"{r['batch_us']:.1f}",
+                f"{r['per_turn_end_us']:.1f}",
+                f"{r['per_episode_start_us']:.1f}",
+                f"{r['turn_ends_per_step']:.2f}",
+                f"{r['episode_starts_per_step']:.2f}",
+            ]
+            for r in rows
+        ],
+    )
 
 
 def budget_markdown(rows: list[dict]) -> str:
     """The README table of what a ratio of 1.0 leaves for each turn end."""
-    lines = [
-        "| env | budget per turn end for 1.0 (us) | decode the turn (us) "
-        "| build its RewardContext (us) | left for everything else (us) "
-        "| measured now, per turn end (us) |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
+    header = ["env", "budget per turn end for 1.0 (us)", "decode the turn (us)"]
+    header += ["build its RewardContext (us)", "left for everything else (us)"]
+    header += ["measured now, per turn end (us)"]
+    cells = []
     for r in rows:
         left = r["budget_per_turn_end_us"] - r["decode_us"] - r["context_us"]
         # Today's cost of a turn end, all in (its share of episode starts and of the
         # once-per-busy-step work included), measured the way the budget is set.
         now = (r["least_mean_step_us"] - r["step_us"]) / r["turn_ends_per_step"]
-        lines.append(
-            f"| {r['env_id']} | {r['budget_per_turn_end_us']:.1f} | {r['decode_us']:.1f} "
-            f"| {r['context_us']:.1f} | {left:.1f} | {now:.1f} |"
+        cells.append(
+            [
+                r["env_id"],
+                f"{r['budget_per_turn_end_us']:.1f}",
+                f"{r['decode_us']:.1f}",
+                f"{r['context_us']:.1f}",
+                f"{left:.1f}",
+                f"{now:.1f}",
+            ]
         )
-    return "\n".join(lines)
+    return _table(header, cells)
 
 
 def report_markdown(report: dict[str, Any]) -> str:
