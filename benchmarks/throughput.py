@@ -7,9 +7,9 @@ Both envs get the same treatment: made with ``gym.make`` (so with Gymnasium's de
 wrappers) or with ``gym.make_vec(..., vectorization_mode="vector_entry_point")`` and 64
 sub-envs, stepped with pre-sampled uniform random actions (sampling is not timed), resetting
 when an episode ends. Only steps that take an action count (not the vector envs' autoreset
-steps, whose action is ignored), for both. CartPole is measured again next to each env, alternating runs. The
-figure that matters is the ratio, since both run on this machine at the same moment;
-absolute numbers vary between machines.
+steps, whose action is ignored), for both. CartPole is measured again next to each env,
+alternating runs. The figure that matters is the ratio, since both run on this machine at
+the same moment; absolute numbers vary between machines.
 
 It then splits the native vector step into its parts (:func:`vector_step_costs`) and sets
 what a ratio of 1.0 would leave for each turn end against the least work a turn end must do
@@ -86,12 +86,12 @@ def vector_step_costs(
     ends. Then a uniform-random run is timed step by step and ``time - step_us`` is fitted
     by least squares as ``batch_us * [any turn ends or episode starts] + per_turn_end_us *
     turn ends + per_episode_start_us * episode starts`` (refitted without the 1% of steps
-    the first fit explains worst: garbage collection, the scheduler). ``batch_us`` also
-    holds whatever a busy step's token write costs beyond a quiet one's (with resetting
-    rows it indexes the stepping rows instead of whole arrays). ``batch_us`` is what the batched work costs
-    once per step however many rows take part (the reward call, the info dicts); episode
-    starts are the autoresets, which Gymnasium's ``NEXT_STEP`` mode runs one step after an
-    episode ends. CartPole has no turns: its episode ends stand in for them.
+    the first fit explains worst: garbage collection, the scheduler). ``batch_us`` is what
+    the batched work costs once per step however many rows take part (the reward call, the
+    info dicts), plus whatever a busy step's token write costs beyond a quiet one's (with
+    resetting rows it indexes the stepping rows instead of whole arrays). Episode starts are
+    the autoresets, which Gymnasium's ``NEXT_STEP`` mode runs one step after an episode
+    ends. CartPole has no turns: its episode ends stand in for them.
     """
     envs = gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point")
     n = envs.single_action_space.n
