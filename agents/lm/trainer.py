@@ -44,6 +44,7 @@ from agents.common.rollout import (
     rollout_metrics,
 )
 from agents.lm.policy import LMPolicy
+from textgym.errors import ConfigError
 
 
 @dataclass
@@ -94,10 +95,6 @@ class TrainConfig:
     """show a progress bar"""
     tensorboard: bool = True
     """also write TensorBoard event files next to progress.csv"""
-
-
-class ConfigError(ValueError):
-    """A training argument is invalid; raised before training starts."""
 
 
 def field_docs(cls: type) -> dict[str, str]:

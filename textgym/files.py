@@ -1,0 +1,188 @@
+"""Writing what a user must not lose: atomic files and locked directories.
+
+Everything textgym writes that a person would miss after a crash (checkpoints, final
+models, reports, benchmark results, ratings) goes through this module:
+
+* :func:`atomic_write` writes a temporary file in the same directory, flushes and fsyncs it,
+  then moves it into place with ``os.replace``: a reader sees the old file or the new one,
+  never half of one, even after ``kill -9``. A full or read-only disk raises
+  :class:`WriteError` naming the file and what to do, and the temporary file is removed.
+* :func:`clean_temporary_files` removes the temporaries a killed write left behind.
+* :class:`DirectoryLock` makes a directory exclusive to one process (an advisory
+  ``flock`` on ``<dir>/.lock``, released by the kernel when the process dies, so a killed
+  run never leaves a stale lock behind).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+from textgym.errors import UserError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; DirectoryLock degrades to a no-op there.
+    fcntl = None  # type: ignore[assignment]
+
+LOCK_NAME = ".lock"
+
+
+class WriteError(UserError, OSError):
+    """A file could not be written (full disk, read-only directory, missing permission)."""
+
+
+class DirectoryInUseError(UserError, RuntimeError):
+    """Another process holds the lock of a run or output directory."""
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _explain(path: Path, exc: OSError) -> WriteError:
+    if exc.errno == errno.ENOSPC:
+        why = "the disk is full; free some space or write to another directory"
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        why = "the directory is not writable; choose a directory you can write to"
+    else:
+        why = exc.strerror or str(exc)
+    error = WriteError(exc.errno, f"Could not write {str(path)!r}: {why}.")
+    error.filename = str(path)
+    return error
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, ``os.replace``).
+
+    Args:
+        path: The file to (re)place; its directory is created if missing.
+        data: Bytes, or text written as UTF-8.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        WriteError: the directory cannot be written (full disk, read-only, permissions).
+    """
+    path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise _explain(path, exc) from exc
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def clean_temporary_files(directory: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files that killed :func:`atomic_write` calls left in ``directory``.
+
+    Only call this while holding the directory's :class:`DirectoryLock`: another writer's
+    temporary file is in use until its ``os.replace``.
+
+    Returns:
+        The files removed.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for tmp in directory.glob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+class DirectoryLock:
+    """Hold ``<directory>/.lock`` exclusively for as long as the context is open.
+
+    Two processes writing one run directory would interleave their logs and overwrite each
+    other's checkpoints; the second one is refused at once instead. The lock is an advisory
+    ``flock``, so the kernel drops it when the holder exits, however it exits.
+
+    Args:
+        directory: The directory to lock; created if missing.
+        what: How the error names the directory to the user (e.g. ``"run directory"``).
+        hint: The way out the error suggests.
+
+    Raises:
+        DirectoryInUseError: another process holds the lock (on ``__enter__``).
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        what: str = "directory",
+        hint: str = "wait for that process to finish, or choose another directory",
+    ) -> None:
+        self.directory = Path(directory)
+        self.what = what
+        self.hint = hint
+        self._fd: int | None = None
+
+    def acquire(self) -> DirectoryLock:
+        """Take the lock (see the class docstring); a second acquire is a no-op."""
+        if self._fd is not None:
+            return self
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _explain(self.directory / LOCK_NAME, exc) from exc
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+                os.close(fd)
+                raise DirectoryInUseError(
+                    f"The {self.what} {str(self.directory)!r} is in use by another process "
+                    f"(pid {holder}); {self.hint}."
+                ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Drop the lock (the lock file stays: removing it would race a new holder)."""
+        if self._fd is None:
+            return
+        if fcntl is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock now."""
+        return self._fd is not None
+
+    def __enter__(self) -> DirectoryLock:
+        return self.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
