@@ -50,8 +50,10 @@ def _explain(path: Path, exc: OSError) -> WriteError:
         why = "the directory is not writable; choose a directory you can write to"
     else:
         why = exc.strerror or str(exc)
-    error = WriteError(exc.errno, f"Could not write {str(path)!r}: {why}.")
-    error.filename = str(path)
+    # One argument, so str() is the message alone (OSError's two-argument form would prefix
+    # "[Errno N]" and suffix the file name again); errno and filename stay inspectable.
+    error = WriteError(f"Could not write {str(path)!r}: {why}.")
+    error.errno, error.filename = exc.errno, str(path)
     return error
 
 
