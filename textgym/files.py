@@ -34,6 +34,10 @@ LOCK_NAME = ".lock"
 class WriteError(UserError, OSError):
     """A file could not be written (full disk, read-only directory, missing permission)."""
 
+    def __str__(self) -> str:
+        # The message alone: OSError's own str() would add "[Errno N]" and the file name.
+        return str(self.args[0]) if self.args else super().__str__()
+
 
 class DirectoryInUseError(UserError, RuntimeError):
     """Another process holds the lock of a run or output directory."""
@@ -50,8 +54,6 @@ def _explain(path: Path, exc: OSError) -> WriteError:
         why = "the directory is not writable; choose a directory you can write to"
     else:
         why = exc.strerror or str(exc)
-    # One argument, so str() is the message alone (OSError's two-argument form would prefix
-    # "[Errno N]" and suffix the file name again); errno and filename stay inspectable.
     error = WriteError(f"Could not write {str(path)!r}: {why}.")
     error.errno, error.filename = exc.errno, str(path)
     return error
