@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -322,7 +323,9 @@ def test_accelerate_launch_two_cpu_processes(synth, tmp_path: Path) -> None:
         # accelerate 1.x: `--cpu` selects its single-process launcher; `--multi_gpu` is the
         # torchrun launcher, which on a machine without GPUs runs DDP over gloo (MULTI_CPU).
         # Our own --cpu keeps the processes on the CPU even when GPUs are present.
-        "accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        # accelerate's CLI through this interpreter, not PATH: a venv run as
+        # /path/to/venv/bin/python -m pytest without activation has no `accelerate` on PATH.
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "agents.train",
         "--algo", "grpo", "--env", "textgym/Copy-v0", "--model", synth["default_vocab_model"],
         "--num-envs", "8", "--group-size", "4", "--total-updates", "2", "--eval-episodes", "8",
