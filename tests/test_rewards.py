@@ -216,7 +216,7 @@ def test_parse_reward_calls_with_arguments() -> None:
         ("(exact_match", 12, "expected ')'"),
         ("", 0, "empty"),
         ("exact_match format", 12, "unexpected 'format'"),
-        ("concision(bogus=1)", 0, "bogus"),
+        ("concision(bogus=1)", 10, "bogus"),
         ("__import__('os')", 0, "unknown reward name"),
     ],
 )

@@ -170,7 +170,8 @@ def test_operator_errors_say_what_to_do() -> None:
         a * b
     with pytest.raises(TypeError, match="non-zero number"):
         a / 0
-    with pytest.raises(TypeError, match="finite number"):
+    # A NaN weight has the right type and the wrong value.
+    with pytest.raises(ValueError, match="finite number"):
         a * float("nan")
     with pytest.raises(TypeError, match="finite number"):
         Weighted({"a": (a, "heavy")})

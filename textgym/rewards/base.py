@@ -11,6 +11,8 @@ named components for multi-objective rewards (:meth:`Reward.score`), and per-tok
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
@@ -19,12 +21,119 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from textgym.errors import ConfigError, UserError
+
 if TYPE_CHECKING:
     from textgym.tasks.base import Problem, Task, Turn
 
 
-class RewardError(ValueError):
-    """A reward returned something that is not a finite number."""
+class RewardError(UserError, ValueError):
+    """A reward returned something that is not a finite number (or its arithmetic overflowed)."""
+
+
+class RewardTypeError(UserError, TypeError):
+    """A reward, or an argument of a reward's constructor, has the wrong type."""
+
+
+# -- argument checks shared by every reward constructor ------------------------------------
+
+
+def number_arg(
+    value: Any,
+    where: str,
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+) -> float:
+    """``value`` as a finite float, or a clear error naming the argument ``where``.
+
+    Args:
+        value: What the user passed.
+        where: How to name it in the error, e.g. ``"Politeness bonus"``.
+        minimum: The smallest value allowed (inclusive), if any.
+        above: A bound the value must exceed (exclusive), if any.
+
+    Raises:
+        RewardTypeError: ``value`` is not a real number (a bool or a string counts as not).
+        ConfigError: ``value`` is NaN, infinite or out of range.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise RewardTypeError(f"{where} must be a number, got {value!r} ({type(value).__name__}).")
+    x = float(value)
+    if not math.isfinite(x):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}.")
+    if minimum is not None and x < minimum:
+        raise ConfigError(f"{where} must be >= {minimum:g}, got {value!r}.")
+    if above is not None and not x > above:
+        raise ConfigError(f"{where} must be > {above:g}, got {value!r}.")
+    return x
+
+
+def int_arg(value: Any, where: str, *, minimum: int | None = None) -> int:
+    """``value`` as an int (an integral float such as ``3.0`` counts), or a clear error.
+
+    Raises:
+        RewardTypeError: ``value`` is not an integer.
+        ConfigError: ``value`` is below ``minimum``.
+    """
+    whole = isinstance(value, numbers.Integral) or (
+        isinstance(value, numbers.Real)
+        and math.isfinite(float(value))
+        and float(value).is_integer()
+    )
+    if whole and not isinstance(value, bool):
+        n = int(value)
+    else:
+        raise RewardTypeError(
+            f"{where} must be a whole number, got {value!r} ({type(value).__name__})."
+        )
+    if minimum is not None and n < minimum:
+        raise ConfigError(f"{where} must be >= {minimum}, got {value!r}.")
+    return n
+
+
+def check_table(table: Any, vocab_size: int, name: str) -> np.ndarray | None:
+    """A reward's ``token_rewards`` table as a finite float array of shape ``(vocab_size,)``.
+
+    Runs once per env construction (not per step), so a full ``isfinite`` pass is cheap.
+
+    Raises:
+        RewardError: the table is not numeric, has the wrong shape, or holds NaN or inf.
+    """
+    if table is None:
+        return None
+    try:
+        arr = np.asarray(table, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise RewardError(
+            f"Reward {name!r}.token_rewards returned {type(table).__name__} that is not an "
+            f"array of numbers ({exc}); return a float array with one value per token id, "
+            "or None for no shaping."
+        ) from None
+    if arr.shape != (vocab_size,):
+        raise RewardError(
+            f"Reward {name!r}.token_rewards returned shape {arr.shape}; expected "
+            f"({vocab_size},): one value per token id."
+        )
+    finite = np.isfinite(arr)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise RewardError(
+            f"Reward {name!r}.token_rewards contains {arr[bad[0]]} at token id {bad[0]} "
+            f"({bad.size} non-finite value(s) in all); every per-token value must be finite."
+        )
+    return arr
+
+
+def _checked_token_rewards(method: Callable[..., Any]) -> Callable[..., np.ndarray | None]:
+    """Wrap a subclass's ``token_rewards`` so that whatever it returns is validated."""
+
+    @functools.wraps(method)
+    def token_rewards(self: Reward, vocab_size: int) -> np.ndarray | None:
+        return check_table(method(self, vocab_size), vocab_size, getattr(self, "name", "reward"))
+
+    token_rewards._textgym_checked = True  # type: ignore[attr-defined]
+    return token_rewards
 
 
 @dataclass(frozen=True)
@@ -84,6 +193,15 @@ class Reward:
     """
 
     name: str = "reward"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The env reads the table once and then indexes it at every step, so a NaN in it
+        # would reach ``step`` unseen: every override is validated where it is defined, and
+        # the env needs no check of its own.
+        method = cls.__dict__.get("token_rewards")
+        if callable(method) and not getattr(method, "_textgym_checked", False):
+            cls.token_rewards = _checked_token_rewards(method)  # type: ignore[method-assign]
 
     def __call__(self, ctx: RewardContext) -> float:
         raise NotImplementedError(f"{type(self).__name__} must implement __call__(ctx) -> float")
@@ -145,10 +263,15 @@ class Reward:
     def __truediv__(self, other: Any) -> Reward:
         from textgym.rewards.combinators import scale
 
-        if isinstance(other, Reward) or not isinstance(other, numbers.Real) or other == 0:
-            raise TypeError(
+        if isinstance(other, (Reward, bool)) or not isinstance(other, numbers.Real) or other == 0:
+            raise RewardTypeError(
                 f"A reward can only be divided by a non-zero number, got {other!r}. "
                 "Write (1 / w) * reward for a weight."
+            )
+        if not math.isfinite(1.0 / float(other)):
+            raise ConfigError(
+                f"Dividing a reward by {other!r} gives an infinite weight; divide by a "
+                "number further from 0."
             )
         return scale(self, 1.0 / float(other))
 
@@ -162,23 +285,61 @@ class FunctionReward(Reward):
     """Wraps a plain ``f(ctx) -> float`` so it can be used wherever a reward is."""
 
     def __init__(self, fn: Callable[[RewardContext], float], name: str | None = None) -> None:
+        if not callable(fn):
+            raise RewardTypeError(
+                f"FunctionReward needs a function ctx -> float, got {fn!r} ({type(fn).__name__})."
+            )
+        if name is not None and not (isinstance(name, str) and name):
+            raise RewardTypeError(f"A reward name must be a non-empty string, got {name!r}.")
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "reward")
+        self.name = name or getattr(fn, "__name__", None) or "reward"
+        _check_takes_one_argument(fn, self.name)
 
     def __call__(self, ctx: RewardContext) -> float:
+        # The value is validated by evaluate / check_value, under this reward's name.
         return self.fn(ctx)
 
     def __repr__(self) -> str:
         return f"FunctionReward({self.name})"
 
 
+def _check_takes_one_argument(fn: Callable[..., Any], name: str) -> None:
+    """Refuse, at construction, a function that cannot be called as ``fn(ctx)``.
+
+    Otherwise the mistake shows up at the first turn end as a bare ``TypeError`` from deep
+    inside the env, which does not say which reward it was.
+    """
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins and C callables without a signature
+        return
+    try:
+        sig.bind(None)
+    except TypeError:
+        raise RewardTypeError(
+            f"Reward function {name!r} has the signature {name}{sig}; it must take exactly one "
+            "argument, the RewardContext: def my_reward(ctx) -> float."
+        ) from None
+
+
 def as_reward(obj: Any) -> Reward:
     """Accept a :class:`Reward` or any callable taking a :class:`RewardContext`."""
     if isinstance(obj, Reward):
         return obj
+    if isinstance(obj, type) and issubclass(obj, Reward):
+        raise RewardTypeError(
+            f"Got the class {obj.__name__}, not a reward object; write {obj.__name__}() "
+            "(with its arguments)."
+        )
     if callable(obj):
         return FunctionReward(obj)
-    raise TypeError(
+    if isinstance(obj, str):
+        raise RewardTypeError(
+            f"Got the string {obj!r} where a reward object is needed; build one from a spec "
+            f"with textgym.rewards.parse_reward({obj!r}) (inside a spec, write reward names "
+            "without quotes)."
+        )
+    raise RewardTypeError(
         f"reward must be a textgym Reward or a function ctx -> float, got {type(obj).__name__} "
         f"({obj!r}). Example: reward=lambda ctx: float(ctx.text == ctx.answer)."
     )
@@ -192,9 +353,14 @@ def check_value(value: Any, name: str) -> float:
         if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "iuf":
             value = value.item()
         else:
+            hint = (
+                " Call .item() on a one-element tensor or array."
+                if hasattr(value, "item") and hasattr(value, "shape")
+                else " Check its return statement."
+            )
             raise RewardError(
-                f"Reward {name!r} returned {value!r} ({type(value).__name__}); a reward must "
-                "return a finite number (int or float). Check its return statement."
+                f"Reward {name!r} returned {value!r:.200} ({type(value).__name__}); a reward "
+                f"must return a finite number (int or float).{hint}"
             )
     value = float(value)
     if not math.isfinite(value):
@@ -215,17 +381,28 @@ def evaluate(
     """
     name = reward.name if name is None else name
     results = reward.batch(ctxs)
-    if len(results) != len(ctxs):
+    try:
+        n = len(results)
+    except TypeError:
+        n = -1
+    if n != len(ctxs):
+        got = f"{n} results" if n >= 0 else f"{type(results).__name__} {results!r:.80}"
         raise RewardError(
-            f"Reward {name!r}.batch returned {len(results)} results for {len(ctxs)} "
-            "contexts; it must return one (total, components) pair per context."
+            f"Reward {name!r}.batch returned {got} for {len(ctxs)} "
+            "contexts; it must return a list of one (total, components) pair per context."
         )
     checked = []
-    for total, components in results:
+    for result in results:
+        try:
+            total, components = result
+            items = components.items()
+        except (TypeError, ValueError, AttributeError):
+            raise RewardError(
+                f"Reward {name!r}.batch (or .score) returned {result!r:.120} for a context; "
+                "each result must be a pair (total, {component name: value})."
+            ) from None
         # The total first, so a simple reward's NaN is reported under its own name.
         total = check_value(total, name)
-        comps = {
-            k: check_value(v, name if k == name else f"{name}:{k}") for k, v in components.items()
-        }
+        comps = {k: check_value(v, name if k == name else f"{name}:{k}") for k, v in items}
         checked.append((total, comps))
     return checked

@@ -23,13 +23,18 @@ from typing import Any
 
 import numpy as np
 
+from textgym.errors import ConfigError
 from textgym.rewards.base import (
     Reward,
     RewardContext,
     RewardError,
+    RewardTypeError,
     as_reward,
+    check_table,
     check_value,
     evaluate,
+    int_arg,
+    number_arg,
 )
 
 Result = tuple[float, dict[str, float]]
@@ -40,30 +45,41 @@ def _is_number(x: Any) -> bool:
 
 
 def _weight(w: Any, where: str) -> float:
-    if not _is_number(w) or not math.isfinite(float(w)):
-        raise TypeError(
+    if not _is_number(w):
+        raise RewardTypeError(
             f"{where}: a weight must be a finite number, got {w!r} ({type(w).__name__}). "
+            "Rewards combine linearly: write w * reward with w a float."
+        )
+    if not math.isfinite(float(w)):
+        raise ConfigError(
+            f"{where}: a weight must be a finite number, got {w!r}. "
             "Rewards combine linearly: write w * reward with w a float."
         )
     return float(w)
 
 
-def check_table(table: Any, vocab_size: int, name: str) -> np.ndarray | None:
-    """A reward's ``token_rewards`` table as a float array of shape ``(vocab_size,)``."""
-    if table is None:
-        return None
-    arr = np.asarray(table, dtype=np.float64)
-    if arr.shape != (vocab_size,):
-        raise RewardError(
-            f"Reward {name!r}.token_rewards returned shape {arr.shape}; expected "
-            f"({vocab_size},): one value per token id."
-        )
-    if not np.isfinite(arr).all():
-        raise RewardError(
-            f"Reward {name!r}.token_rewards contains NaN or inf; every per-token value must "
-            "be finite."
-        )
-    return arr
+def _overflow(name: str, terms: Sequence[tuple[str, float, float]]) -> RewardError:
+    """The error for a weighted sum whose total is not finite, naming the term to blame.
+
+    ``terms`` are ``(key, weight, value)`` in summation order; the blamed term is the first
+    whose product, or whose addition to the running total, is not finite.
+    """
+    running = 0.0
+    for key, w, value in terms:
+        product = w * value
+        running += product
+        if not math.isfinite(product):
+            detail = f"term {key!r}: weight {w:g} * value {value:g} = {product}"
+            break
+        if not math.isfinite(running):
+            detail = f"adding term {key!r} ({w:g} * {value:g}) makes the sum {running}"
+            break
+    else:  # pragma: no cover - only reached if the caller's total was finite after all
+        detail = "the sum"
+    return RewardError(
+        f"Reward {name!r} overflowed: {detail}. Scale the weights or the rewards down so "
+        "that every product and the sum stay finite."
+    )
 
 
 class Constant(Reward):
@@ -72,7 +88,7 @@ class Constant(Reward):
     name = "constant"
 
     def __init__(self, value: float) -> None:
-        self.value = _weight(value, "Constant")
+        self.value = number_arg(value, "Constant value")
 
     def __call__(self, ctx: RewardContext) -> float:
         return self.value
@@ -102,18 +118,25 @@ class Weighted(Reward):
         terms: Mapping[str, tuple[Any, float] | Any],
         name: str = "weighted",
     ) -> None:
-        if not isinstance(terms, Mapping) or not terms:
-            raise TypeError(
-                f"Weighted needs a non-empty dict {{name: (reward, weight)}}, got {terms!r}."
+        if not isinstance(terms, Mapping):
+            raise RewardTypeError(
+                f"Weighted needs a dict {{name: (reward, weight)}}, got {terms!r:.120} "
+                f"({type(terms).__name__})."
             )
+        if not terms:
+            raise ConfigError("Weighted needs at least one term: {name: (reward, weight)}.")
+        if not isinstance(name, str) or not name:
+            raise RewardTypeError(f"Weighted name must be a non-empty string, got {name!r}.")
         self.name = name
         self.terms: dict[str, tuple[Reward, float]] = {}
         for key, value in terms.items():
             if not isinstance(key, str) or not key:
-                raise TypeError(f"Weighted term names must be non-empty strings, got {key!r}.")
+                raise RewardTypeError(
+                    f"Weighted term names must be non-empty strings, got {key!r}."
+                )
             if isinstance(value, tuple):
                 if len(value) != 2:
-                    raise TypeError(
+                    raise RewardTypeError(
                         f"Weighted term {key!r} is {value!r}; expected (reward, weight)."
                     )
                 reward, w = value
@@ -147,6 +170,11 @@ class Weighted(Reward):
             for i, value in enumerate(values):
                 comps[i][key] = value
                 totals[i] += w * value
+        # Finite children with large weights can still overflow to inf (or inf - inf = NaN);
+        # that must stop here, named, rather than reach the learner as a reward.
+        if not all(map(math.isfinite, totals)):
+            i = next(i for i, t in enumerate(totals) if not math.isfinite(t))
+            raise _overflow(self.name, [(k, w, comps[i][k]) for k, (_, w) in self.terms.items()])
         return list(zip(totals, comps, strict=True))
 
     def token_rewards(self, vocab_size: int) -> np.ndarray | None:
@@ -154,7 +182,18 @@ class Weighted(Reward):
         for key, (reward, w) in self.terms.items():
             table = check_table(reward.token_rewards(vocab_size), vocab_size, key)
             if table is not None:
-                out = w * table if out is None else out + w * table
+                with np.errstate(over="ignore", invalid="ignore"):
+                    term = w * table
+                    total = term if out is None else out + term
+                if not np.isfinite(total).all():
+                    token = int(np.flatnonzero(~np.isfinite(total))[0])
+                    before = 0.0 if out is None else float(out[token])
+                    raise RewardError(
+                        f"Reward {self.name!r}.token_rewards overflowed at token id {token}: "
+                        f"term {key!r} adds {w:g} * {table[token]:g} to {before:g}. Scale the "
+                        "weights or the per-token values down."
+                    )
+                out = total
         return out
 
     def __repr__(self) -> str:
@@ -176,6 +215,10 @@ def _terms_of(x: Any) -> list[tuple[str, Reward, float]]:
 
 def _merge(terms: list[tuple[str, Reward, float]]) -> Weighted:
     merged: dict[str, tuple[Reward, float]] = {}
+    # Lookups by object identity and the next free suffix per name keep a merge linear, so
+    # a spec or a ``sum`` of many terms does not take cubic time.
+    by_id: dict[int, str] = {}
+    next_suffix: dict[str, int] = {}
     constant = 0.0
     has_constant = False
     for key, reward, w in terms:
@@ -184,40 +227,55 @@ def _merge(terms: list[tuple[str, Reward, float]]) -> Weighted:
             constant += w * reward.value
             has_constant = True
             continue
-        same = next((k for k, (r, _) in merged.items() if r is reward), None)
+        same = by_id.get(id(reward))
         if same is not None:
             # The same object twice (a + a) is one term with the weights added.
             merged[same] = (reward, merged[same][1] + w)
             continue
-        name, n = key, 2
+        name, n = key, next_suffix.get(key, 2)
         while name in merged:
             name, n = f"{key}_{n}", n + 1
+        next_suffix[key] = n
         merged[name] = (reward, w)
+        by_id[id(reward)] = name
     if has_constant:
         name, n = "constant", 2
         while name in merged:
             name, n = f"constant_{n}", n + 1
+        if not math.isfinite(constant):
+            raise ConfigError(
+                f"The constant terms of a reward sum add up to {constant}; keep them finite."
+            )
         merged[name] = (Constant(constant), 1.0)
+    for name, (_, w) in merged.items():
+        if not math.isfinite(w):
+            raise ConfigError(
+                f"The weight of term {name!r} overflows to {w} (a weight multiplied or added "
+                "too many times); keep the weights of a reward sum finite."
+            )
     return Weighted(merged)
 
 
 def add(a: Any, b: Any) -> Weighted:
     """``a + b`` for rewards, functions and numbers (``b=None`` wraps ``a`` alone)."""
     if not any(isinstance(x, Reward) or (callable(x) and not _is_number(x)) for x in (a, b)):
-        raise TypeError(f"add needs at least one reward, got {a!r} and {b!r}.")
+        raise RewardTypeError(f"add needs at least one reward, got {a!r} and {b!r}.")
     return _merge(_terms_of(a) + _terms_of(b))
 
 
 def scale(a: Any, w: Any) -> Weighted | float:
     """``w * a``: every term of ``a`` with its weight multiplied by the number ``w``."""
     if isinstance(w, Reward) or callable(w) and not _is_number(w):
-        raise TypeError(
+        raise RewardTypeError(
             f"Cannot multiply two rewards ({a!r} * {w!r}): rewards combine linearly. "
             "Multiply a reward by a number, e.g. 0.1 * reward."
         )
     factor = _weight(w, "reward * w")
     if _is_number(a):
-        return float(a) * factor
+        product = float(a) * factor
+        if not math.isfinite(product):
+            raise ConfigError(f"{a!r} * {w!r} overflows to {product}; keep numbers finite.")
+        return product
     return _merge([(k, r, wt * factor) for k, r, wt in _terms_of(a)])
 
 
@@ -230,9 +288,9 @@ class Clip(Reward):
 
     def __init__(self, reward: Any, low: float = -1.0, high: float = 1.0) -> None:
         self.reward = as_reward(reward)
-        self.low, self.high = _weight(low, "Clip low"), _weight(high, "Clip high")
+        self.low, self.high = number_arg(low, "Clip low"), number_arg(high, "Clip high")
         if not self.low < self.high:
-            raise ValueError(f"Clip needs low < high, got low={low}, high={high}.")
+            raise ConfigError(f"Clip needs low < high, got low={low}, high={high}.")
         self.name = f"clip({self.reward.name})"
 
     def __call__(self, ctx: RewardContext) -> float:
@@ -271,8 +329,10 @@ class Normalize(Reward):
 
     def __init__(self, reward: Any, eps: float = 1e-8, clip: float | None = 10.0) -> None:
         self.reward = as_reward(reward)
-        self.eps = eps
-        self.clip = clip
+        # eps > 0 is what keeps a constant reward from dividing 0 by 0; a clip <= 0 would
+        # flatten every value to 0.
+        self.eps = number_arg(eps, "Normalize eps", above=0.0)
+        self.clip = None if clip is None else number_arg(clip, "Normalize clip", above=0.0)
         self.update = True
         self.count = 0
         self.mean = 0.0
@@ -294,8 +354,21 @@ class Normalize(Reward):
         return {"count": self.count, "mean": self.mean, "m2": self.m2}
 
     def load_state_dict(self, state: Mapping[str, float]) -> None:
-        """Restore statistics saved by :meth:`state_dict`."""
-        self.count, self.mean, self.m2 = int(state["count"]), state["mean"], state["m2"]
+        """Restore statistics saved by :meth:`state_dict`.
+
+        Raises:
+            ConfigError: ``state`` lacks a key, or holds a negative count or variance or a
+                non-finite value (it would make every later reward NaN).
+        """
+        if not isinstance(state, Mapping) or not {"count", "mean", "m2"} <= set(state):
+            raise ConfigError(
+                f"Normalize.load_state_dict needs a dict with 'count', 'mean' and 'm2' (from "
+                f"state_dict()), got {state!r:.120}."
+            )
+        count = int_arg(state["count"], "Normalize state 'count'", minimum=0)
+        mean = number_arg(state["mean"], "Normalize state 'mean'")
+        m2 = number_arg(state["m2"], "Normalize state 'm2'", minimum=0.0)
+        self.count, self.mean, self.m2 = count, mean, m2
 
     def __call__(self, ctx: RewardContext) -> float:
         return self.score(ctx)[0]
@@ -305,20 +378,41 @@ class Normalize(Reward):
 
     def batch(self, ctxs: Sequence[RewardContext]) -> list[Result]:
         results = evaluate(self.reward, ctxs)
+        count, mean, m2 = self.count, self.mean, self.m2
         if self.update:
             for total, _ in results:
-                self.count += 1
-                delta = total - self.mean
-                self.mean += delta / self.count
-                self.m2 += delta * (total - self.mean)
-        scale_ = math.sqrt((self.m2 / self.count if self.count else 0.0) + self.eps)
+                count += 1
+                delta = total - mean
+                mean += delta / count
+                m2 += delta * (total - mean)
+        var = m2 / count if count else 0.0
+        # An infinite variance would make every value normalise to 0 without a word, and a
+        # NaN one would fail inside math.sqrt: both mean the child's values are too large.
+        if not (math.isfinite(mean) and math.isfinite(var)):
+            raise self._overflow(results, mean, var)
+        scale_ = math.sqrt(var + self.eps)
         out = []
         for total, comps in results:
-            z = (total - self.mean) / scale_
+            z = (total - mean) / scale_
+            # Checked before clipping: min/max pass NaN through, and a clipped inf would
+            # hide that the arithmetic overflowed.
+            if not math.isfinite(z):
+                raise self._overflow(results, mean, var)
             if self.clip is not None:
                 z = min(max(z, -self.clip), self.clip)
             out.append((z, comps))
+        # Committed only once every value is finite, so a failed batch leaves the
+        # statistics as they were.
+        self.count, self.mean, self.m2 = count, mean, m2
         return out
+
+    def _overflow(self, results: list[Result], mean: float, var: float) -> RewardError:
+        largest = max((total for total, _ in results), key=abs)
+        return RewardError(
+            f"Reward {self.name!r} overflowed: {self.reward.name!r} returned {largest:g}, and "
+            f"the running statistics (mean {mean:g}, variance {var:g}) are no longer finite. "
+            f"Scale {self.reward.name!r} down (e.g. Clip it) before normalising."
+        )
 
     def token_rewards(self, vocab_size: int) -> np.ndarray | None:
         return self.reward.token_rewards(vocab_size)
@@ -337,7 +431,8 @@ class LengthCost(Reward):
     name = "length_cost"
 
     def __init__(self, cost: float = 0.01) -> None:
-        self.cost = _weight(cost, "LengthCost")
+        # A negative cost would silently turn the penalty into a bonus for long turns.
+        self.cost = number_arg(cost, "LengthCost cost", minimum=0.0)
 
     def __call__(self, ctx: RewardContext) -> float:
         return 0.0
@@ -366,27 +461,40 @@ class TokenTable(Reward):
         default: float = 0.0,
         name: str | None = None,
     ) -> None:
-        self.values = values
-        self.default = _weight(default, "TokenTable default")
-        if name:
+        if name is not None:
+            if not isinstance(name, str) or not name:
+                raise RewardTypeError(f"TokenTable name must be a non-empty string, got {name!r}.")
             self.name = name
+        self.default = number_arg(default, f"TokenTable {self.name!r} default")
+        self.values = values
+        # A mapping is checked now (ids and values), so a bad entry fails at construction
+        # with its key, not when an env first asks for the table.
+        self._ids: np.ndarray | None = None
+        self._vals: np.ndarray | None = None
+        if isinstance(values, Mapping):
+            ids = [int_arg(t, f"TokenTable {self.name!r} token id", minimum=0) for t in values]
+            vals = [number_arg(v, f"TokenTable {self.name!r}[{t}]") for t, v in values.items()]
+            self._ids = np.asarray(ids, dtype=np.int64)
+            self._vals = np.asarray(vals, dtype=np.float64)
+        elif not callable(values):
+            raise RewardTypeError(
+                f"TokenTable values must be a dict {{token_id: reward}} or a function "
+                f"vocab_size -> array, got {values!r:.120} ({type(values).__name__})."
+            )
 
     def __call__(self, ctx: RewardContext) -> float:
         return 0.0
 
     def token_rewards(self, vocab_size: int) -> np.ndarray:
-        if callable(self.values):
-            table = check_table(self.values(vocab_size), vocab_size, self.name)
-            assert table is not None
-            return table
+        if self._ids is None:
+            return self.values(vocab_size)  # type: ignore[operator,no-any-return]
+        if self._ids.size and int(self._ids.max()) >= vocab_size:
+            raise RewardError(
+                f"TokenTable {self.name!r} has token id {int(self._ids.max())}, outside the "
+                f"vocabulary [0, {vocab_size})."
+            )
         table = np.full(vocab_size, self.default, dtype=np.float64)
-        for token, value in self.values.items():
-            if not 0 <= int(token) < vocab_size:
-                raise RewardError(
-                    f"TokenTable {self.name!r} has token id {token}, outside the vocabulary "
-                    f"[0, {vocab_size})."
-                )
-            table[int(token)] = _weight(value, f"TokenTable {self.name!r}[{token}]")
+        table[self._ids] = self._vals
         return table
 
 

@@ -16,7 +16,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from textgym.rewards.base import Reward, RewardContext
+from textgym.errors import ConfigError
+from textgym.rewards.base import Reward, RewardContext, RewardTypeError, int_arg, number_arg
 
 _SPECIAL = re.compile(r"<[a-z_|]+>", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -222,7 +223,9 @@ class Politeness(Reward):
     name = "politeness"
 
     def __init__(self, bonus: float = 0.25, penalty: float = 0.5) -> None:
-        self.bonus, self.penalty = bonus, penalty
+        # Negative values would invert the scale (polite text scoring lower than rude).
+        self.bonus = number_arg(bonus, "Politeness bonus", minimum=0.0)
+        self.penalty = number_arg(penalty, "Politeness penalty", minimum=0.0)
 
     def __call__(self, ctx: RewardContext) -> float:
         w = text_words(ctx.text)
@@ -263,8 +266,12 @@ class Relevance(Reward):
     name = "relevance"
 
     def __init__(self, key: str = "keywords", fallback: str = "prompt") -> None:
+        if not isinstance(key, str) or not key:
+            raise RewardTypeError(
+                f"Relevance key must be a non-empty string (a metadata entry), got {key!r}."
+            )
         if fallback not in ("prompt", "error"):
-            raise ValueError(f"Relevance fallback must be 'prompt' or 'error', got {fallback!r}.")
+            raise ConfigError(f"Relevance fallback must be 'prompt' or 'error', got {fallback!r}.")
         self.key, self.fallback = key, fallback
 
     def keywords(self, ctx: RewardContext) -> list[str]:
@@ -311,9 +318,7 @@ class Repetition(Reward):
     name = "repetition"
 
     def __init__(self, n: int = 2) -> None:
-        if n < 1:
-            raise ValueError(f"Repetition n must be >= 1, got {n}.")
-        self.n = n
+        self.n = int_arg(n, "Repetition n", minimum=1)
 
     def __call__(self, ctx: RewardContext) -> float:
         w = text_words(ctx.text)
@@ -349,13 +354,15 @@ class Concision(Reward):
     name = "concision"
 
     def __init__(self, target: int = 20, min_words: int = 1, unit: str = "words") -> None:
+        target = int_arg(target, "Concision target")
+        min_words = int_arg(min_words, "Concision min_words")
         if target < 1 or min_words < 0 or min_words > target:
-            raise ValueError(
+            raise ConfigError(
                 f"Concision needs target >= 1 and 0 <= min_words <= target, got "
                 f"target={target}, min_words={min_words}."
             )
         if unit not in ("words", "tokens"):
-            raise ValueError(f"Concision unit must be 'words' or 'tokens', got {unit!r}.")
+            raise ConfigError(f"Concision unit must be 'words' or 'tokens', got {unit!r}.")
         self.target, self.min_words, self.unit = target, min_words, unit
 
     def __call__(self, ctx: RewardContext) -> float:
@@ -381,13 +388,24 @@ class BannedWords(Reward):
 
     def __init__(self, words: Iterable[str] | None = None, per_hit: float = 1.0) -> None:
         if isinstance(words, str):
-            raise TypeError(
+            raise RewardTypeError(
                 f"BannedWords takes a list of words, got the string {words!r}; "
                 f"write BannedWords([{words!r}])."
             )
-        banned = DEFAULT_BANNED_WORDS if words is None else words
+        if words is not None and not isinstance(words, Iterable):
+            raise RewardTypeError(
+                f"BannedWords takes a list of words, got {words!r} ({type(words).__name__})."
+            )
+        banned = DEFAULT_BANNED_WORDS if words is None else tuple(words)
+        not_str = [b for b in banned if not isinstance(b, str)]
+        if not_str:
+            raise RewardTypeError(
+                f"BannedWords entries must be strings, got {not_str[0]!r} "
+                f"({type(not_str[0]).__name__})."
+            )
         self.words = tuple(b for b in banned if text_words(b))
-        self.per_hit = per_hit
+        # Negative would make every hit harmless (the score is capped at 1.0).
+        self.per_hit = number_arg(per_hit, "BannedWords per_hit", minimum=0.0)
         # One-word entries are counted in a single pass over the turn (weighted by how often
         # the list names them); phrases are searched one by one.
         self._single_words = Counter(

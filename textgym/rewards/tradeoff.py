@@ -20,6 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from textgym.errors import ConfigError
+from textgym.rewards.base import RewardTypeError
+
 
 @dataclass(frozen=True)
 class TradeOff:
@@ -62,7 +65,15 @@ class TradeOff:
 def _rows(records: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> list[Mapping[str, float]]:
     if isinstance(records, Mapping):
         # A vector env's info["reward_components"]: {name: array, "_name": mask}.
-        cols = {k: np.asarray(v) for k, v in records.items() if not k.startswith("_")}
+        cols = {
+            k: np.atleast_1d(np.asarray(v)) for k, v in records.items() if not k.startswith("_")
+        }
+        lengths = {k: len(v) for k, v in cols.items()}
+        if len(set(lengths.values())) > 1:
+            raise ConfigError(
+                f"tradeoff: the component arrays have different lengths {lengths}; pass one "
+                "vector env's info['reward_components'] (one entry per sub-env)."
+            )
         n = len(next(iter(cols.values()))) if cols else 0
         rows = []
         for i in range(n):
@@ -74,7 +85,29 @@ def _rows(records: Sequence[Mapping[str, Any]] | Mapping[str, Any]) -> list[Mapp
                 }
             )
         return rows
-    return list(records)
+    if isinstance(records, (str, bytes)) or not isinstance(records, Sequence):
+        raise RewardTypeError(
+            f"tradeoff takes a list of info['reward_components'] dicts, got "
+            f"{type(records).__name__} ({records!r:.80})."
+        )
+    rows = list(records)
+    for i, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise RewardTypeError(
+                f"tradeoff: record {i} is {type(row).__name__} ({row!r:.80}); each record must "
+                "be an info['reward_components'] dict."
+            )
+    return rows
+
+
+def _first_non_number(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> str:
+    for i, row in enumerate(rows):
+        for n in names:
+            try:
+                float(row[n])
+            except (TypeError, ValueError):
+                return f"{n}={row[n]!r:.60} in record {i}"
+    return "a value that is not a number"
 
 
 def pareto_front(values: np.ndarray) -> tuple[int, ...]:
@@ -104,19 +137,39 @@ def tradeoff(
     """
     rows = _rows(records)
     if not rows:
-        raise ValueError("tradeoff needs at least one record (an info['reward_components'] dict).")
+        raise ConfigError("tradeoff needs at least one record (an info['reward_components'] dict).")
     if components is None:
         common = set(rows[0]).intersection(*rows[1:])
         names = tuple(k for k in rows[0] if k in common)
         if not names:
-            raise ValueError("The records share no component; pass components=[...] explicitly.")
+            raise ConfigError("The records share no component; pass components=[...] explicitly.")
     else:
+        if isinstance(components, str):
+            raise RewardTypeError(
+                f"tradeoff components must be a list of names, got the string {components!r}; "
+                f"write components=[{components!r}]."
+            )
         names = tuple(components)
         for i, row in enumerate(rows):
             missing = [n for n in names if n not in row]
             if missing:
-                raise ValueError(f"Record {i} has no component(s) {missing}; it has {sorted(row)}.")
-    values = np.array([[float(row[n]) for n in names] for row in rows], dtype=np.float64)
+                raise ConfigError(
+                    f"Record {i} has no component(s) {missing}; it has {sorted(row)}."
+                )
+    try:
+        values = np.array([[row[n] for n in names] for row in rows], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise RewardTypeError(
+            f"tradeoff: every component value must be a number; the records hold "
+            f"{_first_non_number(rows, names)}."
+        ) from None
+    # A NaN would make every correlation and the Pareto front silently meaningless.
+    if not np.isfinite(values).all():
+        i, j = np.argwhere(~np.isfinite(values))[0]
+        raise ConfigError(
+            f"tradeoff: record {i} has {names[j]}={values[i, j]}; every component value must be "
+            "finite."
+        )
     std = values.std(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         centred = values - values.mean(axis=0)

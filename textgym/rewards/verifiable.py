@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 
-from textgym.rewards.base import Reward, RewardContext
+from textgym.errors import ConfigError
+from textgym.rewards.base import Reward, RewardContext, number_arg
 
 _ANSWER = re.compile(r"answer\s*:\s*(-?\d+(?:\.\d+)?|[^\s.,;!?]+)", re.IGNORECASE)
 _ABSTAIN = re.compile(r"\b(i\s+don't\s+know|i\s+do\s+not\s+know)\b", re.IGNORECASE)
@@ -46,7 +47,7 @@ class NumericMatch(Reward):
     name = "numeric_match"
 
     def __init__(self, tol: float = 1e-6) -> None:
-        self.tol = tol
+        self.tol = number_arg(tol, "NumericMatch tol", minimum=0.0)
 
     def __call__(self, ctx: RewardContext) -> float:
         got = parse_answer(ctx.text)
@@ -96,8 +97,11 @@ class Correctness(Reward):
     name = "correctness"
 
     def __init__(self, correct: float = 1.0, abstain: float = 0.0, wrong: float = -0.5) -> None:
+        correct = number_arg(correct, "Correctness correct")
+        abstain = number_arg(abstain, "Correctness abstain")
+        wrong = number_arg(wrong, "Correctness wrong")
         if not wrong < abstain < correct:
-            raise ValueError(
+            raise ConfigError(
                 f"Correctness needs wrong < abstain < correct, got wrong={wrong}, "
                 f"abstain={abstain}, correct={correct}."
             )
