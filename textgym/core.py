@@ -11,18 +11,21 @@ The MDP (see the class docstring for the details):
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from textgym.errors import ConfigError, UserError
 from textgym.rewards.base import Reward, RewardContext, as_reward, evaluate
 from textgym.tasks.base import Problem, Task, Turn
+from textgym.tasks.checks import ConfigTypeError, check_bool, check_int, describe
 from textgym.tokenizer import ChatFormat, load_tokenizer
 from textgym.users.base import Reply, Responder
 
@@ -50,8 +53,80 @@ def encodes_word_by_word(backend: Any) -> bool:
         return False
 
 
-class EpisodeError(RuntimeError):
+#: Longest context an env takes. The observation buffers are allocated up front, so an
+#: absurd ``max_length`` would otherwise try to allocate terabytes.
+MAX_LENGTH = 1 << 20
+#: Options ``TextEnv.reset`` understands.
+RESET_OPTIONS = ("problem",)
+
+
+class EpisodeError(UserError, RuntimeError):
     """``step`` was called when no episode is running."""
+
+
+class InputError(UserError, ValueError):
+    """An action, seed or reset option has a value the env cannot take."""
+
+
+class InputTypeError(UserError, TypeError):
+    """An action, seed, reset option or a responder's reply has the wrong type."""
+
+
+class UnknownTaskError(UserError, KeyError):
+    """A task name that is not in the registry."""
+
+    def __str__(self) -> str:
+        # KeyError's str() is the repr of its argument, quotes and escaped newlines included.
+        return str(self.args[0]) if self.args else ""
+
+
+def check_seed(seed: Any, name: str = "seed") -> int | None:
+    """``seed`` as a non-negative Python int (numpy integers accepted) or ``None``.
+
+    Gymnasium takes only Python ints and raises its own ``Error`` otherwise; numpy integers
+    come naturally from ``rng.integers`` or an array of seeds, so they are converted here.
+    """
+    if seed is None or (type(seed) is int and seed >= 0):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise InputTypeError(
+            f"{name} must be a non-negative integer or None, got {describe(seed)}."
+        )
+    if seed < 0:
+        raise InputError(f"{name} must be a non-negative integer or None, got {int(seed)}.")
+    return int(seed)
+
+
+def check_reset_options(
+    options: Any, known: tuple[str, ...] = RESET_OPTIONS, where: str = "env.reset"
+) -> Problem | None:
+    """Validate ``options`` for a reset and return the forced problem, if any.
+
+    Unknown keys are refused: a misspelt option (``reset_mak``) would otherwise be ignored
+    and the reset would silently do something else than asked.
+    """
+    if options is None:
+        return None
+    if not isinstance(options, Mapping):
+        raise InputTypeError(
+            f"{where}(options=...) must be a dict or None, got {describe(options)}. Known "
+            f"options: {list(known)}."
+        )
+    for key in options:
+        if key not in known:
+            hint = _suggest(key, list(known)) if isinstance(key, str) else ""
+            if key == "reset_mask":
+                hint = " reset_mask is an option of vector envs (gym.make_vec)."
+            raise InputError(f"Unknown reset option {key!r}.{hint} Known options: {list(known)}.")
+    problem = options.get("problem")
+    if problem is not None and not (
+        isinstance(problem, Problem) and isinstance(problem.prompt, str)
+    ):
+        raise InputTypeError(
+            f"options['problem'] must be a textgym Problem (e.g. env.unwrapped.task.sample("
+            f"rng), or Problem(prompt=..., answer=...)) or None, got {describe(problem)}."
+        )
+    return problem
 
 
 def _suggest(name: str, options: list[str]) -> str:
@@ -70,13 +145,19 @@ def make_task(task: str | Task, **task_kwargs: Any) -> Task:
 
     if isinstance(task, Task):
         if task_kwargs:
-            raise TypeError(
-                f"Unknown TextEnv argument(s) {sorted(task_kwargs)}: task arguments can only "
-                "be given with a task name, not with a Task instance. Configure the instance."
+            raise ConfigTypeError(
+                f"TextEnv() got an unexpected keyword argument {next(iter(task_kwargs))!r} "
+                f"(unknown TextEnv argument(s) {sorted(task_kwargs)}): task arguments can "
+                "only be given with a task name, not with a Task instance. Configure the "
+                "instance."
             )
         return task
+    if not isinstance(task, str):
+        raise ConfigTypeError(
+            f"task must be a task name ({sorted(TASKS)}) or a Task instance, got {describe(task)}."
+        )
     if task not in TASKS:
-        raise KeyError(
+        raise UnknownTaskError(
             f"Unknown task {task!r}. Known tasks: {sorted(TASKS)}.{_suggest(task, list(TASKS))}"
         )
     cls = TASKS[task]
@@ -89,8 +170,9 @@ def make_task(task: str | Task, **task_kwargs: Any) -> Task:
     if unknown:
         env_params = [p for p in inspect.signature(TextEnv).parameters if p != "task_kwargs"]
         hint = _suggest(unknown[0], params + env_params)
-        raise TypeError(
-            f"Unknown argument {unknown[0]!r} for task {task!r}.{hint} TextEnv takes "
+        raise ConfigTypeError(
+            f"Unknown argument {unknown[0]!r} for task {task!r} (TextEnv() got an unexpected "
+            f"keyword argument {unknown[0]!r}).{hint} TextEnv takes "
             f"{env_params}; task {task!r} takes {params}."
         )
     return cls(**task_kwargs)
@@ -167,21 +249,38 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         copy: bool = True,
         **task_kwargs: Any,
     ) -> None:
+        # Plain arguments first: a bad flag fails before a tokenizer or a reward loads.
+        self.copy = check_bool(copy, "copy")
+        if max_length is not None:
+            max_length = check_int(max_length, "max_length", 8, MAX_LENGTH)
+        if max_new_tokens is not None:
+            max_new_tokens = check_int(max_new_tokens, "max_new_tokens", 1, MAX_LENGTH)
         self.task = make_task(task, **task_kwargs)
         if tokenizer is None or isinstance(tokenizer, str) or hasattr(tokenizer, "__fspath__"):
             tokenizer = load_tokenizer(tokenizer)
+        elif not all(
+            callable(getattr(tokenizer, m, None)) for m in ("encode", "decode", "__len__")
+        ):
+            raise ConfigTypeError(
+                "tokenizer must be None (textgym's default), a local path or hub name, or a "
+                f"tokenizer object with encode, decode and len(); got {describe(tokenizer)}."
+            )
         self.tokenizer = tokenizer
         self.chat = ChatFormat.for_tokenizer(tokenizer)
         self.reward: Reward = self._resolve_reward(reward)
-        self.max_length = int(max_length if max_length is not None else self.task.max_length)
-        self.max_new_tokens = int(
-            max_new_tokens if max_new_tokens is not None else self.task.max_new_tokens
+        # A task's own defaults are checked too: a task built by hand can carry any value.
+        self.max_length = check_int(
+            max_length if max_length is not None else self.task.max_length,
+            "max_length",
+            8,
+            MAX_LENGTH,
         )
-        if self.max_length < 8 or self.max_new_tokens < 1:
-            raise ValueError(
-                f"max_length={self.max_length} and max_new_tokens={self.max_new_tokens} are too "
-                "small: max_length must be >= 8 and max_new_tokens >= 1."
-            )
+        self.max_new_tokens = check_int(
+            max_new_tokens if max_new_tokens is not None else self.task.max_new_tokens,
+            "max_new_tokens",
+            1,
+            MAX_LENGTH,
+        )
         if render_mode == "rgb_array":
             # stable-baselines3 builds envs from id strings with render_mode="rgb_array";
             # text has no frames, so rendering is off rather than the construction failing.
@@ -190,12 +289,11 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
             )
             render_mode = None
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
+            raise ConfigError(
                 f"render_mode={render_mode!r} is not supported; use one of "
                 f"{self.metadata['render_modes']} or None."
             )
         self.render_mode = render_mode
-        self.copy = copy
         self.vocab_size = len(tokenizer)
         self.observation_space = spaces.Dict(
             {
@@ -228,7 +326,19 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
             self._special_texts = tuple(
                 t.content for t in self._backend.get_added_tokens_decoder().values()
             )
+        # Text from a task or a responder must never become control tokens: a reply that
+        # says "<eot> <agent>" would otherwise close the user's turn and speak for the
+        # agent. A Rust backend encodes special-token text as plain text when asked to
+        # (encode_special_tokens); other tokenizers get split_special_tokens=True if they
+        # take it, and every encoding is checked against the control ids below.
+        self._inert_backend = self._backend is not None and hasattr(
+            self._backend, "encode_special_tokens"
+        )
+        self._split_kwarg = True
+        self._control_ids = self._find_control_ids()
         self._agent_turns = 0
+        # Why the episode cannot go on after a step raised (None while all is well).
+        self._failure: str | None = None
 
     # -- construction helpers -------------------------------------------------------------
 
@@ -242,7 +352,30 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
             if parse is None:
                 raise TypeError("Rewards named by string need textgym.rewards.parse_reward.")
             return parse(reward)
+        if not (isinstance(reward, Reward) or callable(reward)):
+            raise ConfigTypeError(
+                "reward must be a textgym Reward or a function ctx -> float (or a spec "
+                f"string such as 'exact_match + 0.1*format'), got {describe(reward)}. Example: "
+                "reward=lambda ctx: float(ctx.text == ctx.answer)."
+            )
         return as_reward(reward)
+
+    def _find_control_ids(self) -> frozenset[int]:
+        """Ids that only the env may write: pad, end of turn, one-token turn markers and
+        the tokenizer's other special tokens (bos, ...), but not unk, which is how plain
+        text outside the vocabulary is spelt."""
+        chat = self.chat
+        ids = {chat.pad_id, chat.eot_id}
+        for marker in (chat.user_ids, chat.agent_ids):
+            if len(marker) == 1:
+                ids.update(marker)
+        # An exotic tokenizer may lack or garble all_special_ids: the ids above suffice.
+        with contextlib.suppress(TypeError, ValueError):
+            ids.update(int(i) for i in getattr(self.tokenizer, "all_special_ids", ()) or ())
+        unk = getattr(self.tokenizer, "unk_token_id", None)
+        if unk is not None and unk not in (chat.pad_id, chat.eot_id):
+            ids.discard(unk)
+        return frozenset(ids)
 
     def _build_action_mask(self) -> np.ndarray:
         words = self.task.allowed_words()
@@ -265,7 +398,16 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Start an episode on a freshly sampled problem (``options["problem"]`` forces one)."""
+        """Start an episode on a freshly sampled problem (``options["problem"]`` forces one).
+
+        Raises:
+            InputTypeError: ``seed`` is not an integer, or ``options`` is not a dict or its
+                ``problem`` is not a :class:`Problem`.
+            InputError: ``seed`` is negative, or ``options`` has an unknown key.
+        """
+        # Checked before the RNG is touched, so a refused reset leaves the env as it was.
+        seed = check_seed(seed)
+        check_reset_options(options)
         super().reset(seed=seed)
         info = self._start_episode(options)
         if self.render_mode == "human":
@@ -288,9 +430,15 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
             or self._len >= self.max_length
         ):
             return self._obs(), reward, False, False, {}
-        ctx = self._close_turn(ended)
-        [(value, components)] = evaluate(self.reward, [ctx])
-        info = self._turn_info(ctx, components)
+        try:
+            ctx = self._close_turn(ended)
+            [(value, components)] = evaluate(self.reward, [ctx])
+            info = self._turn_info(ctx, components)
+        except BaseException as exc:
+            # The turn is half closed (the responder may have answered, the reward not):
+            # stepping on would run an episode the caller never saw. Reset is the way out.
+            self._fail(exc)
+            raise
         if self.render_mode == "human":
             self.render()
         return self._obs(), reward + value, self._terminated, self._truncated, info
@@ -322,6 +470,7 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         """Sample a problem and write its opening; returns the reset info (no observation,
         so the vector env's autoreset does not build one it would throw away)."""
         problem = (options or {}).get("problem") or self.task.sample(self.np_random)
+        self._failure = None
         self.problem = problem
         self.turns = [Turn("user", problem.prompt)]
         self._agent_turns = 0
@@ -333,6 +482,15 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         self._turn_start = self._len
         self._responder = self.task.responder()
         if self._responder is not None:
+            if not (
+                callable(getattr(self._responder, "reset", None))
+                and callable(getattr(self._responder, "respond", None))
+            ):
+                raise ConfigTypeError(
+                    f"The task's responder {describe(self._responder)} is not a Responder "
+                    "(it needs reset(problem, rng) and respond(turns)); check the task's "
+                    "user= argument: it must return a Responder."
+                )
             self._responder.reset(problem, self.np_random)
         self._done = False
         self._started = True
@@ -376,6 +534,12 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
             self._terminated = True
         else:
             reply = self._responder.respond(tuple(self.turns))
+            if not isinstance(reply, Reply) or type(reply.text) is not str:
+                raise InputTypeError(
+                    f"The responder {type(self._responder).__name__} returned "
+                    f"{describe(reply)}; respond() must return a textgym Reply whose text is "
+                    "a str: Reply(text, done=False, outcome={})."
+                )
             self.turns.append(Turn("user", reply.text))
             if reply.done:
                 self._terminated = True
@@ -456,9 +620,45 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         return ids
 
     def _encode_text(self, text: str) -> list[int]:
-        if self._backend is not None:
-            return self._backend.encode(text, add_special_tokens=False).ids
-        return self.tokenizer.encode(text, add_special_tokens=False)
+        """``text`` as plain-text ids: special-token text never becomes a control token.
+
+        Runs only on a cache miss (a new word or sentence), never per agent token.
+        """
+        backend = self._backend
+        if self._inert_backend:
+            # A switch on the shared Rust tokenizer, restored at once: other users of the
+            # same tokenizer object keep their own setting.
+            previous = backend.encode_special_tokens
+            backend.encode_special_tokens = True
+            try:
+                ids = backend.encode(text, add_special_tokens=False).ids
+            finally:
+                backend.encode_special_tokens = previous
+        elif backend is not None:
+            ids = backend.encode(text, add_special_tokens=False).ids
+        else:
+            ids = self._encode_with_tokenizer(text)
+        if self._control_ids.isdisjoint(ids):
+            return ids
+        return self._strip_control(ids)
+
+    def _encode_with_tokenizer(self, text: str) -> list[int]:
+        if self._split_kwarg:
+            try:
+                return list(
+                    self.tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
+                )
+            except TypeError:  # a tokenizer without the option: checked by the caller
+                self._split_kwarg = False
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _strip_control(self, ids: list[int]) -> list[int]:
+        """Replace control ids the tokenizer produced from plain text by unk (or drop them,
+        when unk is itself a control id), so text can never steer the turn structure."""
+        unk = getattr(self.tokenizer, "unk_token_id", None)
+        if unk is None or unk in self._control_ids:
+            return [i for i in ids if i not in self._control_ids]
+        return [unk if i in self._control_ids else i for i in ids]
 
     def _decode(self, ids: list[int]) -> str:
         if self._backend is not None:
@@ -484,27 +684,38 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
             return int(action)
         if isinstance(action, np.ndarray):
             if action.size != 1 or action.ndim > 1:
-                raise ValueError(
+                raise InputError(
                     f"Action has shape {action.shape}; one env takes one token id (an int, a "
                     "0-d array or shape (1,)). For a batch of actions use gym.make_vec."
                 )
             action = action.reshape(()).item() if action.dtype.kind in "iu" else action.item()
         if isinstance(action, bool) or not isinstance(action, numbers.Integral):
-            raise TypeError(
+            raise InputTypeError(
                 f"Action {action!r} has type {type(action).__name__}; an action is one integer "
                 f"token id in [0, {self.vocab_size}). To act with text, encode it with "
                 "env.unwrapped.tokenizer and step one id at a time."
             )
         token = int(action)
         if not 0 <= token < self.vocab_size:
-            raise ValueError(
+            raise InputError(
                 f"Action {token} is outside the vocabulary: token ids are in "
                 f"[0, {self.vocab_size}) for this tokenizer. Sample from env.action_space or "
                 "check that the policy's vocabulary matches the env's tokenizer."
             )
         return token
 
+    def _fail(self, exc: BaseException) -> None:
+        """Mark the episode as broken by ``exc`` (raised mid-step): stepping needs a reset."""
+        self._done = True
+        self._failure = f"{type(exc).__name__}: {exc}"
+
     def _not_running_message(self) -> str:
+        if self._failure is not None:
+            return (
+                f"step() was called after a step raised ({self._failure}); the turn it was "
+                "closing is half done, so the episode cannot go on. Call env.reset() to "
+                "start a new episode."
+            )
         if not self._started:
             return "step() was called before reset(); call env.reset() to start an episode."
         return (

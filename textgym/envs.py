@@ -15,6 +15,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from textgym.errors import ConfigError
+
 ENTRY_POINT = "textgym.core:TextEnv"
 VECTOR_ENTRY_POINT = "textgym.vector:TextVectorEnv"
 
@@ -210,7 +212,7 @@ def write_table(path: str) -> None:
     file = Path(path)
     text = file.read_text()
     if TABLE_START not in text or TABLE_END not in text:
-        raise ValueError(
+        raise ConfigError(
             f"{path} has no table markers; add the lines\n{TABLE_START}\n{TABLE_END}\n"
             "where the table should go."
         )

@@ -17,3 +17,7 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A configuration value is invalid (the message names the field or flag and its range)."""
+
+
+class ConfigTypeError(UserError, TypeError):
+    """A configuration value has the wrong type (the message names the argument)."""

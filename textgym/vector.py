@@ -12,14 +12,33 @@ episode ends resets it (its action is ignored, its reward is 0).
 from __future__ import annotations
 
 import functools
+import numbers
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from textgym.core import TextEnv
+from textgym.core import (
+    MAX_LENGTH,
+    EpisodeError,
+    InputError,
+    InputTypeError,
+    TextEnv,
+    check_reset_options,
+    check_seed,
+)
+from textgym.errors import ConfigError
 from textgym.rewards.base import evaluate
+from textgym.tasks.checks import check_bool, check_int, describe
+
+#: Options ``TextVectorEnv.reset`` understands.
+VECTOR_RESET_OPTIONS = ("problem", "reset_mask")
+#: Most sub-envs (each is a Python object with its own task state).
+MAX_NUM_ENVS = 1 << 16
+#: Most token slots over all sub-envs (``num_envs * max_length``): about 1.2 GB of buffers.
+MAX_BATCH_TOKENS = 1 << 27
 
 
 class TextVectorEnv(VectorEnv):
@@ -44,15 +63,25 @@ class TextVectorEnv(VectorEnv):
         copy: bool = True,
         **env_kwargs: Any,
     ) -> None:
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
+        num_envs = check_int(num_envs, "num_envs", 1, MAX_NUM_ENVS)
+        if max_episode_steps is not None:
+            # 0 would truncate every step; a limit is a positive number of steps.
+            max_episode_steps = check_int(max_episode_steps, "max_episode_steps", 1)
+        copy = check_bool(copy, "copy")
         if env_kwargs.get("render_mode") == "human":
-            raise ValueError(
+            raise ConfigError(
                 "The native vector env has no render_mode='human' (64 conversations do not "
                 "print well); use render_mode='ansi', and envs.render() returns one string per "
                 "sub-env. 'human' is for a single env made with gym.make."
             )
         first = TextEnv(**env_kwargs, copy=False)
+        if num_envs * first.max_length > MAX_BATCH_TOKENS:
+            raise ConfigError(
+                f"num_envs={num_envs} x max_length={first.max_length} is "
+                f"{num_envs * first.max_length:,} token slots, over the limit of "
+                f"{MAX_BATCH_TOKENS:,} (about 1.2 GB of observation buffers): lower num_envs "
+                f"or max_length (max_length alone may go up to {MAX_LENGTH:,})."
+            )
         # Sub-envs share the tokenizer, task, and reward object, so a model-based reward is
         # loaded once and called once per step for the whole batch.
         self.envs = [first] + [
@@ -95,6 +124,8 @@ class TextVectorEnv(VectorEnv):
         self._needs_reset = np.zeros(num_envs, dtype=bool)
         self._any_reset = False  # self._needs_reset.any(), known for free in step()
         self._started = False
+        # Why the batch cannot step (a step or reset raised half-way), or None.
+        self._failure: str | None = None
 
     # -- Gymnasium API --------------------------------------------------------------------
 
@@ -105,33 +136,44 @@ class TextVectorEnv(VectorEnv):
 
         As Gymnasium's vector envs, ``options["reset_mask"]`` (a bool array, one per sub-env)
         resets only the sub-envs it marks; the others carry on, and the info holds only
-        the reset ones.
+        the reset ones. Seeds may be Python or numpy integers, or a list (or array) of
+        them and ``None``, one per sub-env.
+
+        Raises:
+            InputTypeError: a seed that is not an integer, or options of the wrong type.
+            InputError: a negative seed, a seed list of the wrong length, an unknown
+                option key, or a bad ``reset_mask``.
         """
-        if seed is None:
-            seeds: list[int | None] = [None] * self.num_envs
-        elif isinstance(seed, int):
-            seeds = [seed + i for i in range(self.num_envs)]
-        else:
-            seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"Got {len(seeds)} seeds for {self.num_envs} sub-envs.")
+        # Everything is checked before any sub-env resets, so a refused reset changes nothing.
+        seeds = self._check_seeds(seed)
+        check_reset_options(options, VECTOR_RESET_OPTIONS, "envs.reset")
         rows = list(range(self.num_envs))
         if options is not None and "reset_mask" in options:
             options = dict(options)  # the caller's dict keeps its mask
             mask = self._check_reset_mask(options.pop("reset_mask"))
             if not self._started:
-                raise RuntimeError(
+                if self._failure is not None:
+                    raise EpisodeError(
+                        f"A step or reset raised ({self._failure}), leaving some sub-envs half "
+                        "way through it: call envs.reset() without a mask to reset them all."
+                    )
+                raise EpisodeError(
                     "options['reset_mask'] resets only some sub-envs, so the others need an "
                     "episode already: call envs.reset() without a mask first."
                 )
             rows = np.flatnonzero(mask).tolist()
         pairs = []
-        for i in rows:
-            env = self.envs[i]
-            env._len = int(self._len[i])  # a reset mid-turn must clear the whole context
-            _, info = env.reset(seed=seeds[i], options=options)
-            self._sync(i)
-            pairs.append((i, info))
+        try:
+            for i in rows:
+                env = self.envs[i]
+                env._len = int(self._len[i])  # a reset mid-turn must clear the whole context
+                _, info = env.reset(seed=seeds[i], options=options)
+                self._sync(i)
+                pairs.append((i, info))
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+        self._failure = None
         self._steps[rows] = 0
         self._needs_reset[rows] = False
         self._any_reset = bool(self._needs_reset.any())
@@ -143,77 +185,85 @@ class TextVectorEnv(VectorEnv):
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Append one token per sub-env; close turns; autoreset finished sub-envs."""
         if not self._started:
-            raise RuntimeError("step() was called before reset(); call envs.reset() first.")
+            raise EpisodeError(self._not_running_message())
         a = self._check_actions(actions)
-        n = self.num_envs
-        rewards = np.zeros(n, dtype=np.float64)
-        terminated = np.zeros(n, dtype=bool)
-        truncated = np.zeros(n, dtype=bool)
-        pairs: list[tuple[int, dict[str, Any]]] = []
+        # A try block costs nothing until something raises.
+        try:
+            n = self.num_envs
+            rewards = np.zeros(n, dtype=np.float64)
+            terminated = np.zeros(n, dtype=bool)
+            truncated = np.zeros(n, dtype=bool)
+            pairs: list[tuple[int, dict[str, Any]]] = []
 
-        resetting = self._needs_reset
-        if self._any_reset:
-            for i in np.flatnonzero(resetting).tolist():
-                # Env.reset without a seed only samples and writes the opening; skipping the
-                # wrapper also skips building an observation that would be thrown away.
-                # The sub-env's own length is only synced at turn ends; a time-limit
-                # truncation can land mid-turn, so hand it the true length to clear.
-                self.envs[i]._len = int(self._len[i])
-                pairs.append((i, self.envs[i]._start_episode()))
-                self._sync(i)
-            self._steps[resetting] = 0
-            rows = np.flatnonzero(~resetting)
-            sel: slice | np.ndarray = rows
-        else:
-            # The common case: every sub-env steps, so whole-array views replace fancy
-            # indexing (no row gathers, no copies).
-            rows, sel = None, slice(None)
+            resetting = self._needs_reset
+            if self._any_reset:
+                for i in np.flatnonzero(resetting).tolist():
+                    # Env.reset without a seed only samples and writes the opening; skipping the
+                    # wrapper also skips building an observation that would be thrown away.
+                    # The sub-env's own length is only synced at turn ends; a time-limit
+                    # truncation can land mid-turn, so hand it the true length to clear.
+                    self.envs[i]._len = int(self._len[i])
+                    pairs.append((i, self.envs[i]._start_episode()))
+                    self._sync(i)
+                self._steps[resetting] = 0
+                rows = np.flatnonzero(~resetting)
+                sel: slice | np.ndarray = rows
+            else:
+                # The common case: every sub-env steps, so whole-array views replace fancy
+                # indexing (no row gathers, no copies).
+                rows, sel = None, slice(None)
 
-        # The hot path: one token into every stepping row.
-        pos = self._len[sel]
-        tok = a[sel]
-        flat = self._offsets[sel] + pos
-        self._flat_ids[flat] = tok
-        self._flat_attn[flat] = 1
-        length = pos + 1
-        self._len[sel] = length
-        self._steps[sel] += 1
-        if self._shaping is not None:
-            rewards[sel] = self._shaping[tok]
-        eot = tok == self.eot_id
-        closing = eot | (length >= self._close_at[sel])
-        any_done = False
-        if closing.any():
-            # Python runs only here, for the rows whose turn just ended.
-            where = np.flatnonzero(closing)
-            idx = (where if rows is None else rows[where]).tolist()
-            ended = eot[where].tolist()
-            lengths = length[where].tolist()
-            ctxs = []
-            for i, by_eot, n_tokens in zip(idx, ended, lengths, strict=True):
-                env = self.envs[i]
-                env._len = n_tokens
-                ctxs.append(env._close_turn(by_eot))
-            for i, ctx, (value, components) in zip(
-                idx, ctxs, evaluate(self.reward, ctxs), strict=True
-            ):
-                env = self.envs[i]
-                rewards[i] += value
-                if env._done:
-                    any_done = True
-                    terminated[i] = env._terminated
-                    truncated[i] = env._truncated
-                self._sync(i)
-                pairs.append((i, env._turn_info(ctx, components)))
-        if self.max_episode_steps is not None:
-            # As Gymnasium's TimeLimit: the limit truncates even a step that also terminates.
-            over = self._steps >= self.max_episode_steps
-            over[resetting] = False
-            truncated |= over
-            any_done = any_done or bool(over.any())
-        self._needs_reset = terminated | truncated if any_done else np.zeros(n, dtype=bool)
-        self._any_reset = any_done
-        return self._obs(), rewards, terminated, truncated, batch_infos(pairs, n)
+            # The hot path: one token into every stepping row.
+            pos = self._len[sel]
+            tok = a[sel]
+            flat = self._offsets[sel] + pos
+            self._flat_ids[flat] = tok
+            self._flat_attn[flat] = 1
+            length = pos + 1
+            self._len[sel] = length
+            self._steps[sel] += 1
+            if self._shaping is not None:
+                rewards[sel] = self._shaping[tok]
+            eot = tok == self.eot_id
+            closing = eot | (length >= self._close_at[sel])
+            any_done = False
+            if closing.any():
+                # Python runs only here, for the rows whose turn just ended.
+                where = np.flatnonzero(closing)
+                idx = (where if rows is None else rows[where]).tolist()
+                ended = eot[where].tolist()
+                lengths = length[where].tolist()
+                ctxs = []
+                for i, by_eot, n_tokens in zip(idx, ended, lengths, strict=True):
+                    env = self.envs[i]
+                    env._len = n_tokens
+                    ctxs.append(env._close_turn(by_eot))
+                for i, ctx, (value, components) in zip(
+                    idx, ctxs, evaluate(self.reward, ctxs), strict=True
+                ):
+                    env = self.envs[i]
+                    rewards[i] += value
+                    if env._done:
+                        any_done = True
+                        terminated[i] = env._terminated
+                        truncated[i] = env._truncated
+                    self._sync(i)
+                    pairs.append((i, env._turn_info(ctx, components)))
+            if self.max_episode_steps is not None:
+                # As Gymnasium's TimeLimit: the limit truncates even a step that also terminates.
+                over = self._steps >= self.max_episode_steps
+                over[resetting] = False
+                truncated |= over
+                any_done = any_done or bool(over.any())
+            self._needs_reset = terminated | truncated if any_done else np.zeros(n, dtype=bool)
+            self._any_reset = any_done
+            return self._obs(), rewards, terminated, truncated, batch_infos(pairs, n)
+        except BaseException as exc:
+            # A reward or responder raised after some rows took their token and closed their
+            # turn: the batch is half stepped and cannot be rolled back (a responder's state
+            # is its own), so it is marked as needing a full reset, and the next step says so.
+            self._fail(exc)
+            raise
 
     def action_masks(self) -> np.ndarray:
         """``(num_envs, vocab_size)`` bool masks, one row per sub-env."""
@@ -250,15 +300,49 @@ class TextVectorEnv(VectorEnv):
 
     # -- internals ------------------------------------------------------------------------
 
+    def _fail(self, exc: BaseException) -> None:
+        self._started = False
+        self._failure = f"{type(exc).__name__}: {exc}"
+
+    def _not_running_message(self) -> str:
+        if self._failure is not None:
+            return (
+                f"step() was called after a step or reset raised ({self._failure}), which "
+                "left some sub-envs half way through it; call envs.reset() (without a "
+                "reset_mask) to start every sub-env afresh."
+            )
+        return "step() was called before reset(); call envs.reset() first."
+
+    def _check_seeds(self, seed: Any) -> list[int | None]:
+        n = self.num_envs
+        if seed is None:
+            return [None] * n
+        if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+            first = check_seed(seed)
+            assert first is not None
+            return [first + i for i in range(n)]
+        if isinstance(seed, (str, bytes)) or not isinstance(seed, Iterable):
+            raise InputTypeError(
+                f"seed must be None, a non-negative integer (sub-env i gets seed + i) or a "
+                f"list of {n} such integers or None, got {describe(seed)}."
+            )
+        seeds = list(seed)
+        if len(seeds) != n:
+            raise InputError(
+                f"Got {len(seeds)} seeds for {n} sub-envs; pass one seed (or None) per "
+                "sub-env, or a single integer."
+            )
+        return [check_seed(s, f"seed[{i}]") for i, s in enumerate(seeds)]
+
     def _check_reset_mask(self, mask: Any) -> np.ndarray:
         mask = np.asarray(mask)
         if mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
-            raise ValueError(
+            raise InputError(
                 f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), one "
                 f"flag per sub-env; got dtype {mask.dtype} and shape {mask.shape}."
             )
         if not mask.any():
-            raise ValueError(
+            raise InputError(
                 "options['reset_mask'] marks no sub-env; set at least one True, or do not "
                 "call reset."
             )
@@ -280,21 +364,22 @@ class TextVectorEnv(VectorEnv):
     def _check_actions(self, actions: Any) -> np.ndarray:
         a = np.asarray(actions)
         if a.dtype.kind not in "iu":
-            raise TypeError(
+            raise InputTypeError(
                 f"Actions have dtype {a.dtype}; expected integer token ids of shape "
                 f"({self.num_envs},). Convert with np.asarray(actions, dtype=np.int64)."
             )
         if a.shape != (self.num_envs,):
-            raise ValueError(
+            raise InputError(
                 f"Actions have shape {a.shape}; expected ({self.num_envs},): one token id per "
                 "sub-env."
             )
-        a = a.astype(np.int64, copy=False)
+        given, a = a, a.astype(np.int64, copy=False)
         # Viewed as unsigned, a negative id wraps above 2**63, so one max() checks both
         # ends of the range (half the cost of min() and max()).
         if a.view(np.uint64).max() >= self.vocab_size:
-            bad = int(a[(a < 0) | (a >= self.vocab_size)][0])
-            raise ValueError(
+            # Read from the given array: a huge uint64 id wraps negative in the int64 copy.
+            bad = int(given[(a < 0) | (a >= self.vocab_size)][0])
+            raise InputError(
                 f"Action {bad} is outside the vocabulary: token ids are in "
                 f"[0, {self.vocab_size}). Check the policy's vocabulary matches the env's."
             )

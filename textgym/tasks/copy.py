@@ -9,7 +9,10 @@ import numpy as np
 from textgym.rewards.base import Reward, RewardContext
 from textgym.rewards.verifiable import ExactMatch
 from textgym.tasks.base import Problem, Task, Turn
+from textgym.tasks.checks import check_int
 
+#: Most words per problem.
+MAX_LENGTH = 1000
 WORDS = ("red", "blue", "green", "yellow", "black", "white", "pink", "brown", "gray", "orange")
 
 
@@ -17,7 +20,7 @@ class CopyTask(Task):
     """The prompt is ``copy: w1 w2 ... wk``; the agent must answer ``w1 w2 ... wk``.
 
     Args:
-        length: Words per problem.
+        length: Words per problem (1 to 1000).
         n_words: Size of the word pool (at most 10), which sets the number of problems
             (``n_words ** length``).
     """
@@ -26,10 +29,10 @@ class CopyTask(Task):
     description = "Repeat the prompt's words (synthetic; checks the core end to end)."
 
     def __init__(self, length: int = 3, n_words: int = 10) -> None:
-        if not 1 <= n_words <= len(WORDS):
-            raise ValueError(f"n_words must be in [1, {len(WORDS)}], got {n_words}.")
-        if length < 1:
-            raise ValueError(f"length must be >= 1, got {length}.")
+        n_words = check_int(n_words, "n_words", 1, len(WORDS))
+        # Beyond this a prompt no longer fits any sensible context (max_length grows as
+        # 2 * length), and a huge value would allocate the buffers before failing.
+        length = check_int(length, "length", 1, MAX_LENGTH)
         self.length = length
         self.words = WORDS[:n_words]
         self.max_new_tokens = length + 2

@@ -24,6 +24,7 @@ from textgym.rewards.base import Reward, RewardContext
 from textgym.rewards.combinators import Weighted
 from textgym.rewards.text import Politeness, text_words
 from textgym.tasks.base import Problem, Task, Turn
+from textgym.tasks.checks import check_bool, check_callable, check_int, check_names, check_real
 from textgym.tasks.reasoning import FEMALE_NAMES, MALE_NAMES
 from textgym.tasks.splits import Split, check_split, sample_in_split, split_of
 from textgym.users.base import Responder
@@ -93,6 +94,10 @@ INTENT_CUES: dict[str, tuple[str, ...]] = {
     "cancellation": ("cancel",),
     "complaint": ("complaint", "unhappy"),
 }
+#: Upper bounds on the settings: the context grows with patience (tiny variants), and
+#: amounts are drawn as 64-bit integers.
+MAX_PATIENCE = 1000
+MAX_AMOUNT = 1_000_000_000
 EMAIL_DOMAINS = ("mail.com", "post.com", "web.net")
 
 _ACTION = re.compile(r"\[\s*([a-z_]+)((?:\s+[a-z_]+\s*=\s*[^\s\]]+)*)\s*\]")
@@ -251,9 +256,9 @@ class CustomerServiceTask(Task):
     Args:
         intents: Which intents customers may have (keys of :data:`INTENTS`).
         ambiguous_rate: Probability that the opening hides the intent.
-        patience: Agent turns before the customer gives up and leaves.
+        patience: Agent turns before the customer gives up and leaves (1 to 1000).
         refund_limit: Refunds above this amount must be escalated (stated in the prompt).
-        max_amount: Order amounts are drawn from ``10..max_amount``.
+        max_amount: Order amounts are drawn from ``10..max_amount`` (at most 10**9).
         split: ``"train"`` or ``"test"``: disjoint cases (by intent and slot values).
         with_slots: Actions need slot values (``False`` in tiny variants: the action alone).
         bare_actions: A turn that is just an action word is that action, and
@@ -278,19 +283,14 @@ class CustomerServiceTask(Task):
         bare_actions: bool = False,
         user: Callable[[Responder], Responder] | None = None,
     ) -> None:
-        unknown = [i for i in intents if i not in INTENTS]
-        if unknown or not intents:
-            raise ValueError(
-                f"intents must be a non-empty subset of {list(INTENTS)}, got {list(intents)}."
-            )
-        if not 0.0 <= ambiguous_rate <= 1.0:
-            raise ValueError(f"ambiguous_rate must be in [0, 1], got {ambiguous_rate}.")
-        if patience < 1:
-            raise ValueError(f"patience must be >= 1 agent turn, got {patience}.")
-        if refund_limit < 10 or max_amount < 10:
-            raise ValueError(
-                f"Need refund_limit >= 10 and max_amount >= 10, got {refund_limit}, {max_amount}."
-            )
+        intents = check_names(intents, "intents", tuple(INTENTS))
+        ambiguous_rate = check_real(ambiguous_rate, "ambiguous_rate", 0.0, 1.0)
+        patience = check_int(patience, "patience", 1, MAX_PATIENCE)
+        refund_limit = check_int(refund_limit, "refund_limit", 10, MAX_AMOUNT)
+        max_amount = check_int(max_amount, "max_amount", 10, MAX_AMOUNT)
+        with_slots = check_bool(with_slots, "with_slots")
+        bare_actions = check_bool(bare_actions, "bare_actions")
+        user = check_callable(user, "user", "user=LMResponder.factory(path)")
         self.intents = tuple(intents)
         self.ambiguous_rate = ambiguous_rate
         self.patience = patience

@@ -32,6 +32,8 @@ import gymnasium as gym
 import numpy as np
 
 from textgym.core import TextEnv
+from textgym.errors import ConfigError
+from textgym.tasks.checks import check_int, check_real
 
 
 def _make(env_id: str, split: str) -> TextEnv:
@@ -43,7 +45,7 @@ def _make(env_id: str, split: str) -> TextEnv:
         return env
     params = inspect.signature(type(env.task)).parameters
     if "split" not in params:
-        raise ValueError(
+        raise ConfigError(
             f"{env_id} has no held-out split (its task {env.task.name!r} takes no 'split' "
             "argument); use split='train'."
         )
@@ -62,8 +64,9 @@ def generate_demonstrations(
         seed: Seeds the env (per episode) and the noise (once).
         split: ``"train"`` or ``"test"``.
     """
-    if not 0.0 <= noise <= 1.0:
-        raise ValueError(f"noise must be a probability in [0, 1], got {noise}.")
+    noise = check_real(noise, "noise", 0.0, 1.0)
+    n = check_int(n, "n", 0)
+    seed = check_int(seed, "seed", 0)
     env = _make(env_id, split)
     # The noise has its own RNG so that the env's episodes do not depend on the noise rate.
     noise_rng = np.random.default_rng([seed, 1])

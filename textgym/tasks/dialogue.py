@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from textgym.errors import ConfigError
 from textgym.rewards.base import Reward, RewardContext
 from textgym.rewards.combinators import Weighted
 from textgym.rewards.text import (
@@ -31,6 +32,7 @@ from textgym.rewards.text import (
     text_words,
 )
 from textgym.tasks.base import Problem, Task, Turn
+from textgym.tasks.checks import check_bool, check_callable, check_int, check_names
 from textgym.tasks.splits import Split, check_split, sample_in_split, split_of
 from textgym.users.base import Responder
 
@@ -124,6 +126,8 @@ TOPICS: dict[str, tuple[Question, ...]] = {
         Q("do birds swim or fly?", "birds: swim or fly?", "fly", ("fly",)),
     ),
 }  # fmt: skip
+#: Most spare turns: the context grows by 40 tokens per turn.
+MAX_PATIENCE = 1000
 REGULAR_TOPICS = tuple(t for t in TOPICS if t != "basics")
 
 
@@ -236,7 +240,8 @@ class DialogueTask(Task):
     Args:
         topics: Topics the user may pick (keys of :data:`TOPICS`).
         n_questions: Questions per conversation (the user's goal).
-        patience: Extra agent turns the user tolerates beyond one per question.
+        patience: Extra agent turns the user tolerates beyond one per question (0 to
+            1000).
         split: ``"train"`` or ``"test"``: disjoint conversations (topic and question
             sequence). Questions recur across splits in other combinations and orders.
         one_word: Answers are one word and ``action_masks()`` allows only the answer words
@@ -258,17 +263,17 @@ class DialogueTask(Task):
         one_word: bool = False,
         user: Callable[[Responder], Responder] | None = None,
     ) -> None:
-        unknown = [t for t in topics if t not in TOPICS]
-        if unknown or not topics:
-            raise ValueError(f"topics must be a non-empty subset of {list(TOPICS)}, got {topics}.")
+        topics = check_names(topics, "topics", tuple(TOPICS))
         smallest = min(len(TOPICS[t]) for t in topics)
-        if not 1 <= n_questions <= smallest:
-            raise ValueError(
+        n_questions = check_int(n_questions, "n_questions", 1)
+        if n_questions > smallest:
+            raise ConfigError(
                 f"n_questions must be in [1, {smallest}] (the smallest topic has {smallest} "
                 f"questions), got {n_questions}."
             )
-        if patience < 0:
-            raise ValueError(f"patience must be >= 0 extra turns, got {patience}.")
+        patience = check_int(patience, "patience", 0, MAX_PATIENCE)
+        one_word = check_bool(one_word, "one_word")
+        user = check_callable(user, "user", "user=LMResponder.factory(path)")
         self.topics = tuple(topics)
         self.n_questions, self.patience = n_questions, patience
         self.split = check_split(split)

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from textgym.errors import ConfigError
 from textgym.rewards.base import Reward, RewardContext
 from textgym.rewards.verifiable import is_abstention, parse_answer
 from textgym.tasks.base import Problem, Task, Turn
+from textgym.tasks.checks import check_bool, check_int, check_names
 from textgym.tasks.splits import Split, check_split, sample_in_split, split_of
 
 MALE_NAMES = ("tom", "sam", "ben", "max", "leo", "jack", "noah", "paul")
@@ -40,6 +42,13 @@ MUL_TEMPLATES = {2: "{p} doubles them.", 3: "{p} triples them."}
 MUL_GENERIC = "{p} now has {n} times as many."
 DIV_TEMPLATES = {2: "{p} gives half of them away."}
 DIV_GENERIC = "{p} splits them into {n} equal groups and keeps one."
+
+#: Upper bounds on the generator's settings: far beyond any useful problem, and low enough
+#: that building the task (its moves table, its pool) takes at most about a second.
+MAX_STEPS = 1000
+MAX_VALUE = 100_000
+MAX_MOVES = 500_000
+MAX_POOL = 1_000
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
@@ -119,17 +128,17 @@ class ReasoningReward(Reward):
         bare: bool = False,
     ) -> None:
         if not wrong < abstain < correct:
-            raise ValueError(
+            raise ConfigError(
                 f"ReasoningReward needs wrong < abstain < correct, got wrong={wrong}, "
                 f"abstain={abstain}, correct={correct}."
             )
         if not 0 <= format_weight < abstain - wrong:
-            raise ValueError(
+            raise ConfigError(
                 f"format_weight={format_weight} must be in [0, abstain - wrong = "
                 f"{abstain - wrong}) so that abstaining still beats a well-formatted guess."
             )
         self.correct, self.abstain, self.wrong = correct, abstain, wrong
-        self.format_weight, self.bare = format_weight, bare
+        self.format_weight, self.bare = format_weight, check_bool(bare, "bare")
 
     def score(self, ctx: RewardContext) -> tuple[float, dict[str, float]]:
         got = None if ctx.truncated else extract_answer(ctx.text, self.bare)
@@ -192,16 +201,17 @@ class ReasoningTask(Task):
 
     Args:
         min_steps: Fewest events per problem (>= 1).
-        max_steps: Most events per problem.
+        max_steps: Most events per problem (at most 1000).
         max_start: Largest starting count (the smallest is 2).
         max_operand: Largest number bought, found, given away, ... (add and subtract).
         max_factor: Largest factor for multiply and divide (>= 2).
-        max_value: No count along the chain exceeds this (nor drops below 1).
+        max_value: No count along the chain exceeds this (nor drops below 1); at most
+            100,000, and ``max_value * (max_operand + max_factor)`` at most 250,000.
         operations: Which of ``"add"``, ``"sub"``, ``"mul"``, ``"div"`` may appear.
         split: ``"train"`` or ``"test"``: disjoint problem sets (by the arithmetic, so a
             test problem never differs from a training one only by names).
-        pool_size: If set, problems come from a fixed pool of this many (per split),
-            small enough for tabular agents to see every problem.
+        pool_size: If set, problems come from a fixed pool of this many (per split, at
+            most 1,000), small enough for tabular agents to see every problem.
         cot: The oracle writes one equation per step before the answer.
         bare_answer: The answer format is the bare number (``7``) instead of
             ``answer: 7``, and ``action_masks()`` allows only the space marker ``▁`` and
@@ -225,22 +235,34 @@ class ReasoningTask(Task):
         cot: bool = True,
         bare_answer: bool = False,
     ) -> None:
-        if not 1 <= min_steps <= max_steps:
-            raise ValueError(f"Need 1 <= min_steps <= max_steps, got {min_steps}, {max_steps}.")
-        if max_start < 2 or max_operand < 1 or max_factor < 2:
-            raise ValueError(
-                f"Need max_start >= 2, max_operand >= 1 and max_factor >= 2, got {max_start}, "
-                f"{max_operand}, {max_factor}."
+        min_steps = check_int(min_steps, "min_steps", 1, MAX_STEPS)
+        max_steps = check_int(max_steps, "max_steps", 1, MAX_STEPS)
+        if min_steps > max_steps:
+            raise ConfigError(
+                f"Need 1 <= min_steps <= max_steps, got min_steps={min_steps}, "
+                f"max_steps={max_steps}."
             )
-        if max_value < max_start:
-            raise ValueError(f"max_value={max_value} must be >= max_start={max_start}.")
-        unknown = [op for op in operations if op not in OPERATIONS]
-        if unknown or not operations:
-            raise ValueError(
-                f"operations must be a non-empty subset of {OPERATIONS}, got {operations}."
+        max_start = check_int(max_start, "max_start", 2)
+        max_operand = check_int(max_operand, "max_operand", 1)
+        max_factor = check_int(max_factor, "max_factor", 2)
+        max_value = check_int(max_value, "max_value", max_start, MAX_VALUE)
+        operations = check_names(operations, "operations", OPERATIONS)
+        if pool_size is not None:
+            pool_size = check_int(pool_size, "pool_size", 1, MAX_POOL)
+        cot = check_bool(cot, "cot")
+        bare_answer = check_bool(bare_answer, "bare_answer")
+        # The moves table holds, for every count up to max_value, each operand that keeps
+        # the count in range: its size is known before building it, so an absurd setting
+        # is refused at once instead of building for minutes.
+        moves = (max_value + 1) * 2 * (min(max_operand, max_value) + min(max_factor, max_value))
+        if moves > MAX_MOVES:
+            raise ConfigError(
+                f"max_value={max_value} with max_operand={max_operand} and "
+                f"max_factor={max_factor} needs a table of about {moves:,} moves, over the "
+                f"limit of {MAX_MOVES:,}: lower max_value, or max_operand and max_factor "
+                "(the product of max_value and max_operand + max_factor must stay under "
+                f"{MAX_MOVES // 2:,})."
             )
-        if pool_size is not None and pool_size < 1:
-            raise ValueError(f"pool_size must be None or >= 1, got {pool_size}.")
         self.min_steps, self.max_steps = min_steps, max_steps
         self.max_start, self.max_operand = max_start, max_operand
         self.max_factor, self.max_value = max_factor, max_value
@@ -297,17 +319,18 @@ class ReasoningTask(Task):
         return start, steps
 
     def _feasible(self, op: str, value: int) -> list[Step]:
+        # Each range stops where the condition first fails (the same steps, in the same
+        # order, as testing every operand), so a huge max_operand or max_factor costs nothing.
         if op == "add":
-            return [
-                Step(op, k) for k in range(1, self.max_operand + 1) if value + k <= self.max_value
-            ]
+            top = min(self.max_operand, self.max_value - value)
+            return [Step(op, k) for k in range(1, top + 1)]
         if op == "sub":
-            return [Step(op, k) for k in range(1, self.max_operand + 1) if value - k >= 1]
+            return [Step(op, k) for k in range(1, min(self.max_operand, value - 1) + 1)]
         if op == "mul":
-            return [
-                Step(op, k) for k in range(2, self.max_factor + 1) if value * k <= self.max_value
-            ]
-        return [Step(op, k) for k in range(2, self.max_factor + 1) if value % k == 0]
+            top = self.max_factor if value == 0 else min(self.max_factor, self.max_value // value)
+            return [Step(op, k) for k in range(2, top + 1)]
+        top = self.max_factor if value == 0 else min(self.max_factor, value)
+        return [Step(op, k) for k in range(2, top + 1) if value % k == 0]
 
     @staticmethod
     def arithmetic_key(start: int, steps: Sequence[Step]) -> str:
@@ -370,7 +393,7 @@ class ReasoningTask(Task):
             if len(pool) == size:
                 break
         if len(pool) < size:
-            raise ValueError(
+            raise ConfigError(
                 f"Only {len(pool)} distinct problems exist in split {self.split!r} for these "
                 f"settings, fewer than pool_size={size}. Lower pool_size or widen the ranges."
             )

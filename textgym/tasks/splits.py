@@ -14,6 +14,8 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
+from textgym.errors import ConfigError
+
 Split = Literal["train", "test"]
 SPLITS: tuple[Split, ...] = ("train", "test")
 #: Share of the problem space held out for ``split="test"``.
@@ -24,8 +26,8 @@ T = TypeVar("T")
 
 def check_split(split: str) -> Split:
     """Validate a ``split`` argument, with a message that says what is accepted."""
-    if split not in SPLITS:
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
+    if not isinstance(split, str) or split not in SPLITS:
+        raise ConfigError(f"split must be 'train' or 'test', got {split!r}.")
     return split  # type: ignore[return-value]
 
 

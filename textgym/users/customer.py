@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from textgym.rewards.text import text_words
+from textgym.tasks.checks import check_bool
 from textgym.tasks.customer_service import (
     CLARIFICATIONS,
     SLOTS,
@@ -81,7 +82,7 @@ class ScriptedCustomer(Responder):
     """
 
     def __init__(self, bare_actions: bool = False) -> None:
-        self.bare_actions = bare_actions
+        self.bare_actions = check_bool(bare_actions, "bare_actions")
         self.problem: Problem | None = None
 
     def reset(self, problem: Problem, rng: np.random.Generator) -> None:
