@@ -27,7 +27,7 @@ import torch
 
 from agents.common.rollout import Episode, RolloutBatch
 from agents.lm.policy import token_logprobs
-from agents.lm.trainer import LMTrainer, TrainConfig
+from agents.lm.trainer import COUNT, FLAG, NON_NEGATIVE, Check, LMTrainer, TrainConfig
 
 
 @dataclass
@@ -51,6 +51,32 @@ class GRPOConfig(TrainConfig):
     scale_rewards: bool = False
     """divide advantages by the group's reward std (the original GRPO; Dr. GRPO turns it off)"""
 
+    CHECKS: ClassVar[dict[str, Check]] = {
+        **TrainConfig.CHECKS,
+        # Advantages are relative to the group: a group of one has none.
+        "group_size": Check(int, low=2),
+        "num_iterations": COUNT,
+        "num_minibatches": COUNT,
+        "clip_coef": Check(float, low=0.0, high=1.0, low_open=True),
+        "kl_coef": NON_NEGATIVE,
+        "loss_type": Check(str, choices=("grpo", "dr_grpo", "token")),
+        "scale_rewards": FLAG,
+    }
+
+    def consistency_problems(self) -> list[str]:
+        if self.num_envs % self.group_size:
+            return [
+                f"--num-envs {self.num_envs} must be a multiple of group_size="
+                f"{self.group_size} (--group-size): each group plays one problem"
+            ]
+        groups = self.num_envs // self.group_size * self.rounds_per_update
+        if self.num_minibatches > groups:
+            return [
+                f"--num-minibatches {self.num_minibatches} must be in [1, {groups}] (the groups "
+                "per update: minibatches hold whole groups)"
+            ]
+        return []
+
 
 class GRPO(LMTrainer):
     """Group-relative policy optimisation over a vector env."""
@@ -58,22 +84,6 @@ class GRPO(LMTrainer):
     algo: ClassVar[str] = "grpo"
     config_class: ClassVar[type[TrainConfig]] = GRPOConfig
     config: GRPOConfig
-
-    def _validate_algo(self) -> list[str]:
-        cfg = self.config
-        problems = []
-        if cfg.group_size < 2:
-            problems.append(f"group_size={cfg.group_size} must be >= 2 (advantages are relative)")
-        elif cfg.num_envs % cfg.group_size:
-            problems.append(
-                f"num_envs={cfg.num_envs} must be a multiple of group_size={cfg.group_size}"
-            )
-        groups = (cfg.num_envs // max(cfg.group_size, 1)) * cfg.rounds_per_update
-        if cfg.num_minibatches < 1 or cfg.num_minibatches > max(groups, 1):
-            problems.append(f"num_minibatches={cfg.num_minibatches} must be in [1, {groups}]")
-        if cfg.loss_type not in ("grpo", "dr_grpo", "token"):
-            problems.append(f"loss_type={cfg.loss_type!r} must be 'grpo', 'dr_grpo' or 'token'")
-        return problems
 
     def round_seeds(self) -> tuple[list[int], list[int]]:
         # group_size rows share a seed, hence a problem (and a user, in multi-turn tasks).

@@ -31,7 +31,17 @@ import torch
 
 from agents.common.rollout import Episode, RolloutBatch, gae, whiten
 from agents.lm.policy import LMPolicy, entropy_from_logits, token_logprobs
-from agents.lm.trainer import LMTrainer, TrainConfig, mean_over_processes
+from agents.lm.trainer import (
+    COUNT,
+    FLAG,
+    NON_NEGATIVE,
+    POSITIVE,
+    UNIT,
+    Check,
+    LMTrainer,
+    TrainConfig,
+    mean_over_processes,
+)
 
 
 @dataclass
@@ -75,6 +85,34 @@ class PPOConfig(TrainConfig):
     bootstrap_truncated: bool = True
     """bootstrap from the final state's value when a length limit cuts an episode after a complete turn"""
 
+    CHECKS: ClassVar[dict[str, Check]] = {
+        **TrainConfig.CHECKS,
+        "update_epochs": COUNT,
+        "num_minibatches": COUNT,
+        "gamma": UNIT,
+        "gae_lambda": UNIT,
+        "clip_coef": Check(float, low=0.0, high=1.0, low_open=True),
+        "clip_vloss": FLAG,
+        "vf_clip": POSITIVE,
+        "vf_coef": NON_NEGATIVE,
+        "vf_lr_scale": POSITIVE,
+        "ent_coef": NON_NEGATIVE,
+        "norm_adv": FLAG,
+        "target_kl": Check(float, low=0.0, low_open=True, optional=True),
+        "adaptive_kl": FLAG,
+        "kl_target": POSITIVE,
+        "kl_horizon": COUNT,
+        "bootstrap_truncated": FLAG,
+    }
+
+    def consistency_problems(self) -> list[str]:
+        if self.num_minibatches > self.episodes_per_update:
+            return [
+                f"--num-minibatches {self.num_minibatches} exceeds the episodes per update "
+                f"({self.episodes_per_update} = --num-envs * --rounds-per-update)"
+            ]
+        return []
+
 
 class PPO(LMTrainer):
     """Token-level PPO with a value head on the policy's last hidden state."""
@@ -83,18 +121,6 @@ class PPO(LMTrainer):
     config_class: ClassVar[type[TrainConfig]] = PPOConfig
     value_head: ClassVar[bool] = True
     config: PPOConfig
-
-    def _validate_algo(self) -> list[str]:
-        cfg = self.config
-        problems = []
-        if cfg.update_epochs < 1 or cfg.num_minibatches < 1:
-            problems.append("update_epochs and num_minibatches must be >= 1")
-        if cfg.num_minibatches > cfg.num_envs * cfg.rounds_per_update:
-            problems.append(
-                f"num_minibatches={cfg.num_minibatches} exceeds the episodes per update "
-                f"({cfg.num_envs * cfg.rounds_per_update})"
-            )
-        return problems
 
     def param_groups(self, policy: LMPolicy) -> list[dict[str, Any]]:
         # The value head starts at zero while the LM is pre-trained: it gets a larger step.

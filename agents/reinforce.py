@@ -20,7 +20,7 @@ import torch
 
 from agents.common.rollout import Episode, RolloutBatch
 from agents.lm.policy import token_logprobs
-from agents.lm.trainer import LMTrainer, TrainConfig
+from agents.lm.trainer import FLAG, UNIT, Check, LMTrainer, TrainConfig
 
 
 @dataclass
@@ -32,6 +32,16 @@ class ReinforceConfig(TrainConfig):
     norm_adv: bool = True
     """divide advantages by their std over the batch's agent tokens (scale only)"""
 
+    CHECKS: ClassVar[dict[str, Check]] = {**TrainConfig.CHECKS, "gamma": UNIT, "norm_adv": FLAG}
+
+    def consistency_problems(self) -> list[str]:
+        if self.episodes_per_update < 2:
+            return [
+                "a baseline needs at least 2 episodes per update (--num-envs * "
+                f"--rounds-per-update = {self.num_envs} * {self.rounds_per_update})"
+            ]
+        return []
+
 
 class Reinforce(LMTrainer):
     """REINFORCE with a leave-one-out baseline."""
@@ -39,13 +49,6 @@ class Reinforce(LMTrainer):
     algo: ClassVar[str] = "reinforce"
     config_class: ClassVar[type[TrainConfig]] = ReinforceConfig
     config: ReinforceConfig
-
-    def _validate_algo(self) -> list[str]:
-        if self.config.num_envs * self.config.rounds_per_update < 2:
-            return [
-                "a baseline needs at least 2 episodes per update (num_envs * rounds_per_update)"
-            ]
-        return []
 
     def update(self, batch: RolloutBatch, episodes: Sequence[Episode]) -> dict[str, float]:
         cfg = self.config

@@ -40,6 +40,7 @@ from torch import nn
 
 import textgym  # noqa: F401 - registers textgym/* ids, so SB3 can build envs from id strings
 from agents.common import EvalResult, Logger, evaluate_policy
+from textgym.errors import ConfigError
 
 __all__ = [
     "AllowedTokens",
@@ -171,12 +172,12 @@ def policy_kwargs(
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.")
+        raise ConfigError(f"{name} must be one of {list(choices)}, got {value!r}.")
 
 
 def _check_positive(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{name} must be a positive int, got {value!r}.")
 
 
 class AllowedTokens(gym.ActionWrapper):
@@ -263,9 +264,9 @@ class LearningCurveCallback(BaseCallback):
         _check_positive("eval_freq", eval_freq)
         _check_positive("n_eval_episodes", n_eval_episodes)
         if target_success is not None and not 0.0 <= target_success <= 1.0:
-            raise ValueError(f"target_success must be in [0, 1], got {target_success}.")
+            raise ConfigError(f"target_success must be in [0, 1], got {target_success}.")
         if target_success is not None and eval_env is None:
-            raise ValueError("target_success needs evaluations: pass eval_env=...")
+            raise ConfigError("target_success needs evaluations: pass eval_env=...")
         self.log_dir = log_dir
         self.log_interval = log_interval
         self.eval_env = eval_env

@@ -15,7 +15,11 @@ The API follows stable-baselines3::
     agent.evaluate(n_episodes=100)          # EvalResult(success_rate=..., mean_return=...)
 
 Checkpoints are ``.npz`` files read with ``allow_pickle=False`` (no code runs on load), with a
-format name and version. Learning curves go through :class:`agents.common.Logger` under the
+format name and version, written atomically (a temporary file moved into place, so a kill
+mid-save keeps the previous file). A loaded file decides only what the agent learned: its
+header may hold the learner's hyper-parameters and nothing else, so a received file can never
+choose where textgym writes (``log_dir`` and ``tensorboard`` are the caller's, passed to
+``load``). Learning curves go through :class:`agents.common.Logger` under the
 keys every agent uses (``charts/episodic_return``, ``charts/success_rate``,
 ``eval/success_rate``, ...).
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 import abc
 import difflib
 import inspect
+import io
 import json
 import math
 import os
@@ -40,6 +45,8 @@ import numpy as np
 from gymnasium import spaces
 
 from agents.common import EvalResult, Logger, evaluate_policy
+from textgym.errors import ConfigError, UserError
+from textgym.files import atomic_write
 
 try:  # Python 3.11+
     from typing import Self
@@ -65,7 +72,14 @@ FORMAT_VERSION = 1
 CHECKPOINT_FORMAT = "textgym-agent"
 
 
-class CheckpointError(ValueError):
+#: Constructor arguments that say where and how the agent writes: always the caller's, never
+#: read from a checkpoint (a received file must not redirect textgym's writes).
+CALLER_ONLY = ("log_dir", "tensorboard")
+#: The largest seed (numpy seeds with 32 bits; Gymnasium refuses larger seeds too).
+MAX_SEED = 2**32 - 1
+
+
+class CheckpointError(UserError, ValueError):
     """A checkpoint file is not a textgym agent checkpoint, is corrupt, or does not fit."""
 
 
@@ -281,8 +295,10 @@ class EpisodicAgent(abc.ABC):
     ) -> None:
         if unknown:
             self._reject(unknown)
-        _check_int("seed", seed, minimum=0)
+        _check_int("seed", seed, minimum=0, maximum=MAX_SEED)
         _check_int("log_interval", log_interval, minimum=1)
+        if tensorboard is not None and not isinstance(tensorboard, bool):
+            raise ConfigError(f"tensorboard must be True, False or None, got {tensorboard!r}.")
         self.seed = seed
         self.log_dir = None if log_dir is None else Path(log_dir)
         self.log_interval = log_interval
@@ -454,9 +470,9 @@ class EpisodicAgent(abc.ABC):
         _check_int("n_eval_episodes", n_eval_episodes, minimum=1)
         if target_success is not None:
             if not 0.0 <= target_success <= 1.0:
-                raise ValueError(f"target_success must be in [0, 1], got {target_success}.")
+                raise ConfigError(f"target_success must be in [0, 1], got {target_success}.")
             if eval_freq == 0:
-                raise ValueError("target_success needs evaluations: set eval_freq > 0.")
+                raise ConfigError("target_success needs evaluations: set eval_freq > 0.")
         if reset_num_timesteps:
             self.num_timesteps = self.num_episodes = 0
             self.train_seconds = 0.0
@@ -464,13 +480,43 @@ class EpisodicAgent(abc.ABC):
         evaluator = None
         if eval_freq:
             evaluator = self._eval_env(eval_env)
-        if self.log_dir is not None and self._logger is None:
-            self._logger = Logger(self.log_dir, tensorboard=self.tensorboard)
-
         from tqdm.auto import tqdm
 
-        env = self.env
+        if self.log_dir is not None and self._logger is None:
+            self._logger = Logger(self.log_dir, tensorboard=self.tensorboard)
         bar = tqdm(total=total_timesteps, disable=not progress_bar, unit="step", desc=self.algo)
+        try:
+            self._learn_loop(
+                total_timesteps,
+                bar,
+                evaluator,
+                n_eval_episodes,
+                eval_seed,
+                eval_freq,
+                target_success,
+                progress_bar,
+            )
+        finally:
+            bar.close()
+            # Runs in a harness would otherwise keep one file (and TensorBoard writer) open
+            # per agent, and a failed learn() would leak them; the next learn() reopens the
+            # run directory and appends.
+            self.close()
+        return self
+
+    def _learn_loop(
+        self,
+        total_timesteps: int,
+        bar: Any,
+        evaluator: gym.Env | None,
+        n_eval_episodes: int,
+        eval_seed: int,
+        eval_freq: int,
+        target_success: float | None,
+        progress_bar: bool,
+    ) -> None:
+        assert self.env is not None
+        env = self.env
         start_step = self.num_timesteps
         next_log = start_step + self.log_interval
         next_eval = start_step + eval_freq if eval_freq else math.inf
@@ -546,12 +592,7 @@ class EpisodicAgent(abc.ABC):
             obs, _ = env.reset()
             self._episode_reset()
         bar.update(self.num_timesteps - start_step - bar.n)
-        bar.close()
         self.train_seconds += time.perf_counter() - t0 - eval_seconds
-        # Runs in a harness would otherwise keep one file (and TensorBoard writer) open per
-        # agent; the next learn() reopens the run directory and appends.
-        self.close()
-        return self
 
     def _eval_env(self, eval_env: gym.Env | str | None) -> gym.Env:
         if eval_env is not None:
@@ -615,10 +656,11 @@ class EpisodicAgent(abc.ABC):
         hyper-parameters); :meth:`load` reads it without pickle.
         """
         path = _npz_path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         meta = json.dumps(self._meta())
-        np.savez_compressed(path, meta=np.array(meta), **self._arrays())
-        return path
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, meta=np.array(meta), **self._arrays())
+        # Whole or not at all: a kill mid-save keeps the previous checkpoint.
+        return atomic_write(path, buffer.getvalue())
 
     @classmethod
     def load(
@@ -632,13 +674,15 @@ class EpisodicAgent(abc.ABC):
         Args:
             path: The checkpoint (``.npz`` may be omitted).
             env: Env to continue learning in; not needed for ``predict``.
-            **kwargs: Overrides of saved constructor arguments (e.g. ``log_dir``, or
-                ``features`` for a checkpoint trained with a custom features function).
+            **kwargs: Overrides of saved constructor arguments (e.g. ``features`` for a
+                checkpoint trained with a custom features function), and where the agent
+                logs (``log_dir``, ``tensorboard``): those are never read from the file.
 
         Raises:
             FileNotFoundError: no file at ``path``.
             CheckpointError: the file is not a textgym agent checkpoint, is corrupt, has
-                another format version, or holds a different algorithm than ``cls``.
+                another format version, holds a different algorithm than ``cls``, or its
+                header holds anything but valid hyper-parameters of that algorithm.
         """
         file = _npz_path(path)
         if not file.exists() and Path(path).exists():
@@ -679,8 +723,20 @@ class EpisodicAgent(abc.ABC):
                 f"{str(file)!r} holds a {meta['algo']} agent, not {cls.__name__}; load it with "
                 f"{target.__name__}.load(...) or agents.tabular.load(...)."
             )
-        params = {**meta["hyperparameters"], **kwargs}
-        agent = target(None, **target._from_saved(params))
+        saved = _saved_hyperparameters(file, meta, target)
+        try:
+            # The header alone (with the caller's features function, if the header names a
+            # custom one) must make a valid learner: a bad value is the file's fault.
+            probe = {**saved, **({"features": kwargs["features"]} if "features" in kwargs else {})}
+            agent = target(None, **target._from_saved(probe))
+        except CheckpointError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(
+                f"{str(file)!r} holds invalid hyper-parameters in its header: {exc}"
+            ) from None
+        if kwargs:
+            agent = target(None, **target._from_saved({**saved, **kwargs}))
         try:
             agent._restore(arrays, meta)
         except (KeyError, ValueError, IndexError) as exc:
@@ -711,9 +767,40 @@ def _npz_path(path: str | os.PathLike[str]) -> Path:
     return p if p.suffix == ".npz" else p.with_name(p.name + ".npz")
 
 
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
+def _saved_hyperparameters(
+    file: Path, meta: dict[str, Any], target: type[EpisodicAgent]
+) -> dict[str, Any]:
+    """The header's hyper-parameters, refused unless each is a constructor argument of
+    ``target`` that a file may set (never :data:`CALLER_ONLY`: where the agent writes)."""
+    params = meta.get("hyperparameters")
+    if not isinstance(params, dict):
+        raise CheckpointError(
+            f"{str(file)!r} is damaged: its header has no hyper-parameters dict (got "
+            f"{type(params).__name__})."
+        )
+    allowed = [p for p in target._parameters() if p not in CALLER_ONLY]
+    for key in params:
+        if key in CALLER_ONLY:
+            raise CheckpointError(
+                f"{str(file)!r} sets {key!r} in its header; a checkpoint never decides where "
+                f"textgym writes, and textgym never saves it. Do not trust this file; pass "
+                f"{key}=... to load() yourself."
+            )
+        if key not in allowed:
+            raise CheckpointError(
+                f"{str(file)!r} has an unknown hyper-parameter {key!r} in its header (a "
+                f"{target.algo} checkpoint holds {allowed})."
+            )
+    return dict(params)
+
+
+def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= minimum
+    if ok and maximum is not None:
+        ok = value <= maximum
+    if not ok:
+        bound = f"in [{minimum}, {maximum}]" if maximum is not None else f">= {minimum}"
+        raise ConfigError(f"{name} must be an int {bound}, got {value!r}.")
 
 
 def _check_unit(name: str, value: Any, low_open: bool = False) -> float:
@@ -723,7 +810,7 @@ def _check_unit(name: str, value: Any, low_open: bool = False) -> float:
         ok = (value > 0.0 if low_open else value >= 0.0) and value <= 1.0
     if not ok:
         interval = "(0, 1]" if low_open else "[0, 1]"
-        raise ValueError(f"{name} must be a number in {interval}, got {value!r}.")
+        raise ConfigError(f"{name} must be a number in {interval}, got {value!r}.")
     return value
 
 
@@ -796,22 +883,26 @@ class TabularAgent(EpisodicAgent):
         self.epsilon_end = _check_unit("epsilon_end", epsilon_end)
         self.exploration_fraction = _check_unit("exploration_fraction", exploration_fraction)
         if epsilon_decay not in ("linear", "exponential"):
-            raise ValueError(
+            raise ConfigError(
                 f"epsilon_decay must be 'linear' or 'exponential', got {epsilon_decay!r}."
             )
         if epsilon_decay == "exponential" and min(epsilon_start, epsilon_end) <= 0:
-            raise ValueError(
+            raise ConfigError(
                 "epsilon_decay='exponential' interpolates geometrically, so epsilon_start and "
                 f"epsilon_end must be > 0 (got {epsilon_start}, {epsilon_end}); use 'linear' "
                 "to decay to 0."
             )
         self.epsilon_decay = epsilon_decay
-        if isinstance(initial_q, bool) or not isinstance(initial_q, (int, float)):
-            raise ValueError(f"initial_q must be a number, got {initial_q!r}.")
+        if (
+            isinstance(initial_q, bool)
+            or not isinstance(initial_q, (int, float, np.integer, np.floating))
+            or not math.isfinite(initial_q)
+        ):
+            raise ConfigError(f"initial_q must be a finite number, got {initial_q!r}.")
         self.initial_q = float(initial_q)
         self.features = make_features(features)
         if bootstrap_truncated is not None and not isinstance(bootstrap_truncated, bool):
-            raise ValueError(
+            raise ConfigError(
                 f"bootstrap_truncated must be True, False or None, got {bootstrap_truncated!r}."
             )
         self.bootstrap_truncated = bootstrap_truncated

@@ -7,8 +7,10 @@
 
 Every field of the algorithm's config dataclass is a flag (``--kl-coef 0.05``,
 ``--no-norm-adv``); ``textgym train --algo ppo --help`` lists them with their docstrings.
-Arguments are checked (algorithm, env id, model path, vocabulary, checkpoint) before any
-training starts.
+Arguments are checked (algorithm, env id, every value's range, model path, vocabulary,
+checkpoint) before any training starts. A mistake in them, or a run directory that is in use
+or cannot be written, is a :class:`textgym.errors.UserError`: printed as one
+``textgym train: error: ...`` line (exit status 2), never a traceback; a traceback means a bug.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agents.lm.trainer import ConfigError, LMTrainer, TrainConfig, field_docs
+from textgym.errors import UserError
 
 ALGORITHMS: dict[str, str] = {
     "reinforce": "agents.reinforce:Reinforce",
@@ -52,6 +55,14 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad value raises :class:`ConfigError` instead of printing the whole
+    usage (dozens of flags) and exiting: ``main`` prints it in one line like every error."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise ConfigError(f"{message}. `{self.prog} --help` lists every flag and its type.")
+
+
 def _none_or(kind: type) -> Any:
     def convert(text: str) -> Any:
         return None if text.lower() in ("none", "null", "") else kind(text)
@@ -65,7 +76,7 @@ def build_parser(
 ) -> tuple[argparse.ArgumentParser, list[str]]:
     """An argparse parser with one flag per config field, documented by its docstring, and
     every flag it accepts (``--no-x`` for booleans; without ``--help``)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=f"textgym train --algo {algo}",
         description=f"Train a causal LM with {algo} on a textgym env.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -121,7 +132,7 @@ def _check_flags(
 
 def parse_args(argv: Sequence[str]) -> tuple[type[LMTrainer], TrainConfig]:
     """``argv`` -> (trainer class, config); raises :class:`ConfigError` on a bad algorithm."""
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = _Parser(prog="textgym train", add_help=False)
     pre.add_argument("--algo", default=None)
     known, _ = pre.parse_known_args(argv)
     if known.algo is None:
@@ -145,20 +156,34 @@ def parse_args(argv: Sequence[str]) -> tuple[type[LMTrainer], TrainConfig]:
         saved = Path(ns["run_dir"]) / "config.json"
         if saved.exists():
             fields = {f.name for f in dataclasses.fields(cls.config_class)}
-            stored = json.loads(saved.read_text())
+            stored = _read_config(saved)
             parser.set_defaults(**{k: v for k, v in stored.items() if k in fields})
             ns = vars(parser.parse_args(argv))
     ns.pop("algo")
     return cls, cls.config_class(**ns)
 
 
+def _read_config(path: Path) -> dict[str, Any]:
+    """A run's ``config.json``; a torn or foreign file is a clear error, not a traceback."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(
+            f"{str(path)!r} is not a readable run config ({type(exc).__name__}: {exc}); "
+            "restore it, or pass every setting as a flag with the file removed."
+        ) from None
+    if not isinstance(stored, dict):
+        raise ConfigError(
+            f"{str(path)!r} is not a run config (a JSON object of settings); restore it, or "
+            "pass every setting as a flag with the file removed."
+        )
+    return stored
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``textgym train`` (and ``python -m agents.train``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     from transformers.utils import logging as hf_logging
-
-    from agents.common.checkpoint import CheckpointError
-    from agents.lm.policy import ModelMismatchError
 
     bars_were_on = hf_logging.is_progress_bar_enabled()
     try:
@@ -168,11 +193,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # --no-progress also silences transformers' bars (loading and saving
                 # weights), for this call only: the setting is process-wide.
                 hf_logging.disable_progress_bar()
-            trainer = cls(config)
-        except (ConfigError, CheckpointError, ModelMismatchError, FileNotFoundError) as exc:
+            cls(config).learn()
+        except UserError as exc:
+            # The user's to fix, and the message says how: no traceback. Anything else is a
+            # bug and keeps its traceback.
             print(f"textgym train: error: {exc}", file=sys.stderr)
             return 2
-        trainer.learn()
         return 0
     finally:
         if bars_were_on:

@@ -221,10 +221,11 @@ def test_resume_keeps_the_runs_own_settings(synth, tmp_path: Path) -> None:
 def test_checkpoint_is_written_atomically(tmp_path: Path) -> None:
     from agents.common.checkpoint import load_checkpoint, save_checkpoint
 
-    save_checkpoint(tmp_path / "checkpoint.pt", {"model": {"w": torch.ones(2)}, "update": 1})
-    save_checkpoint(tmp_path / "checkpoint.pt", {"model": {"w": torch.zeros(2)}, "update": 2})
+    path = tmp_path / "checkpoint.safetensors"
+    save_checkpoint(path, {"model": {"w": torch.ones(2)}, "update": 1})
+    save_checkpoint(path, {"model": {"w": torch.zeros(2)}, "update": 2})
     assert load_checkpoint(tmp_path)["update"] == 2
-    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temp files left
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp files left
 
 
 @pytest.mark.parametrize(
@@ -339,7 +340,7 @@ def test_accelerate_launch_two_cpu_processes(synth, tmp_path: Path) -> None:
     report = json.loads((run / "report.json").read_text())
     # Two processes each collected 8 episodes per update.
     assert report["episodes"] == 2 * 2 * 8
-    assert (run / "checkpoint.pt").exists()
+    assert (run / "checkpoint.safetensors").exists()
 
 
 def test_lm_accuracy_eval_only_trains_nothing(synth, tmp_path: Path) -> None:

@@ -2,12 +2,16 @@
 
 The CSV is in long form (``step,wall_time,key,value``) so that any metric can appear at any
 time without rewriting a header; every write is flushed so nothing is lost if a run dies.
+A file that cannot be written (full disk, read-only directory) raises
+:class:`textgym.files.WriteError` naming it, and the logger's files are closed on every path
+out of it, a failing constructor included.
 Metric keys are namespaced as in CleanRL: ``charts/episodic_return``, ``losses/policy``,
 ``eval/success_rate``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import time
@@ -15,6 +19,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from textgym.files import WriteError
 
 
 class Logger:
@@ -29,16 +35,21 @@ class Logger:
 
     def __init__(self, run_dir: str | os.PathLike[str], tensorboard: bool | None = None) -> None:
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / "progress.csv"
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        self._file = open(self.path, "a", newline="")  # noqa: SIM115 - closed in close()
-        self._csv = csv.writer(self._file)
-        if new:
-            self._csv.writerow(["step", "wall_time", "key", "value"])
-            self._file.flush()
-        self._start = time.perf_counter()
+        self._file: Any = None
         self._tb: Any = None
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            new = not self.path.exists() or self.path.stat().st_size == 0
+            self._file = open(self.path, "a", newline="")  # noqa: SIM115 - closed in close()
+            self._csv = csv.writer(self._file)
+            if new:
+                self._csv.writerow(["step", "wall_time", "key", "value"])
+                self._file.flush()
+        except OSError as exc:
+            self.close()
+            raise _write_error(self.path, exc) from exc
+        self._start = time.perf_counter()
         if tensorboard is not False:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -46,34 +57,69 @@ class Logger:
                 self._tb = SummaryWriter(log_dir=str(self.run_dir))
             except ImportError:
                 if tensorboard:
+                    self.close()
                     raise ImportError(
                         "tensorboard=True but TensorBoard is not installed; "
                         "`pip install textgym[tensorboard]` or pass tensorboard=None."
                     ) from None
+            except BaseException:
+                self.close()
+                raise
 
     def log(self, step: int, metrics: Mapping[str, float]) -> None:
-        """Record ``metrics`` at ``step`` (flushed immediately)."""
+        """Record ``metrics`` at ``step`` (flushed immediately).
+
+        Raises:
+            ValueError: the logger is closed.
+            WriteError: the disk is full or the file is no longer writable.
+        """
+        if self._file is None or self._file.closed:
+            raise ValueError(f"This Logger of {str(self.path)!r} is closed; open a new one.")
         wall = time.perf_counter() - self._start
-        for key, value in metrics.items():
-            self._csv.writerow([int(step), f"{wall:.3f}", key, float(value)])
+        try:
+            for key, value in metrics.items():
+                self._csv.writerow([int(step), f"{wall:.3f}", key, float(value)])
+                if self._tb is not None:
+                    self._tb.add_scalar(key, float(value), int(step))
+            self._file.flush()
             if self._tb is not None:
-                self._tb.add_scalar(key, float(value), int(step))
-        self._file.flush()
-        if self._tb is not None:
-            self._tb.flush()
+                self._tb.flush()
+        except OSError as exc:
+            raise _write_error(self.path, exc) from exc
 
     def close(self) -> None:
-        """Flush and close the files."""
-        if not self._file.closed:
-            self._file.close()
-        if self._tb is not None:
-            self._tb.close()
+        """Flush and close the files (idempotent; the TensorBoard writer is closed even when
+        closing the CSV fails, e.g. on a full disk)."""
+        file, self._file = self._file, None
+        tb, self._tb = self._tb, None
+        try:
+            if file is not None and not file.closed:
+                file.close()
+        finally:
+            if tb is not None:
+                tb.close()
+
+    def __del__(self) -> None:
+        # A safety net for owners that never reach close() (e.g. an SB3 callback whose
+        # training raised before _on_training_end): the files do not outlive the logger.
+        # Nothing sensible can be done about a failure during garbage collection.
+        with contextlib.suppress(Exception):
+            self.close()
 
     def __enter__(self) -> Logger:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _write_error(path: Path, exc: OSError) -> WriteError:
+    error = WriteError(
+        f"Could not write the log {str(path)!r}: {exc.strerror or exc}. Free disk space or "
+        "choose a writable directory."
+    )
+    error.errno, error.filename = exc.errno, str(path)
+    return error
 
 
 def read_log(path: str | os.PathLike[str]) -> dict[str, list[tuple[int, float, float]]]:

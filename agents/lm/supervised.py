@@ -13,12 +13,24 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from agents.lm.trainer import (
+    COUNT,
+    COUNT_OR_ZERO,
+    NON_NEGATIVE,
+    POSITIVE,
+    RATE,
+    SEED,
+    Check,
+    config_problems,
+    normalize_numbers,
+    raise_config_problems,
+)
 from textgym.tokenizer import ChatFormat
 
 
@@ -43,6 +55,33 @@ class SFTConfig:
     """gradient clipping"""
     seed: int = 0
     """shuffling and initialisation seed"""
+
+    #: The valid values of each field (the same table-driven check as the RL configs).
+    CHECKS: ClassVar[dict[str, Check]] = {
+        "steps": COUNT,
+        "batch_size": COUNT,
+        "learning_rate": RATE,
+        "warmup": COUNT_OR_ZERO,
+        "schedule": Check(str, choices=("constant", "cosine")),
+        "weight_decay": NON_NEGATIVE,
+        # Negative would flip every gradient, 0 would zero them.
+        "max_grad_norm": POSITIVE,
+        "seed": SEED,
+    }
+
+    def __post_init__(self) -> None:
+        normalize_numbers(self, self.CHECKS)
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field against :attr:`CHECKS`.
+
+        Raises:
+            ConfigError: every invalid field, named with its valid range.
+        """
+        raise_config_problems(
+            "supervised fine-tuning arguments", config_problems(self, self.CHECKS)
+        )
 
 
 def encode_demonstration(
@@ -90,6 +129,7 @@ def sft(
     """
     if not sequences:
         raise ValueError("sft() got no sequences; export demonstrations first.")
+    config.validate()  # a dataclass is mutable: checked again before any step
     rng = np.random.default_rng(config.seed)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -101,9 +141,6 @@ def sft(
         lr=config.learning_rate,
         betas=(0.9, 0.98),
     )
-
-    if config.schedule not in ("constant", "cosine"):
-        raise ValueError(f"schedule={config.schedule!r} must be 'constant' or 'cosine'.")
 
     def lr_at(step: int) -> float:
         if step < config.warmup:

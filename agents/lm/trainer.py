@@ -16,8 +16,12 @@ import difflib
 import inspect
 import json
 import math
+import os
+import shutil
+import tempfile
 import textwrap
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,7 +48,140 @@ from agents.common.rollout import (
     rollout_metrics,
 )
 from agents.lm.policy import LMPolicy
-from textgym.errors import ConfigError
+from textgym.errors import ConfigError, UserError
+from textgym.files import (
+    DirectoryLock,
+    WriteError,
+    atomic_write,
+    clean_temporary_files,
+)
+
+
+class ModelNotFoundError(UserError, FileNotFoundError):
+    """The ``--model`` path does not exist (for loaders whose own error is not a UserError)."""
+
+
+#: The largest seed: numpy seeds with 32 bits, and Gymnasium refuses larger seeds too.
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class Check:
+    """The valid values of one config field, for :func:`config_problems`.
+
+    Args:
+        kind: ``int``, ``float``, ``bool`` or ``str``. Floats must be finite; ints must be
+            ints (not bools, not floats); an int is accepted for a float.
+        low: Smallest valid value (``None``: unbounded).
+        high: Largest valid value (``None``: unbounded).
+        low_open: ``low`` itself is invalid.
+        high_open: ``high`` itself is invalid.
+        optional: ``None`` is valid too.
+        choices: For strings, the valid values (empty: any string).
+    """
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    optional: bool = False
+    choices: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """The valid values in words (for error messages)."""
+        if self.kind is bool:
+            text = "True or False"
+        elif self.kind is str:
+            text = f"one of {list(self.choices)}" if self.choices else "a string"
+        else:
+            noun = "an int" if self.kind is int else "a finite number"
+            if self.low is not None and self.high is not None:
+                left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+                text = f"{noun} in {left}{_number(self.low)}, {_number(self.high)}{right}"
+            elif self.low is not None:
+                text = f"{noun} {'>' if self.low_open else '>='} {_number(self.low)}"
+            elif self.high is not None:
+                text = f"{noun} {'<' if self.high_open else '<='} {_number(self.high)}"
+            else:
+                text = noun
+        return f"{text}, or None" if self.optional else text
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` is valid."""
+        if value is None:
+            return self.optional
+        if self.kind is bool:
+            return isinstance(value, (bool, np.bool_))
+        if self.kind is str:
+            return isinstance(value, str) and (not self.choices or value in self.choices)
+        if isinstance(value, (bool, np.bool_)):
+            return False  # True is an int to Python, never a count or a rate to a person
+        if self.kind is int:
+            if not isinstance(value, (int, np.integer)):
+                return False
+        elif not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(
+            value
+        ):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+
+def _number(x: float) -> str:
+    """A bound as a person writes it (``0``, ``1``, ``4294967295``, ``0.5``)."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def flag_name(field: str) -> str:
+    """The command-line flag of a config field (``max_grad_norm`` -> ``--max-grad-norm``)."""
+    return "--" + field.replace("_", "-")
+
+
+def config_problems(config: Any, checks: Mapping[str, Check]) -> list[str]:
+    """One sentence per field of ``config`` whose value ``checks`` does not accept."""
+    problems = []
+    for name, check in checks.items():
+        value = getattr(config, name)
+        if not check.accepts(value):
+            problems.append(
+                f"{flag_name(name)} ({name}) got {value!r}; it must be {check.describe()}"
+            )
+    return problems
+
+
+def normalize_numbers(config: Any, checks: Mapping[str, Check]) -> None:
+    """Numpy scalars become Python numbers, and ints in float fields floats: what the seeding
+    functions and ``config.json`` accept (``random.seed(np.int64(7))`` is a TypeError)."""
+    for name, check in checks.items():
+        value = getattr(config, name)
+        if isinstance(value, np.bool_):
+            setattr(config, name, bool(value))
+            continue
+        if isinstance(value, bool) or check.kind not in (int, float):
+            continue
+        if check.kind is int and isinstance(value, np.integer):
+            setattr(config, name, int(value))
+        elif check.kind is float and isinstance(value, (int, np.integer, np.floating)):
+            setattr(config, name, float(value))
+
+
+def raise_config_problems(what: str, problems: list[str]) -> None:
+    """Raise one :class:`ConfigError` listing every problem (nothing when there are none)."""
+    if problems:
+        raise ConfigError(f"Invalid {what}: " + "; ".join(problems) + ".")
+
+
+#: Shorthands for the tables below.
+POSITIVE = Check(float, low=0.0, low_open=True)
+NON_NEGATIVE = Check(float, low=0.0)
+UNIT = Check(float, low=0.0, high=1.0)
+RATE = Check(float, low=0.0, high=1.0, low_open=True)
+COUNT = Check(int, low=1)
+COUNT_OR_ZERO = Check(int, low=0)
+SEED = Check(int, low=0, high=MAX_SEED)
+FLAG = Check(bool)
 
 
 @dataclass
@@ -95,6 +232,60 @@ class TrainConfig:
     """show a progress bar"""
     tensorboard: bool = True
     """also write TensorBoard event files next to progress.csv"""
+
+    #: The valid values of each field; subclasses extend it with their own fields. Checked
+    #: when the config is made, so a Python config and ``textgym train`` fail alike, before
+    #: any model is loaded.
+    CHECKS: ClassVar[dict[str, Check]] = {
+        "env_id": Check(str),
+        "model": Check(str),
+        "tokenizer": Check(str, optional=True),
+        "seed": SEED,
+        "num_envs": COUNT,
+        "rounds_per_update": COUNT,
+        "total_updates": COUNT_OR_ZERO,
+        "time_budget": NON_NEGATIVE,
+        "temperature": POSITIVE,
+        "learning_rate": RATE,
+        # A negative limit would flip every gradient (the clip factor goes negative), and 0
+        # would zero them: a large value such as 1e6 is the way to turn clipping off.
+        "max_grad_norm": POSITIVE,
+        "kl_coef": NON_NEGATIVE,
+        "missing_end_penalty": Check(float),
+        "eval_every": COUNT_OR_ZERO,
+        "eval_episodes": COUNT,
+        "checkpoint_every": COUNT_OR_ZERO,
+        "run_dir": Check(str, optional=True),
+        "resume": FLAG,
+        "cpu": FLAG,
+        "threads": COUNT,
+        "progress": FLAG,
+        "tensorboard": FLAG,
+    }
+
+    def __post_init__(self) -> None:
+        normalize_numbers(self, self.CHECKS)
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field against :attr:`CHECKS`, then the fields against each other.
+
+        Raises:
+            ConfigError: every invalid field, each named by its flag with its valid range.
+        """
+        problems = config_problems(self, self.CHECKS)
+        if not problems:  # relations between fields only mean something for valid fields
+            problems = self.consistency_problems()
+        raise_config_problems("training arguments", problems)
+
+    def consistency_problems(self) -> list[str]:
+        """Problems between fields (e.g. a group size that does not divide ``num_envs``)."""
+        return []
+
+    @property
+    def episodes_per_update(self) -> int:
+        """Episodes collected per update by one process."""
+        return self.num_envs * self.rounds_per_update
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -193,6 +384,30 @@ class LMTrainer:
         self.is_main = acc.is_main_process
         set_random_seed(config.seed + 1000 * self.rank)
         self.run_dir = Path(config.run_dir or self._default_run_dir())
+        # The run directory is this trainer's from here until learn() returns (or close()):
+        # a second process on it would interleave its log and overwrite its checkpoint. The
+        # main process holds the lock for all of an accelerate launch's processes.
+        self._lock = DirectoryLock(
+            self.run_dir,
+            what="run directory",
+            hint="wait for that run to finish, or choose another --run-dir",
+        )
+        created = not self.run_dir.exists()
+        if self.is_main:
+            self._lock.acquire()
+        try:
+            self._setup(created)
+        except BaseException:
+            self.close()
+            if created and self.is_main:
+                _remove_if_only_lock(self.run_dir)
+            raise
+
+    def _setup(self, created: bool) -> None:
+        config, acc = self.config, self.accelerator
+        if self.is_main and not created:
+            # Temporary files of a write that a kill interrupted (safe: we hold the lock).
+            self._clean_temporaries()
         self._check_resume()
 
         self.envs = make_envs(config.env_id, config.num_envs, config.tokenizer, None)
@@ -203,10 +418,16 @@ class LMTrainer:
         self.max_new_tokens = int(self.envs.unwrapped.max_new_tokens)
 
         model_name = resolve_model(config.model)
-        policy = LMPolicy.from_pretrained(
-            model_name, first.vocab_size, value_head=self.value_head, device=acc.device
-        )
-        policy.check_env(self.envs)
+        try:
+            policy = LMPolicy.from_pretrained(
+                model_name, first.vocab_size, value_head=self.value_head, device=acc.device
+            )
+            policy.check_env(self.envs)
+        except FileNotFoundError as exc:
+            # The user's model, the user's to fix: said in one line by `textgym train`.
+            if isinstance(exc, UserError):
+                raise
+            raise ModelNotFoundError(str(exc)) from exc
         self.policy = policy
         # The reference is the model as loaded, before any update (also after a resume).
         self.reference = policy.reference() if self.uses_reference else None
@@ -233,6 +454,12 @@ class LMTrainer:
         if config.resume:
             self.load(self.run_dir)
             self._check_work_left()
+
+    def close(self) -> None:
+        """Release the run directory (``learn`` does it when it returns or fails)."""
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
 
     # -- hooks for algorithms -------------------------------------------------------------
 
@@ -349,7 +576,25 @@ class LMTrainer:
         return metrics
 
     def learn(self) -> LMTrainer:
-        """Train until ``total_updates`` or the time budget; returns ``self``."""
+        """Train until ``total_updates`` or the time budget; returns ``self``.
+
+        The run is finished once ``final_model/`` and then ``report.json`` exist (each
+        written atomically, in that order); a run killed before that resumes and finishes.
+
+        Raises:
+            DirectoryInUseError: another process took the run directory since
+                :meth:`close` released it.
+            WriteError: the run directory cannot be written (full disk, read-only).
+        """
+        if self.is_main:
+            self._lock.acquire()
+        try:
+            self._learn()
+        finally:
+            self.close()
+        return self
+
+    def _learn(self) -> None:
         from tqdm.auto import tqdm
 
         cfg = self.config
@@ -358,18 +603,19 @@ class LMTrainer:
             if self.is_main
             else None
         )
-        if self.is_main and not cfg.resume:
-            (self.run_dir / "config.json").write_text(json.dumps(self.config_dict(), indent=2))
-        if self.update_count == 0 and "initial_eval" not in self.extra_state:
-            self.extra_state["initial_eval"] = self._evaluate_and_log(logger)
-        bar = tqdm(
-            total=cfg.total_updates,
-            initial=self.update_count,
-            disable=not (cfg.progress and self.is_main),
-            desc=f"{self.algo} {cfg.env_id}",
-            dynamic_ncols=True,
-        )
+        bar = None
         try:
+            if self.is_main and not cfg.resume:
+                atomic_write(self.run_dir / "config.json", json.dumps(self.config_dict(), indent=2))
+            if self.update_count == 0 and "initial_eval" not in self.extra_state:
+                self.extra_state["initial_eval"] = self._evaluate_and_log(logger)
+            bar = tqdm(
+                total=cfg.total_updates,
+                initial=self.update_count,
+                disable=not (cfg.progress and self.is_main),
+                desc=f"{self.algo} {cfg.env_id}",
+                dynamic_ncols=True,
+            )
             while self.update_count < cfg.total_updates and not self._out_of_time():
                 metrics = self.train_step()
                 if logger is not None:
@@ -385,19 +631,25 @@ class LMTrainer:
                     self._evaluate_and_log(logger)
                 if cfg.checkpoint_every and self.update_count % cfg.checkpoint_every == 0:
                     self.save()
-        finally:
             bar.close()
-        final = self._evaluate_and_log(logger)
-        self.extra_state["final_eval"] = final
-        self.save()
-        if self.is_main:
-            self.policy.save_pretrained(self.run_dir / "final_model")
-            report = self.report()
-            (self.run_dir / "report.json").write_text(json.dumps(report, indent=2))
-            print(self.format_report(report))
-        if logger is not None:
-            logger.close()
-        return self
+            if not self._final_evaluated():
+                # A run killed after its final checkpoint keeps that evaluation: evaluating
+                # again would log a second final point.
+                self.extra_state["final_eval"] = self._evaluate_and_log(logger)
+                self.extra_state["final_update"] = self.update_count
+                self.save()
+            if self.is_main:
+                self._write_final_model()
+                report = self.report()
+                # Last: report.json is what marks the run finished (see _outputs_complete).
+                atomic_write(self.run_dir / REPORT_NAME, json.dumps(report, indent=2))
+                print(self.format_report(report))
+            self.accelerator.wait_for_everyone()
+        finally:
+            if bar is not None:
+                bar.close()
+            if logger is not None:
+                logger.close()
 
     def report(self) -> dict[str, Any]:
         """Before/after evaluation, budget and throughput of the run."""
@@ -502,26 +754,13 @@ class LMTrainer:
     # -- internals ------------------------------------------------------------------------
 
     def _validate(self) -> None:
-        cfg = self.config
-        problems = []
-        if cfg.num_envs < 1:
-            problems.append(f"num_envs={cfg.num_envs} must be >= 1")
-        if cfg.rounds_per_update < 1:
-            problems.append(f"rounds_per_update={cfg.rounds_per_update} must be >= 1")
-        if cfg.temperature <= 0:
-            problems.append(f"temperature={cfg.temperature} must be > 0")
-        if cfg.learning_rate <= 0:
-            problems.append(f"learning_rate={cfg.learning_rate} must be > 0")
-        if cfg.kl_coef < 0:
-            problems.append(f"kl_coef={cfg.kl_coef} must be >= 0")
-        if cfg.total_updates < 0:
-            problems.append(f"total_updates={cfg.total_updates} must be >= 0")
-        problems.extend(self._validate_algo())
-        if problems:
-            raise ConfigError("Invalid training arguments: " + "; ".join(problems) + ".")
-
-    def _validate_algo(self) -> list[str]:
-        return []
+        # Again here: a config is a mutable dataclass, and may have changed since it was made.
+        if not isinstance(self.config, self.config_class):
+            raise ConfigError(
+                f"{type(self).__name__} takes a {self.config_class.__name__}, got "
+                f"{type(self.config).__name__}."
+            )
+        self.config.validate()
 
     def _check_resume(self) -> None:
         # Fail now, before the model and envs are loaded.
@@ -542,11 +781,11 @@ class LMTrainer:
         """A resumed run with nothing left to do names the flag that gives it more (its
         own settings are restored on resume, so its finished budget would be too).
 
-        A run killed after its last update but before its final evaluation and model were
-        saved has work left: ``learn()`` finishes it.
+        A run killed after its last update but before its final evaluation, final model or
+        report was written has work left: ``learn()`` finishes it.
         """
         cfg = self.config
-        if "final_eval" not in self.extra_state:
+        if not (self._final_evaluated() and self._outputs_complete()):
             return
         if self.update_count >= cfg.total_updates:
             raise ConfigError(
@@ -560,6 +799,62 @@ class LMTrainer:
                 f"({self.train_seconds:.0f} s of --time-budget {cfg.time_budget:g}); pass a "
                 "larger --time-budget, or --time-budget 0 for no limit, to continue it."
             )
+
+    def _final_evaluated(self) -> bool:
+        """Whether the final evaluation of the current update is in the state (and so in
+        the checkpoint): after more updates, an earlier final evaluation is stale."""
+        return (
+            "final_eval" in self.extra_state
+            and self.extra_state.get("final_update") == self.update_count
+        )
+
+    def _outputs_complete(self) -> bool:
+        """Whether ``final_model/`` and ``report.json`` of the current update both exist."""
+        try:
+            report = json.loads((self.run_dir / REPORT_NAME).read_text())
+        except (OSError, ValueError):
+            return False
+        return (
+            isinstance(report, dict)
+            and report.get("updates") == self.update_count
+            and (self.run_dir / FINAL_MODEL_NAME).is_dir()
+        )
+
+    def _write_final_model(self) -> None:
+        """``final_model/``, all or nothing: written to a temporary directory, fsynced, and
+        renamed into place (an older one, from before a resume, is replaced)."""
+        final = self.run_dir / FINAL_MODEL_NAME
+        tmp: Path | None = None
+        old: Path | None = None
+        try:
+            tmp = Path(
+                tempfile.mkdtemp(prefix=f".{FINAL_MODEL_NAME}.", suffix=".tmp", dir=self.run_dir)
+            )
+            self.policy.save_pretrained(tmp)
+            _fsync_tree(tmp)
+            if final.exists():
+                # A directory cannot be replaced over a non-empty one: move the old aside.
+                old = tmp.with_name(f".{FINAL_MODEL_NAME}.old.tmp")
+                if old.exists():
+                    shutil.rmtree(old)
+                os.replace(final, old)
+            os.replace(tmp, final)
+            tmp = None
+            _fsync_dir(self.run_dir)
+        except OSError as exc:
+            raise _write_error(final, exc) from exc
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _clean_temporaries(self) -> None:
+        """Remove what killed writes left: temporary files and temporary model directories."""
+        clean_temporary_files(self.run_dir)
+        for leftover in self.run_dir.glob(f".{FINAL_MODEL_NAME}.*.tmp"):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
 
     def _out_of_time(self) -> bool:
         budget = self.config.time_budget
@@ -583,6 +878,48 @@ class LMTrainer:
 
 #: Config fields a resumed run must share with its checkpoint.
 RUN_IDENTITY = ("env_id", "model", "tokenizer", "num_envs", "seed")
+#: What a finished run leaves in its run directory besides its log and checkpoint.
+FINAL_MODEL_NAME = "final_model"
+REPORT_NAME = "report.json"
+
+
+def _remove_if_only_lock(directory: Path) -> None:
+    """Remove a run directory that a failed start created and left holding only its lock."""
+    try:
+        if [p.name for p in directory.iterdir()] == [".lock"]:
+            shutil.rmtree(directory)
+    except OSError:
+        pass  # best effort: a left-over empty directory is harmless
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(directory: Path) -> None:
+    """fsync every file under ``directory`` and the directories themselves (so a rename
+    of ``directory`` never publishes files whose data is not on disk yet)."""
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            with open(Path(root) / name, "rb") as f:
+                os.fsync(f.fileno())
+        _fsync_dir(Path(root))
+
+
+def _write_error(path: Path, exc: OSError) -> WriteError:
+    """A :class:`WriteError` saying why ``path`` could not be written and what to do."""
+    if isinstance(exc, WriteError):
+        return exc
+    error = WriteError(
+        f"Could not write {str(path)!r}: {exc.strerror or exc}. Free disk space or choose a "
+        "writable --run-dir, then resume with --resume."
+    )
+    error.errno, error.filename = exc.errno, str(path)
+    return error
 
 
 def mean_over_processes(accelerator: Any, value: float) -> float:
