@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import json
 import os
 import platform
@@ -39,6 +40,15 @@ import numpy as np
 
 import textgym
 from agents.common import evaluate_policy
+from benchmarks.compare import (
+    MissingFileError,
+    ResultsFileError,
+    check_env_ids,
+    check_seeds,
+    check_unique,
+)
+from textgym.errors import ConfigError, UserError
+from textgym.files import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -323,21 +333,30 @@ def plot(runs: Sequence[Run], path: Path) -> None:
     axes[0][0].set_ylabel("greedy success rate")
     axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    # Rendered in memory and written atomically: a kill never leaves half a PNG.
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
+    atomic_write(path, buffer.getvalue())
 
 
 def update_readme(table: str, text: str) -> None:
-    """Write the table and its notes between the markers of every file in :data:`READMES`."""
-    for path in READMES:
-        doc = path.read_text()
+    """Write the table and its notes between the markers of every file in :data:`READMES`.
+
+    Raises:
+        ResultsFileError: a file lacks the markers (checked in every file before any write).
+    """
+    docs = {path: path.read_text() for path in READMES}
+    for path, doc in docs.items():
         if BEGIN not in doc or END not in doc:
-            raise SystemExit(
-                f"{path} lacks the {BEGIN} / {END} markers; add them around the table."
+            raise ResultsFileError(
+                f"{path} lacks the {BEGIN} / {END} markers; add them around the table "
+                "(or pass --no-readme)."
             )
+    for path, doc in docs.items():
         head, rest = doc.split(BEGIN, 1)
         _, tail = rest.split(END, 1)
-        path.write_text(f"{head}{BEGIN}\n{table}\n\n{text}\n{END}{tail}")
+        atomic_write(path, f"{head}{BEGIN}\n{table}\n\n{text}\n{END}{tail}")
 
 
 def _meta(seeds_tabular: Sequence[int], seeds_sb3: Sequence[int]) -> dict[str, Any]:
@@ -372,8 +391,11 @@ def _meta(seeds_tabular: Sequence[int], seeds_sb3: Sequence[int]) -> dict[str, A
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks.baselines``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.baselines", description=__doc__.splitlines()[0]
+    )
     parser.add_argument(
         "--envs", nargs="+", default=None, help="env ids (default: every tiny variant)"
     )
@@ -393,21 +415,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="re-write the table, plot and README from an existing baselines.json (no runs)",
     )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; a user error prints one line and returns 2."""
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if args.render_only:
-        data = json.loads((args.out / "baselines.json").read_text())
+    try:
+        return execute(args)
+    except UserError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def read_runs(path: Path) -> tuple[list[Run], dict[str, Any]]:
+    """The runs and meta of a ``baselines.json`` (for ``--render-only``).
+
+    Raises:
+        MissingFileError: there is no such file.
+        ResultsFileError: the file is torn or not a baselines result.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MissingFileError(
+            f"{path} does not exist; run `python -m benchmarks.baselines` first "
+            "(--render-only re-renders an earlier run)."
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsFileError(
+            f"{path} is torn or not JSON ({exc}); run the benchmark again."
+        ) from None
+    try:
         runs = [Run(**r) for r in data["runs"]]
-        write_outputs(runs, data["meta"], args.out, readme=not args.no_readme)
+        meta = data["meta"]
+        notes(meta)  # the fields the notes need are there
+    except (KeyError, TypeError) as exc:
+        raise ResultsFileError(
+            f"{path} is not a baselines result (missing or wrong {exc}); run the benchmark again."
+        ) from None
+    return runs, meta
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Run the parsed command line; user errors raise (a ``UserError``)."""
+    # Everything is checked before any run: a bad seed would otherwise surface minutes in.
+    envs = check_env_ids(args.envs) if args.envs else tuple(tiny_env_ids())
+    check_unique(args.algos, "--algos")
+    check_seeds(args.seeds, "--seeds")
+    check_seeds(args.sb3_seeds, "--sb3-seeds")
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {str(args.out)!r} is a file; give a directory.")
+    if args.render_only:
+        runs, meta = read_runs(args.out / "baselines.json")
+        write_outputs(runs, meta, args.out, readme=not args.no_readme)
         return 0
 
     import torch
 
     torch.set_num_threads(1)  # 2 shared cores: more threads only add contention
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    envs = args.envs or tiny_env_ids()
-    unknown = [e for e in envs if e not in textgym.env_ids()]
-    if unknown:
-        parser.error(f"unknown env ids {unknown}; registered: {textgym.env_ids()}")
 
     runs: list[Run] = []
     start = time.perf_counter()
@@ -435,11 +503,13 @@ def write_outputs(runs: Sequence[Run], meta: dict[str, Any], out: Path, readme: 
     """baselines.json (every run, its curve, the aggregate rows), .md, .png, and the README."""
     rows = aggregate(runs)
     table, text = markdown(rows), notes(meta)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "baselines.json").write_text(
-        json.dumps({"meta": meta, "rows": rows, "runs": [asdict(r) for r in runs]}, indent=1) + "\n"
+    # Atomic writes: a kill or a full disk never leaves a torn result behind.
+    atomic_write(
+        out / "baselines.json",
+        json.dumps({"meta": meta, "rows": rows, "runs": [asdict(r) for r in runs]}, indent=1)
+        + "\n",
     )
-    (out / "baselines.md").write_text(f"{table}\n\n{text}\n")
+    atomic_write(out / "baselines.md", f"{table}\n\n{text}\n")
     plot(runs, out / "baselines.png")
     if readme:
         update_readme(table, text)

@@ -8,7 +8,11 @@ certainty, and how much RL lifts the pre-trained model.
     textgym bench --algos random oracle q_learning --envs textgym/Reasoning-Tiny-v0
 
 Every (env, algorithm, seed) run writes ``runs/<env>__<algo>__<seed>/result.json`` when it
-finishes; a rerun skips finished runs, so an interrupted benchmark resumes. Scores are
+finishes, with the budget it ran under; a rerun skips finished runs, so an interrupted
+benchmark resumes. It resumes only under the same budget: a run finished under another one is
+refused (use a new ``--out``, or ``--restart`` to start over), so one table never mixes two
+configurations. A torn ``result.json`` (a kill mid-write) counts as unfinished and its run
+is redone. ``--out`` is locked while a benchmark uses it: a second one is refused. Scores are
 measured on the held-out split (``split="test"``) where the task has one, except on the tiny
 variants, whose fixed pool of problems is the task (tabular agents memorise it). The summary has,
 per env x algorithm, the mean over seeds, a 95% stratified-bootstrap confidence interval and
@@ -20,13 +24,16 @@ from __future__ import annotations
 
 import argparse
 import csv
+import difflib
 import inspect
+import io
 import json
-import os
+import math
 import shutil
+import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +41,8 @@ import gymnasium as gym
 import numpy as np
 
 import textgym
+from textgym.errors import ConfigError, UserError
+from textgym.files import DirectoryLock, atomic_write, clean_temporary_files
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -327,39 +336,263 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+# -- what a user may ask for ---------------------------------------------------------------
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file the user pointed a benchmark at does not exist."""
+
+
+class ResultsFileError(UserError, ValueError):
+    """A results file given to read is torn, unreadable or not what it should be."""
+
+
+class ResumeMismatchError(ConfigError):
+    """``--out`` holds finished runs made under another configuration."""
+
+
+#: Every budget key, its type and what it sets; anything else is refused (a typo would
+#: otherwise be ignored and the default silently used).
+BUDGET_KEYS: dict[str, tuple[type, str]] = {
+    "tabular_timesteps": (int, "env steps of each Q-learning / SARSA run"),
+    "sb3_timesteps": (int, "env steps of each MaskablePPO run"),
+    "eval_episodes": (int, "held-out episodes each run is scored on"),
+    "lm_minutes": (float, "training minutes of each LM run (its time cap)"),
+    "lm_eval_every": (int, "LM updates between held-out evaluations"),
+}
+#: Seeds go to numpy, Gymnasium, torch and SB3 (whose ``np.random.seed`` takes < 2**32),
+#: offset by up to 20_000 for evaluation: this range is valid for all of them.
+MAX_SEED = 2**31 - 1
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`` Did you mean 'x'?`` for the closest of ``known``, or ``""``."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def check_positive(value: Any, flag: str, integer: bool) -> int | float:
+    """``value`` as a positive int (``integer``) or a positive finite float.
+
+    An integral float (``3000.0``) passes as an int: JSON writers produce those.
+
+    Raises:
+        ConfigError: naming ``flag`` and the valid range.
+    """
+    kind = "a positive integer" if integer else "a positive finite number"
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{flag} must be {kind}, got {value!r}.")
+    if integer:
+        if value != int(value):
+            raise ConfigError(f"{flag} must be {kind}, got {value!r}.")
+        return int(value)
+    return float(value)
+
+
+def check_seeds(seeds: Sequence[int], flag: str = "--seeds") -> tuple[int, ...]:
+    """``seeds`` if each is in [0, MAX_SEED] and none repeats.
+
+    A repeated seed would count one run twice in the mean and its confidence interval.
+
+    Raises:
+        ConfigError: naming ``flag``, the bad seed and the valid range.
+    """
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"{flag} takes integers in [0, {MAX_SEED}], got {seed!r}.")
+    check_unique(seeds, flag)
+    return tuple(seeds)
+
+
+def check_unique(values: Sequence[Any], flag: str) -> None:
+    """Refuse a value given twice (it would be run, or counted, twice)."""
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise ConfigError(f"{flag} lists {value!r} twice; give each once.")
+        seen.add(value)
+
+
+def check_env_ids(env_ids: Sequence[str], flag: str = "--envs") -> tuple[str, ...]:
+    """``env_ids`` if every one is registered (with a did-you-mean for a typo).
+
+    Raises:
+        ConfigError: an unknown id, naming the closest registered one.
+    """
+    known = textgym.env_ids()
+    for env_id in env_ids:
+        if env_id not in known:
+            raise ConfigError(
+                f"{flag}: unknown env id {env_id!r}.{did_you_mean(env_id, known)} "
+                "`textgym list` shows every id."
+            )
+    check_unique(env_ids, flag)
+    return tuple(env_ids)
+
+
+def parse_budget(text: str) -> dict[str, int | float]:
+    """The ``--budget`` overrides: a JSON object of known keys with valid values.
+
+    Raises:
+        ConfigError: not JSON, not an object, an unknown key (with a did-you-mean) or a
+            value out of range.
+    """
+    example = '\'{"tabular_timesteps": 3000, "eval_episodes": 20}\''
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"--budget must be a JSON object, e.g. {example}; {text!r} is not JSON ({exc})."
+        ) from None
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"--budget must be a JSON object, e.g. {example}; got {text!r}.")
+    return check_budget(overrides)
+
+
+def check_budget(budget: Mapping[str, Any], flag: str = "--budget") -> dict[str, int | float]:
+    """``budget`` with every key known and every value in range (ints made ints).
+
+    Raises:
+        ConfigError: an unknown key (with a did-you-mean) or a value out of range.
+    """
+    checked: dict[str, int | float] = {}
+    for key, value in budget.items():
+        if key not in BUDGET_KEYS:
+            raise ConfigError(
+                f"{flag}: unknown key {key!r}.{did_you_mean(str(key), BUDGET_KEYS)} "
+                f"Known keys: {', '.join(BUDGET_KEYS)}."
+            )
+        kind, _ = BUDGET_KEYS[key]
+        checked[key] = check_positive(value, f"{flag} {key}", integer=kind is int)
+    return checked
+
+
 # -- running and aggregating ---------------------------------------------------------------
 
+#: Files of earlier versions' non-atomic writes (``<name>.tmp`` beside the file): a kill
+#: mid-write left them, and :func:`clean_temporary_files` only knows today's names.
+_LEGACY_TEMPORARIES = ("result.json.tmp", "results.json.tmp", "results.md.tmp")
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write via a temp file and ``os.replace`` so a kill never leaves half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+
+def clean_output(out: Path) -> list[Path]:
+    """Remove the temporary files killed writes left in ``out`` and its run directories.
+
+    Call this only while holding ``out``'s :class:`DirectoryLock`.
+    """
+    dirs = [out, *sorted(p for p in (out / "runs").glob("*") if p.is_dir())]
+    removed = []
+    for directory in dirs:
+        removed += clean_temporary_files(directory)
+        for name in _LEGACY_TEMPORARIES:
+            if (directory / name).is_file():
+                (directory / name).unlink()
+                removed.append(directory / name)
+    return removed
+
+
+def load_result(path: Path) -> RunResult | None:
+    """The finished run recorded in ``path``, or ``None`` if it is missing or torn.
+
+    A file a kill cut short (or any file that is not a whole record) means the run did not
+    finish: it is redone, never trusted in part and never a crash.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return _torn(path)
+    names = [f.name for f in fields(RunResult)]
+    if not isinstance(data, dict) or any(name not in data for name in names[:-1]):
+        return _torn(path)
+    numbers = ("seed", "success_rate", "mean_return", "wall_time")
+    if (
+        not all(isinstance(data[k], (int, float)) for k in numbers)
+        or not isinstance(data["budget"], dict)
+        or not isinstance(data.get("curve", []), list)
+    ):
+        return _torn(path)
+    return RunResult(**{k: data[k] for k in names if k in data})
+
+
+def _torn(path: Path) -> None:
+    print(
+        f"textgym bench: {path} is torn or unreadable (a write cut short?); "
+        "that run will be redone.",
+        file=sys.stderr,
+    )
+    return None
+
+
+def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    keys = sorted(set(old) | set(new))
+    missing = "(preset default)"
+    return [
+        f"{key} {old.get(key, missing)} -> {new.get(key, missing)}"
+        for key in keys
+        if old.get(key) != new.get(key)
+    ]
+
+
+def check_resumable(specs: Sequence[RunSpec]) -> dict[str, RunResult]:
+    """The finished runs of ``specs``, by name, if every one ran under its spec's budget.
+
+    Raises:
+        ResumeMismatchError: a finished run was made under another budget; the message
+            shows what differs and the ways out.
+    """
+    finished: dict[str, RunResult] = {}
+    mismatched: dict[str, list[str]] = {}
+    for spec in specs:
+        result = load_result(spec.run_dir / "result.json")
+        if result is None:
+            continue
+        if result.budget != spec.budget:
+            mismatched[spec.name] = _differences(result.budget, spec.budget)
+        else:
+            finished[spec.name] = result
+    if mismatched:
+        changes = sorted({change for diff in mismatched.values() for change in diff})
+        example = next(s.run_dir for s in specs if s.name in mismatched)
+        raise ResumeMismatchError(
+            f"The output directory holds {len(mismatched)} finished run(s) made under another "
+            f"budget (e.g. {example}): {'; '.join(changes)} (earlier -> now). "
+            "Resuming would mix two configurations in one table: use a new --out, or pass "
+            "--restart to discard the earlier results and start over."
+        )
+    return finished
 
 
 def run_all(specs: Sequence[RunSpec], progress: bool = True) -> list[RunResult]:
-    """Run every spec not already finished (its result.json exists), with a progress bar."""
+    """Run every spec not already finished under the same budget, with a progress bar.
+
+    Call this while holding the output directory's lock (:func:`bench` does).
+
+    Raises:
+        ResumeMismatchError: see :func:`check_resumable` (raised before any run starts).
+    """
     from tqdm.auto import tqdm
 
+    finished = check_resumable(specs)
     results = []
     bar = tqdm(specs, desc="bench", disable=not progress, unit="run")
     for spec in bar:
         bar.set_postfix_str(spec.name)
-        done = spec.run_dir / "result.json"
-        if done.exists():
-            results.append(RunResult(**json.loads(done.read_text())))
+        if spec.name in finished:
+            results.append(finished[spec.name])
             continue
         if spec.algo not in ALGORITHMS:
-            raise KeyError(f"Unknown algorithm {spec.algo!r}; known: {sorted(ALGORITHMS)}.")
+            raise ConfigError(
+                f"Unknown algorithm {spec.algo!r}.{did_you_mean(spec.algo, ALGORITHMS)} "
+                f"Known: {', '.join(sorted(ALGORITHMS))}."
+            )
         if spec.run_dir.exists():
             # An interrupted run restarts from scratch: its partial logs would mix curves.
             shutil.rmtree(spec.run_dir)
         spec.run_dir.mkdir(parents=True)
         result = ALGORITHMS[spec.algo](spec)
-        atomic_write(done, json.dumps(asdict(result), indent=1))
+        atomic_write(spec.run_dir / "result.json", json.dumps(asdict(result), indent=1))
         results.append(result)
     return results
 
@@ -464,6 +697,13 @@ def markdown(rows: Sequence[dict[str, Any]], lifts: Sequence[dict[str, Any]]) ->
     return "\n".join(lines) + "\n"
 
 
+def _save_png(fig: Any, path: Path, dpi: int = 120) -> None:
+    """Render ``fig`` in memory, then write it atomically (a kill never leaves half a PNG)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    atomic_write(path, buffer.getvalue())
+
+
 def plot(results: Sequence[RunResult], rows: Sequence[dict[str, Any]], out: Path) -> None:
     """``curves.png`` (success over wall time, per env) and ``scores.png`` (means with CIs)."""
     import matplotlib
@@ -502,7 +742,7 @@ def plot(results: Sequence[RunResult], rows: Sequence[dict[str, Any]], out: Path
         )
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "curves.png", dpi=120)
+    _save_png(fig, out / "curves.png")
     plt.close(fig)
 
     fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 3.2), squeeze=False)
@@ -523,31 +763,216 @@ def plot(results: Sequence[RunResult], rows: Sequence[dict[str, Any]], out: Path
         ax.set_yticks(y, [r["algo"] for r in sub])
         ax.set(title=env_id.split("/")[-1], xlabel="held-out success (95% CI)", xlim=(0, 1.05))
     fig.tight_layout()
-    fig.savefig(out / "scores.png", dpi=120)
+    _save_png(fig, out / "scores.png")
     plt.close(fig)
 
 
-def write_outputs(results: Sequence[RunResult], out: Path) -> list[dict[str, Any]]:
-    """results.json / .csv / .md and the plots."""
+def write_outputs(
+    results: Sequence[RunResult], out: Path, config: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """results.json / .csv / .md and the plots, each written atomically.
+
+    ``config`` (the benchmark's whole configuration) is stored in results.json beside the
+    numbers it produced.
+
+    Raises:
+        WriteError: ``out`` cannot be written (full disk, read-only, permissions).
+    """
     rows = aggregate(results)
     lifts = before_after(rows)
-    atomic_write(
-        out / "results.json", json.dumps({"results": rows, "before_after_rl": lifts}, indent=2)
-    )
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k != "budget"] + ["budget"])
-        writer.writeheader()
-        for r in rows:
-            writer.writerow(
-                {**r, "seeds": " ".join(map(str, r["seeds"])), "budget": json.dumps(r["budget"])}
-            )
+    summary: dict[str, Any] = {"results": rows, "before_after_rl": lifts}
+    if config is not None:
+        summary["config"] = dict(config)
+    atomic_write(out / "results.json", json.dumps(summary, indent=2))
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=[k for k in rows[0] if k != "budget"] + ["budget"])
+    writer.writeheader()
+    for r in rows:
+        writer.writerow(
+            {**r, "seeds": " ".join(map(str, r["seeds"])), "budget": json.dumps(r["budget"])}
+        )
+    atomic_write(out / "results.csv", table.getvalue())
     atomic_write(out / "results.md", markdown(rows, lifts))
     plot(results, rows, out)
     return rows
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run a preset (or a custom selection), then write and print the summary."""
+# -- the command ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Everything that decides what ``textgym bench`` runs, validated.
+
+    Build it with :func:`make_config` (which checks every value) or by hand and call
+    :meth:`check`.
+    """
+
+    pairs: tuple[tuple[str, tuple[str, ...]], ...]
+    seeds: tuple[int, ...]
+    lm_seeds: tuple[int, ...]
+    budget: dict[str, int | float]
+    out: Path
+
+    def check(self) -> BenchConfig:
+        """Validate every field before any work.
+
+        Raises:
+            ConfigError: naming the flag and the valid range or values.
+        """
+        check_env_ids([env_id for env_id, _ in self.pairs])
+        for _, algos in self.pairs:
+            check_algos(algos)
+        check_seeds(self.seeds)
+        check_seeds(self.lm_seeds)
+        missing = [key for key in BUDGET_KEYS if key not in self.budget]
+        # lm_eval_every has a default in the LM runner; every other key is read as is.
+        missing = [key for key in missing if key != "lm_eval_every"]
+        if missing:
+            raise ConfigError(f"--budget lacks {', '.join(missing)}.")
+        check_budget(self.budget)
+        if self.out.exists() and not self.out.is_dir():
+            raise ConfigError(f"--out {str(self.out)!r} is a file; give a directory.")
+        if not self.specs():
+            raise ConfigError("The selection has no run: check --envs and --algos.")
+        return self
+
+    def specs(self) -> list[RunSpec]:
+        """One spec per (env, algorithm, seed); LM trainers use ``lm_seeds``."""
+        return [
+            RunSpec(
+                env_id,
+                algo,
+                seed,
+                self.budget,
+                self.out / "runs" / f"{env_id.split('/')[-1]}__{algo}__{seed}",
+            )
+            for env_id, algos in self.pairs
+            for algo in algos
+            for seed in (self.lm_seeds if algo in LM_ALGOS else self.seeds)
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The configuration as stored in results.json."""
+        return {
+            "pairs": {env_id: list(algos) for env_id, algos in self.pairs},
+            "seeds": list(self.seeds),
+            "lm_seeds": list(self.lm_seeds),
+            "budget": dict(self.budget),
+        }
+
+
+def check_algos(algos: Sequence[str], flag: str = "--algos") -> tuple[str, ...]:
+    """``algos`` if each is a known algorithm (with a did-you-mean for a typo).
+
+    Raises:
+        ConfigError: an unknown or repeated algorithm.
+    """
+    for algo in algos:
+        if algo not in ALGORITHMS:
+            raise ConfigError(
+                f"{flag}: unknown algorithm {algo!r}.{did_you_mean(algo, ALGORITHMS)} "
+                f"Known: {', '.join(sorted(ALGORITHMS))}."
+            )
+    check_unique(algos, flag)
+    return tuple(algos)
+
+
+def make_config(
+    preset: str = "quick",
+    envs: Sequence[str] | None = None,
+    algos: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    budget: Mapping[str, Any] | None = None,
+    out: str | Path = "bench_results",
+) -> BenchConfig:
+    """The configuration of a run of ``preset`` with the command line's overrides, checked.
+
+    Args:
+        preset: A key of :data:`PRESETS`.
+        envs: Replace the preset's envs (each runs the preset's algorithms for it, or
+            ``random`` and ``oracle`` if the preset lacks it, or ``algos``).
+        algos: Restrict the preset's algorithms to these (or, with ``envs``, run these).
+        seeds: Replace the preset's seeds, for every algorithm.
+        budget: Override budget keys (see :data:`BUDGET_KEYS`).
+        out: The output directory.
+
+    Raises:
+        ConfigError: any value out of range, unknown or repeated, or a selection with no run.
+    """
+    if preset not in PRESETS:
+        raise ConfigError(
+            f"--preset: unknown preset {preset!r}.{did_you_mean(preset, PRESETS)} "
+            f"Known: {', '.join(sorted(PRESETS))}."
+        )
+    chosen = PRESETS[preset]
+    # Check what the user typed first, so a typo is named as typed, not as an empty selection.
+    if algos:
+        check_algos(algos)
+    if envs:
+        check_env_ids(envs)
+    if seeds:
+        check_seeds(seeds)
+    overrides = check_budget(budget or {})
+    pairs = chosen.pairs
+    if envs:
+        pairs = tuple((e, tuple(algos or dict(pairs).get(e, ("random", "oracle")))) for e in envs)
+    elif algos:
+        pairs = tuple((e, tuple(a for a in algs if a in algos)) for e, algs in pairs)
+        pairs = tuple((e, algs) for e, algs in pairs if algs)
+        if not pairs:
+            listed = sorted({a for _, algs in chosen.pairs for a in algs})
+            raise ConfigError(
+                f"--algos {' '.join(algos)}: the {preset!r} preset runs none of them (it runs "
+                f"{', '.join(listed)}); add --envs to choose the envs yourself."
+            )
+    return BenchConfig(
+        pairs=pairs,
+        seeds=tuple(seeds) if seeds else chosen.seeds,
+        lm_seeds=tuple(seeds) if seeds else (chosen.lm_seeds or chosen.seeds),
+        budget={**chosen.budget, **overrides},
+        out=Path(out),
+    ).check()
+
+
+def bench(
+    config: BenchConfig, restart: bool = False, progress: bool = True
+) -> list[dict[str, Any]]:
+    """Run ``config`` into ``config.out`` (resuming it) and write the summary.
+
+    Args:
+        config: A checked configuration (see :func:`make_config`).
+        restart: Discard every earlier result in ``config.out`` first.
+        progress: Show a progress bar.
+
+    Returns:
+        The summary rows (as in results.json).
+
+    Raises:
+        DirectoryInUseError: another process is using ``config.out``.
+        ResumeMismatchError: ``config.out`` holds runs made under another budget.
+        WriteError: ``config.out`` cannot be written.
+    """
+    import torch
+
+    with DirectoryLock(
+        config.out,
+        what="output directory",
+        hint="wait for that benchmark to finish, or choose another --out",
+    ):
+        # Under the lock, every temporary file is a dead writer's: none is in use.
+        clean_output(config.out)
+        if restart and (config.out / "runs").exists():
+            shutil.rmtree(config.out / "runs")
+        specs = config.specs()
+        # Small networks on 2 cores: one thread avoids contention (LM trainers set their own).
+        torch.set_num_threads(1)
+        results = run_all(specs, progress=progress)
+        return write_outputs(results, config.out, config.as_dict())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``textgym bench``."""
     parser = argparse.ArgumentParser(
         prog="textgym bench",
         description=__doc__,
@@ -558,51 +983,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--algos", nargs="*", help="override the preset's algorithms")
     parser.add_argument("--seeds", nargs="*", type=int, help="override the preset's seeds")
     parser.add_argument(
-        "--budget", type=json.loads, default={}, help="JSON overrides, e.g. '{\"timesteps\": 500}'"
+        "--budget",
+        default="{}",
+        help="JSON overrides of the preset's budget, e.g. "
+        '\'{"tabular_timesteps": 3000, "eval_episodes": 20}\'; keys: '
+        + "; ".join(f"{key}: {what}" for key, (_, what) in BUDGET_KEYS.items()),
     )
     parser.add_argument("--out", type=Path, default=Path("bench_results"), help="output directory")
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard every earlier result in --out and start over",
+    )
     parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    preset = PRESETS[args.preset]
-    budget = {**preset.budget, **args.budget}
-    pairs = preset.pairs
-    if args.envs:
-        pairs = tuple(
-            (e, args.algos or tuple(dict(pairs).get(e, ("random", "oracle")))) for e in args.envs
-        )
-    elif args.algos:
-        pairs = tuple((e, tuple(a for a in algos if a in args.algos)) for e, algos in pairs)
-    unknown_envs = [e for e, _ in pairs if e not in textgym.env_ids()]
-    unknown_algos = sorted({a for _, algos in pairs for a in algos} - set(ALGORITHMS))
-    if unknown_envs or unknown_algos:
-        parser.error(
-            f"unknown envs {unknown_envs} / algorithms {unknown_algos}; "
-            f"envs: {textgym.env_ids()}; algorithms: {sorted(ALGORITHMS)}"
-        )
-    seeds = tuple(args.seeds) if args.seeds else preset.seeds
-    import torch
+    return parser
 
-    # Small networks on 2 cores: one thread avoids contention (LM trainers set their own).
-    torch.set_num_threads(1)
-    lm_seeds = tuple(args.seeds) if args.seeds else (preset.lm_seeds or preset.seeds)
-    specs = [
-        RunSpec(
-            env_id,
-            algo,
-            seed,
-            budget,
-            args.out / "runs" / f"{env_id.split('/')[-1]}__{algo}__{seed}",
-        )
-        for env_id, algos in pairs
-        for algo in algos
-        for seed in (lm_seeds if algo in LM_ALGOS else seeds)
-    ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    results = run_all(specs, progress=not args.no_progress)
-    rows = write_outputs(results, args.out)
+
+def execute(args: argparse.Namespace) -> int:
+    """Run the parsed command line; a user error raises (a :class:`UserError`).
+
+    Raises:
+        ConfigError: a flag out of range, unknown or repeated (before any work).
+        ResumeMismatchError, DirectoryInUseError, WriteError: see :func:`bench`.
+    """
+    config = make_config(
+        args.preset, args.envs, args.algos, args.seeds, parse_budget(args.budget), args.out
+    )
+    rows = bench(config, restart=args.restart, progress=not args.no_progress)
     print(markdown(rows, before_after(rows)))
     print(f"wrote {args.out}/results.json, results.csv, results.md, curves.png, scores.png")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a preset (or a custom selection), then write and print the summary.
+
+    A user error (a bad flag value, an ``--out`` in use or holding another configuration,
+    an unwritable directory) is printed in one line and returns 2.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return execute(args)
+    except UserError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ The time budget counts collection and updates; evaluation runs outside it.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shlex
@@ -27,6 +28,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmarks.compare import (
+    MissingFileError,
+    ResultsFileError,
+    check_env_ids,
+    check_positive,
+    check_seeds,
+    check_unique,
+)
+from textgym.errors import ConfigError, UserError
+from textgym.files import atomic_write
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -119,21 +131,56 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    # Rendered in memory and written atomically: a kill never leaves half a PNG.
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
+    atomic_write(path, buffer.getvalue())
+
+
+def read_part(path: Path) -> dict[str, Any]:
+    """One result file to combine, checked: its command, machine and runs.
+
+    Raises:
+        MissingFileError: there is no such file.
+        ResultsFileError: it is torn, or not a result of this benchmark.
+    """
+    try:
+        part = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MissingFileError(f"--combine: {path} does not exist.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsFileError(
+            f"--combine: {path} is torn or not JSON ({exc}); run that part again."
+        ) from None
+    keys = ("command", "machine", "results")
+    if not isinstance(part, dict) or any(k not in part for k in keys):
+        raise ResultsFileError(
+            f"--combine: {path} is not an lm_accuracy result (it needs {', '.join(keys)})."
+        )
+    needed = ("env_id", "algo", "seed", "before", "after", "curve", "train_seconds")
+    for r in part["results"]:
+        if not isinstance(r, dict) or any(k not in r for k in needed):
+            raise ResultsFileError(
+                f"--combine: {path} has a run without {', '.join(needed)}; run that part again."
+            )
+    return part
 
 
 def combine(paths: Sequence[Path], out: Path) -> int:
-    """Merge result files (their commands and machines kept per run) into ``out`` + plot."""
+    """Merge result files (their commands and machines kept per run) into ``out`` + plot.
+
+    Raises:
+        MissingFileError, ResultsFileError: see :func:`read_part` (before anything is written).
+    """
     results = []
-    for path in paths:
-        part = json.loads(path.read_text())
+    for part in [read_part(path) for path in paths]:
         for r in part["results"]:
             results.append({**r, "benchmark_command": part["command"], "machine": part["machine"]})
     results.sort(key=lambda r: (r["env_id"], r["algo"], r["seed"]))
     summary = {"command": f"python -m benchmarks.lm_accuracy --combine {' '.join(map(str, paths))}",
                "results": results}  # fmt: skip
-    out.write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write(out, json.dumps(summary, indent=2) + "\n")
     plot(results, out.with_suffix(".png"))
     _print_summary(results)
     print(markdown(results, detail=True))
@@ -204,9 +251,11 @@ def _print_summary(results: list[dict[str, Any]]) -> None:
         )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks.lm_accuracy``."""
     parser = argparse.ArgumentParser(
-        description="RL lift of the default model's held-out accuracy."
+        prog="python -m benchmarks.lm_accuracy",
+        description="RL lift of the default model's held-out accuracy.",
     )
     parser.add_argument("--algos", nargs="+", default=["ppo", "grpo"])
     parser.add_argument(
@@ -230,12 +279,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="JSON",
         help="merge the results of earlier runs (e.g. run in parallel) into --out and its plot",
     )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark (or combine parts); a user error prints one line and returns 2."""
+    parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return execute(args, argv)
+    except UserError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every flag of a training run, checked before the first (minutes-long) run starts.
+
+    Raises:
+        ConfigError: naming the flag and its valid range or values.
+    """
+    from agents.train import trainer_class
+
+    for algo in args.algos:
+        trainer_class(algo)  # an unknown algorithm: ConfigError with a did-you-mean
+    check_unique(args.algos, "--algos")
+    check_env_ids(args.envs)
+    check_seeds(args.seeds)
+    args.time_budget = check_positive(args.time_budget, "--time-budget", integer=False)
+    check_positive(args.eval_every, "--eval-every", integer=True)
+    check_positive(args.threads, "--threads", integer=True)
+    if Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out!r} is a directory; give a .json file.")
+
+
+def execute(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    """Run the parsed command line (``argv`` is recorded as the command); user errors raise."""
     if args.combine:
+        if Path(args.out).is_dir():
+            raise ConfigError(f"--out {args.out!r} is a directory; give a .json file.")
         return combine([Path(f) for f in args.combine], Path(args.out))
+    check_args(args)
     results = []
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     for env_id in args.envs:
         for algo in args.algos:
             for seed in args.seeds:
@@ -263,7 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     },
                     "results": results,
                 }
-                out.write_text(json.dumps(summary, indent=2) + "\n")
+                # Atomic: a kill mid-benchmark keeps every run finished so far, whole.
+                atomic_write(out, json.dumps(summary, indent=2) + "\n")
     plot(results, out.with_suffix(".png"))
     _print_summary(results)
     print(markdown(results, detail=True))

@@ -22,6 +22,7 @@ import argparse
 import gc
 import json
 import platform
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,9 @@ import gymnasium as gym
 import numpy as np
 
 import textgym  # noqa: F401  (registers the ids)
+from benchmarks.compare import check_env_ids, check_positive
+from textgym.errors import ConfigError, UserError
+from textgym.files import atomic_write
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -422,10 +426,13 @@ def report_markdown(report: dict[str, Any]) -> str:
     return "\n\n".join(tables) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks.throughput``."""
     """Measure, print the table, and save JSON + Markdown under benchmarks/results/."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m benchmarks.throughput",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--envs", nargs="*", default=None, help="env ids (default: one per family)")
     parser.add_argument("--steps", type=int, default=20_000)
@@ -433,7 +440,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--trainers", action="store_true", help="also measure LM trainers vs TRL")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; a user error prints one line and returns 2."""
+    parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return execute(args)
+    except UserError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Every flag checked before measuring (a bad one would surface minutes in, or never).
+
+    Raises:
+        ConfigError: naming the flag and its valid range.
+    """
+    if args.envs:
+        check_env_ids(args.envs)
+    for flag in ("steps", "num_envs", "repeats"):
+        check_positive(getattr(args, flag), "--" + flag.replace("_", "-"), integer=True)
+    if args.steps < args.num_envs:
+        # The vector measurement runs steps // num_envs * 4 vector steps: none below this.
+        raise ConfigError(
+            f"--steps ({args.steps}) must be at least --num-envs ({args.num_envs}): the vector "
+            "measurement runs steps // num-envs * 4 steps of all sub-envs."
+        )
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {str(args.out)!r} is a file; give a directory.")
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Run the parsed command line; user errors raise (a ``UserError``)."""
+    check_args(args)
     env_ids = args.envs or [
         i for i in textgym.env_ids() if "-Tiny" not in i and "-Easy" not in i and "-Hard" not in i
     ]
@@ -455,9 +498,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         report["trainers"] = trainer_throughput.measure()
         print(json.dumps(report["trainers"], indent=2))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "throughput.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "throughput.md").write_text(report_markdown(report))
+    # Atomic: the committed results (which the README's tables must match) are never torn.
+    atomic_write(args.out / "throughput.json", json.dumps(report, indent=2) + "\n")
+    atomic_write(args.out / "throughput.md", report_markdown(report))
     return 0
 
 
