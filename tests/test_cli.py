@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 import textgym
-from textgym.cli import main
+from textgym.cli import closest_env_id, main, run_command
+from textgym.errors import ConfigError
 
 
 def test_list_shows_every_id(capsys: pytest.CaptureFixture[str]) -> None:
@@ -42,3 +43,55 @@ def test_list_writes_the_env_table_between_markers(tmp_path, capsys) -> None:  #
     assert "no table markers; add the lines" in capsys.readouterr().err
     assert main(["list", "--markdown"]) == 0
     assert "| `textgym/Copy-v0` |" in capsys.readouterr().out
+
+
+def test_closest_env_id_fills_in_the_namespace_and_fixes_typos() -> None:
+    ids = textgym.env_ids()
+    assert closest_env_id("Reasoning-v0", ids) == "textgym/Reasoning-v0"
+    assert closest_env_id("textgym/Dialog-v0", ids) == "textgym/Dialogue-v0"
+    assert closest_env_id("textgym:textgym/Copy-v1", ids) == "textgym/Copy-v0"
+    assert closest_env_id("zzzzzz", ids) is None
+
+
+def test_run_command_folds_a_long_user_error_into_two_lines(capsys) -> None:  # noqa: ANN001
+    def body() -> int:
+        raise ConfigError("first line\nsecond\nthird\n")
+
+    assert run_command("textgym x", body) == 2
+    assert capsys.readouterr().err == "textgym x: error: first line\nsecond third\n"
+
+
+def test_run_command_turns_gymnasium_id_errors_into_one_line(capsys) -> None:  # noqa: ANN001
+    import gymnasium as gym
+
+    def body() -> int:
+        gym.make("textgym/Copy-v7")
+        return 0
+
+    assert run_command("textgym x", body, ["--env", "textgym/Copy-v7"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Did you mean 'textgym/Copy-v0'?" in err
+
+
+def test_run_command_keeps_other_gymnasium_errors_as_bugs() -> None:
+    import gymnasium as gym
+
+    def body() -> int:
+        raise gym.error.ResetNeeded("step before reset: textgym's own bug")
+
+    with pytest.raises(gym.error.ResetNeeded):
+        run_command("textgym x", body)
+
+
+def test_usage_errors_are_two_lines_and_the_patch_is_undone(capsys) -> None:  # noqa: ANN001
+    import argparse
+
+    original = argparse.ArgumentParser.error
+    with pytest.raises(SystemExit) as exc:
+        main(["rate", "--log"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "textgym rate: error: argument --log: expected one argument",
+        "`textgym rate --help` shows the usage.",
+    ]
+    assert argparse.ArgumentParser.error is original

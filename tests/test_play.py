@@ -56,3 +56,30 @@ def test_long_turn_is_reported_as_cut(monkeypatch, capsys) -> None:
     out = run_cli(monkeypatch, capsys, ["one two " * 40], "textgym/Reasoning-Easy-v0")
     assert "cut at max_new_tokens" in out and "truncated" in out
     assert textgym.env_ids()
+
+
+def test_play_and_demo_refuse_bad_values_in_one_line(capsys, monkeypatch) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert cli_main(["play", "CartPole-v1"]) == 2
+    assert "not a textgym env" in capsys.readouterr().err
+    assert cli_main(["play", "--episodes", "0"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "textgym play: error: --episodes must be at least 1, got 0."
+    )
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "textgym.demo", "textgym/Copy-v9"],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(repo)},
+        timeout=300,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "python -m textgym.demo: error: Unknown env id 'textgym/Copy-v9'. Did you mean "
+        "'textgym/Copy-v0'? `textgym list` shows every textgym id."
+    ]

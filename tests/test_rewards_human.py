@@ -14,13 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from textgym.errors import ConfigError, UserError
+from textgym.files import WriteError
 from textgym.rewards import RewardContext
 from textgym.rewards.human import (
     HumanReward,
     Rater,
     Rating,
     RatingLog,
+    RatingsFileError,
     main,
+    parse_log,
     read_ratings,
     run_session,
     samples_from_env,
@@ -231,8 +235,9 @@ def test_trained_reward_model_ranks_held_out_samples(tmp_path: Path) -> None:
 def test_training_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="No ratings"):
         train_reward_model([], tmp_path / "rm")
-    with pytest.raises(SystemExit):
+    with pytest.raises(RatingsFileError, match="No ratings file at .*missing.jsonl"):
         main(["train", "--log", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "rm")])
+    assert not (tmp_path / "rm").exists()
 
 
 def test_rlhf_loop_end_to_end(tmp_path: Path) -> None:
@@ -257,3 +262,208 @@ def test_rlhf_loop_end_to_end(tmp_path: Path) -> None:
     comps = info["reward_components"]
     assert set(comps) == {"exact_match", "reward_model"}
     assert r == pytest.approx(comps["exact_match"] + comps["reward_model"])
+
+
+# -- robustness: torn lines, interrupts, concurrent raters, validation, atomic saves --------
+
+
+def fd_targets() -> list[str]:
+    """What this process has open (Linux), to prove a file was closed."""
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("needs /proc/self/fd")
+    targets = []
+    for fd in fds.iterdir():
+        try:
+            targets.append(os.readlink(fd))
+        except OSError:
+            continue
+    return targets
+
+
+def write_log(path: Path, ratings: list[Rating]) -> None:
+    with RatingLog(path) as log:
+        for rating in ratings:
+            log.append(rating)
+
+
+def torn_non_ascii(path: Path) -> None:
+    """Append half of a non-ASCII rating, cut inside a multi-byte character (kill -9)."""
+    line = Rating("score", "café", "torn", text="naïve ñandú", score=2.0).to_json().encode()
+    cut = line.index("ï".encode()) + 1  # between the two bytes of "ï"
+    with open(path, "ab") as f:
+        f.write(line[:cut])
+
+
+def test_train_rm_reads_a_torn_non_ascii_line_as_the_rater_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "ratings.jsonl"
+    write_log(
+        log, [Rating("score", "ctx é", f"s{i}", text=f"ünïcode {i}", score=4.0) for i in range(3)]
+    )
+    torn_non_ascii(log)
+    # One reader for both: parse_log finds the torn tail; read_ratings skips it and says so.
+    contents = parse_log(log.read_bytes(), log)
+    assert len(contents.ratings) == 3 and contents.torn
+    assert [r.sample_id for r in read_ratings(log)] == ["s0", "s1", "s2"]
+    assert "torn last line" in capsys.readouterr().err
+    status = main(["train-rm", "--log", str(log), "--out", str(tmp_path / "rm"), "--epochs", "1"])
+    assert status == 0 and (tmp_path / "rm" / "textgym_reward_model.json").exists()
+    assert json.loads((tmp_path / "rm" / "textgym_reward_model.json").read_text())["n_scores"] == 3
+    # The rater reads the same log the same way, then cuts the tail before its next append.
+    run_session(
+        [{"context": "c", "text": "new"}],
+        Rater(log, input=io.StringIO("5\n"), output=io.StringIO()),
+    )
+    assert [r.sample_id for r in read_ratings(log)][-1] != "torn" and len(read_ratings(log)) == 4
+    assert log.read_bytes().endswith(b"\n")
+
+
+def test_a_whole_record_without_its_newline_is_kept_by_reader_and_rater(tmp_path: Path) -> None:
+    log = tmp_path / "ratings.jsonl"
+    last = Rating("score", "c", "last", text="t", score=3.0)
+    log.write_text(
+        Rating("score", "c", "first", text="t", score=1.0).to_json() + "\n" + last.to_json()
+    )
+    assert [r.sample_id for r in read_ratings(log)] == ["first", "last"]
+    write_log(log, [Rating("score", "c", "next", text="t", score=5.0)])  # reopen + append
+    assert [r.sample_id for r in read_ratings(log)] == ["first", "last", "next"]
+
+
+def test_a_tail_torn_by_another_rater_is_cut_before_the_next_append(tmp_path: Path) -> None:
+    log = tmp_path / "ratings.jsonl"
+    rater_log = RatingLog(log)  # opened first, as a long session would be
+    rater_log.append(Rating("score", "c", "a", text="t", score=1.0))
+    with open(log, "ab") as other:  # a second rater, killed mid-write
+        other.write(b'{"kind": "score", "cont')
+    rater_log.append(Rating("score", "c", "b", text="t", score=2.0))
+    assert [r.sample_id for r in read_ratings(log)] == ["a", "b"]
+
+
+def test_two_raters_appending_to_one_log_lose_nothing(tmp_path: Path) -> None:
+    log = tmp_path / "ratings.jsonl"
+    code = (
+        "import sys\n"
+        "from textgym.rewards.human import Rating, RatingLog\n"
+        "log = RatingLog(sys.argv[1])\n"
+        "for i in range(150):\n"
+        "    log.append(Rating('score', 'ç' * 300, f'{sys.argv[2]}{i}', text='ü' * 2000, score=3.0))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(log), name], env=env) for name in "ab"
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    ids = [r.sample_id for r in read_ratings(log)]
+    assert sorted(ids) == sorted(f"{n}{i}" for n in "ab" for i in range(150))
+
+
+class InterruptAfter(io.StringIO):
+    """stdin that gives its lines, then raises KeyboardInterrupt (Ctrl-C while typing)."""
+
+    def readline(self, *args: object) -> str:  # type: ignore[override]
+        line = super().readline()
+        if not line:
+            raise KeyboardInterrupt
+        return line
+
+
+def test_ctrl_c_mid_rating_keeps_every_rating_and_closes_the_log(tmp_path: Path) -> None:
+    import gymnasium as gym
+
+    log = tmp_path / "h.jsonl"
+    reward = HumanReward(log, input=InterruptAfter("4\n"), output=io.StringIO())
+    env = gym.make("textgym/Copy-v0", reward=reward)
+    for seed in (0, 1):
+        env.reset(seed=seed)
+        try:
+            while not any(env.step(env.unwrapped.oracle_action())[2:4]):
+                pass
+        except KeyboardInterrupt:
+            assert seed == 1
+    assert [r.score for r in read_ratings(log)] == [4.0]
+    assert str(log) not in fd_targets()  # nothing left open after the interrupt
+    env.close()
+    reward.close()
+
+
+def test_rating_log_errors_are_user_errors(tmp_path: Path) -> None:
+    with pytest.raises(RatingsFileError, match="is a directory"):
+        RatingLog(tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(WriteError, match="ratings log"):
+        RatingLog(tmp_path / "file" / "ratings.jsonl")
+    with pytest.raises(ConfigError, match="--scale"):
+        Rater(tmp_path / "never.jsonl", scale=(5, 1))
+    assert not (tmp_path / "never.jsonl").exists()  # refused before the file was created
+    (tmp_path / "bad.jsonl").write_bytes(b'{"kind": "score"}\n\xff\xfe\n')
+    with pytest.raises(RatingsFileError, match=r"bad.jsonl:1: not a rating"):
+        read_ratings(tmp_path / "bad.jsonl")
+
+
+BASE = {"epochs": 1, "lr": 1e-3, "batch_size": 4, "seed": 0}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "flag"),
+    [
+        ("epochs", 0, "--epochs"),
+        ("epochs", -3, "--epochs"),
+        ("epochs", 2.5, "--epochs"),
+        ("lr", float("nan"), "--lr"),
+        ("lr", float("inf"), "--lr"),
+        ("lr", 0.0, "--lr"),
+        ("lr", -1e-3, "--lr"),
+        ("batch_size", 0, "--batch-size"),
+        ("seed", -1, "--seed"),
+        ("seed", 2**64, "--seed"),
+        ("hidden", 0, "hidden"),
+        ("max_length", 1, "max_length"),
+    ],
+)
+def test_training_config_is_checked_before_any_work(
+    field: str, value: object, flag: str, tmp_path: Path
+) -> None:
+    ratings = [Rating("score", "c", "s", text="t", score=3.0)]
+    with pytest.raises(ConfigError, match=flag) as exc:
+        train_reward_model(ratings, tmp_path / "rm", **{**BASE, field: value})
+    assert isinstance(exc.value, UserError) and isinstance(exc.value, ValueError)
+    assert not (tmp_path / "rm").exists()
+
+
+def test_an_interrupted_save_leaves_the_previous_model_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from transformers import PreTrainedTokenizerBase
+
+    ratings = [Rating("score", "c", f"s{i}", text=f"t {i}", score=1.0 + i) for i in range(4)]
+    out = tmp_path / "rm"
+    train_reward_model(ratings, out, epochs=1, hidden=32, layers=1)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def killed(self: object, directory: object, *args: object, **kwargs: object) -> None:
+        (Path(str(directory)) / "tokenizer.json").write_text('{"half": ')  # a partial write
+        raise KeyboardInterrupt  # Ctrl-C in the middle of the save
+
+    monkeypatch.setattr(PreTrainedTokenizerBase, "save_pretrained", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_reward_model(ratings, out, epochs=1, hidden=32, layers=1, seed=1)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    RewardModel(out)  # still loads
+
+
+def test_out_with_other_files_is_refused_and_left_alone(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    ratings = [Rating("score", "c", "s", text="t", score=3.0)]
+    with pytest.raises(ConfigError, match="holds other files"):
+        train_reward_model(ratings, tmp_path, epochs=1)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_any_hidden_size_trains(tmp_path: Path) -> None:
+    """hidden=100 asked BERT for 3 heads, which do not divide 100."""
+    ratings = [Rating("score", "c", f"s{i}", text=f"t {i}", score=1.0 + i) for i in range(3)]
+    result = train_reward_model(ratings, tmp_path / "rm", epochs=1, hidden=100, layers=1)
+    assert result.n_scores == 3 and (tmp_path / "rm" / "textgym_reward_model.json").exists()

@@ -3,15 +3,27 @@
 ``train`` and ``bench`` hand their arguments to ``agents`` and ``benchmarks``; they are
 imported only when asked for, so ``textgym list`` stays fast and the package arrows
 (agents -> textgym, never back) hold at import time.
+
+Every sub-command runs inside :func:`run_command`, the one place that turns a user's
+mistake into at most two lines on stderr and exit status 2: a
+:class:`~textgym.errors.UserError` from anywhere, an unknown env id from gymnasium, and
+argparse's usage errors (which otherwise print the whole usage first). Ctrl-C prints one
+line and exits 130. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import difflib
 import importlib
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import NoReturn
+
+from textgym.errors import UserError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "play": ("textgym.play", "play the agent yourself in the terminal (textgym play <id>)"),
@@ -20,6 +32,142 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rate": ("textgym.rewards.human", "rate agent turns in the terminal (human feedback)"),
     "train-rm": ("textgym.rewards.human", "train a reward model from collected ratings"),
 }
+NAMES = ("list", *COMMANDS)
+INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+# gymnasium's errors for an id it does not know (subclasses of UnregisteredEnv), and the
+# others a user causes by naming an env; ResetNeeded, InvalidAction and the like stay
+# tracebacks: only textgym's own code can cause those.
+GYM_USER_ERRORS = ("UnregisteredEnv", "DeprecatedEnv", "DependencyNotInstalled", "UnsupportedMode")
+ENV_ID = re.compile(r"^(?:[\w.-]+:)?(?:[\w.-]+/)?[\w.:-]+-v\d+$")
+
+
+class CommandLineError(UserError, ValueError):
+    """A mistake in the command line itself (e.g. ``--write`` on a file without markers)."""
+
+
+class UnknownEnvError(UserError, ValueError):
+    """An env id that is not registered (the message names the closest registered one)."""
+
+
+# -- messages -----------------------------------------------------------------------------
+
+
+def closest_env_id(name: str, ids: Sequence[str]) -> str | None:
+    """The registered id in ``ids`` that ``name`` most likely meant, if any is close."""
+    if name.startswith("textgym:"):  # gym.make's "module:id" form
+        name = name.split(":", 1)[1]
+    bare = name.rsplit("/", 1)[-1]
+    for env_id in ids:  # the namespace left out: "Reasoning-v0"
+        if env_id.rsplit("/", 1)[-1] == bare and env_id != name:
+            return env_id
+    close = difflib.get_close_matches(name, list(ids), n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    by_name = {env_id.rsplit("/", 1)[-1]: env_id for env_id in ids}
+    close = difflib.get_close_matches(bare, list(by_name), n=1, cutoff=0.6)
+    return by_name[close[0]] if close else None
+
+
+def unknown_env_message(env_id: str) -> str:
+    """``Unknown env id 'X'. Did you mean 'Y'? ...``: textgym's ids first, then all others."""
+    import gymnasium as gym
+
+    import textgym
+
+    ours = textgym.env_ids()
+    others = [i for i in gym.registry if i not in ours and i != env_id]
+    close = closest_env_id(env_id, ours) or closest_env_id(env_id, others)
+    hint = f" Did you mean {close!r}?" if close else ""
+    return f"Unknown env id {env_id!r}.{hint} `textgym list` shows every textgym id."
+
+
+def _gym_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of gymnasium's errors for a badly named env."""
+    errors = sys.modules.get("gymnasium.error")  # not imported: cannot be one of its errors
+    if errors is None:
+        return False
+    kinds = tuple(getattr(errors, name) for name in GYM_USER_ERRORS if hasattr(errors, name))
+    return isinstance(exc, kinds)
+
+
+def _gym_message(exc: BaseException, argv: Sequence[str]) -> str:
+    """gymnasium's error in one line, naming the id the user typed and the closest one."""
+    import gymnasium as gym
+
+    if isinstance(exc, gym.error.UnregisteredEnv):
+        registered = set(gym.registry)
+        values = [v for a in argv for v in (a, a.split("=", 1)[-1])]
+        typed = [v for v in values if ENV_ID.match(v) and v not in registered]
+        if typed:
+            return unknown_env_message(typed[0])
+    return " ".join(str(exc).split()) + " `textgym list` shows every textgym id."
+
+
+def _print_error(prog: str, message: str) -> None:
+    """``prog: error: message`` on at most two lines (a longer message is folded)."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()] or [
+        "an error without a message"
+    ]
+    if len(lines) > 2:
+        lines = [lines[0], " ".join(lines[1:])]
+    print(f"{prog}: error: " + "\n".join(lines), file=sys.stderr)
+
+
+def _brief_usage_error(self: argparse.ArgumentParser, message: str) -> NoReturn:
+    """argparse's ``error`` without the usage block, which wraps to several lines before
+    the one that matters; the second line says where the full usage is."""
+    print(f"{self.prog}: error: {message}\n`{self.prog} --help` shows the usage.", file=sys.stderr)
+    raise SystemExit(2)
+
+
+@contextlib.contextmanager
+def brief_usage_errors() -> Iterator[None]:
+    """Make every argparse parser's usage error two lines while the block runs.
+
+    ``train`` and ``bench`` build their parsers in ``agents`` and ``benchmarks``; patching
+    the method for the length of one command reaches them without those packages knowing
+    about the command line's conventions.
+    """
+    original = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = _brief_usage_error  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        argparse.ArgumentParser.error = original  # type: ignore[method-assign]
+
+
+def run_command(prog: str, body: Callable[[], int | None], argv: Sequence[str] = ()) -> int:
+    """Run one command, turning user errors into two lines and an exit status.
+
+    Args:
+        prog: How messages name the command (``"textgym train"``).
+        body: Does the work; returns the exit status (``None`` counts as 0).
+        argv: The command's arguments, to name a mistyped env id in gymnasium's errors.
+
+    Returns:
+        ``body``'s status; 2 after a user error; 130 after Ctrl-C.
+
+    Raises:
+        SystemExit: from argparse (``--help`` exits 0, a usage error 2).
+        Exception: anything that is not the user's mistake, with its traceback.
+    """
+    with brief_usage_errors():
+        try:
+            return int(body() or 0)
+        except UserError as exc:
+            _print_error(prog, str(exc))
+            return 2
+        except KeyboardInterrupt:
+            print(f"{prog}: interrupted", file=sys.stderr)
+            return INTERRUPTED
+        except Exception as exc:
+            if not _gym_user_error(exc):
+                raise
+            _print_error(prog, _gym_message(exc, argv))
+            return 2
+
+
+# -- the commands -------------------------------------------------------------------------
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -30,20 +178,35 @@ def _list(args: argparse.Namespace) -> int:
     if args.write:
         try:
             write_table(args.write)
+        except FileNotFoundError as exc:
+            raise CommandLineError(
+                f"No file at {args.write!r}; --write updates an existing Markdown file between "
+                "its env-table markers."
+            ) from exc
+        except IsADirectoryError as exc:
+            raise CommandLineError(
+                f"{args.write!r} is a directory; --write takes a Markdown file."
+            ) from exc
         except (OSError, ValueError) as exc:
-            print(f"textgym list: error: {exc}", file=sys.stderr)
-            return 2
+            if isinstance(exc, UserError):
+                raise
+            # write_table's other errors are about the file the user named, too.
+            raise CommandLineError(str(exc)) from exc
         return 0
-    if args.markdown:
-        print(markdown_table())
-        return 0
-
-    width = max(len(s.id) for s in ENV_SPECS)
-    for spec in ENV_SPECS:
-        env = gym.make(spec.id).unwrapped
-        sizes = f"V={env.action_space.n} L={env.max_length}"
-        print(f"{spec.id:<{width}}  {sizes:<14} {spec.description}")
-        env.close()
+    try:
+        if args.markdown:
+            print(markdown_table())
+            return 0
+        width = max(len(s.id) for s in ENV_SPECS)
+        for spec in ENV_SPECS:
+            env = gym.make(spec.id).unwrapped
+            sizes = f"V={env.action_space.n} L={env.max_length}"
+            print(f"{spec.id:<{width}}  {sizes:<14} {spec.description}")
+            env.close()
+    except BrokenPipeError:
+        # `textgym list | head`: the reader left; that is not an error. Point stdout at
+        # devnull so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
@@ -51,17 +214,18 @@ def _delegate(module: str, what: str, argv: Sequence[str]) -> int:
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        print(f"textgym {what}: {module} is not available ({exc}).", file=sys.stderr)
-        return 2
+        if exc.name is None or not module.startswith(exc.name):
+            raise  # the module exists but one of its imports is missing: a broken install
+        raise CommandLineError(
+            f"{module} is not available ({exc}); reinstall textgym with `pip install -e .`."
+        ) from exc
     if what in ("rate", "train-rm"):
         # One module, two sub-commands: it parses the sub-command itself, under our name.
         return int(mod.main([what, *argv], prog="textgym") or 0)
     return int(mod.main(list(argv)) or 0)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``textgym`` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="textgym", description="Text tasks as token-level Gymnasium environments."
     )
@@ -73,18 +237,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     listing.set_defaults(func=_list)
     for name, (_, help_) in COMMANDS.items():
-        sub.add_parser(name, help=help_, add_help=False)
+        # Dispatched before parsing (see main); listed here for `textgym --help`.
+        sub.add_parser(name, help=help_, add_help=False).set_defaults(func=None)
+    return parser
+
+
+def _dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     if argv and argv[0] in COMMANDS:
         module, _ = COMMANDS[argv[0]]
         return _delegate(module, argv[0], argv[1:])
+    if argv and not argv[0].startswith("-") and argv[0] not in NAMES:
+        close = difflib.get_close_matches(argv[0], NAMES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        parser.error(f"invalid choice: {argv[0]!r} (choose from {', '.join(NAMES)}){hint}")
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except BrokenPipeError:
-        # `textgym list | head`: the reader left; that is not an error. Point stdout at
-        # devnull so the interpreter's final flush does not raise again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    if args.func is None:  # e.g. `textgym --flag train`: options go after the command
+        parser.error(f"put the options after the command: textgym {args.command} [options]")
+    return int(args.func(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``textgym`` console script (and ``python -m textgym.cli``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and argv[0] in NAMES else None
+    prog = f"textgym {command}" if command else "textgym"
+    parser = _parser()
+    return run_command(prog, lambda: _dispatch(parser, argv), argv[1:] if command else argv)
 
 
 if __name__ == "__main__":

@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 import gymnasium as gym
 
 import textgym  # noqa: F401  (registers the ids)
+from textgym.cli import run_command
+from textgym.errors import ConfigError
+
+PROG = "python -m textgym.demo"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Play one oracle episode and print the conversation, rewards and success."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    """Play one oracle episode and print the conversation, rewards and success.
+
+    Raises:
+        ConfigError: a negative ``--seed``.
+        gymnasium.error.UnregisteredEnv: an unknown env id (``python -m textgym.demo``
+            prints it in one line with the closest registered id).
+    """
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
     parser.add_argument("env_id", nargs="?", default="textgym/Copy-v0")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be a non-negative integer, got {args.seed}.")
     env = gym.make(args.env_id, render_mode="ansi")
     env.reset(seed=args.seed)
     total, done, info = 0.0, False, {}
@@ -27,8 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"return={total:.3f} success={info.get('success')} components={info.get('reward_components')}"
     )
+    env.close()
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(PROG, main, sys.argv[1:]))

@@ -17,6 +17,9 @@ from typing import Any
 
 import gymnasium as gym
 
+from textgym.cli import UnknownEnvError, run_command, unknown_env_message
+from textgym.errors import ConfigError
+
 HELP = "type your turn and press enter; ':oracle' shows the oracle's turn, ':quit' leaves."
 
 
@@ -88,7 +91,12 @@ def play_episode(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``textgym play <id> [--seed S] [--episodes N] [--split test]``."""
+    """``textgym play <id> [--seed S] [--episodes N] [--split test]``.
+
+    Raises:
+        UnknownEnvError: ``env_id`` is not a textgym id (the message names the closest).
+        ConfigError: ``--episodes`` below 1 or a negative ``--seed``.
+    """
     import textgym
 
     parser = argparse.ArgumentParser(prog="textgym play", description=__doc__.split("\n")[0])
@@ -97,27 +105,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=1)
     parser.add_argument("--split", choices=["train", "test"], default=None)
     args = parser.parse_args(list(argv) if argv is not None else None)
+    if args.episodes < 1:
+        raise ConfigError(f"--episodes must be at least 1, got {args.episodes}.")
+    if args.seed is not None and args.seed < 0:
+        raise ConfigError(f"--seed must be a non-negative integer, got {args.seed}.")
     if args.env_id not in textgym.env_ids():
-        import difflib
-
-        close = difflib.get_close_matches(args.env_id, textgym.env_ids(), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        print(f"Unknown env id {args.env_id!r}.{hint} See `textgym list`.", file=sys.stderr)
-        return 2
+        if args.env_id in gym.registry:
+            raise UnknownEnvError(
+                f"{args.env_id!r} is not a textgym env; `textgym play` plays textgym ids only "
+                "(`textgym list` shows them)."
+            )
+        raise UnknownEnvError(unknown_env_message(args.env_id))
     kwargs = {"split": args.split} if args.split else {}
     env = gym.make(args.env_id, **kwargs).unwrapped
     spec = next(s for s in textgym.ENV_SPECS if s.id == args.env_id)
     print(f"{args.env_id}: {spec.description}\nsuccess: {spec.success}\n{HELP}")
     wins = 0
-    for i in range(args.episodes):
-        seed = None if args.seed is None else args.seed + i
-        info = play_episode(env, seed)
-        if info is None:
-            break
-        wins += bool(info.get("success"))
+    try:
+        for i in range(args.episodes):
+            seed = None if args.seed is None else args.seed + i
+            info = play_episode(env, seed)
+            if info is None:
+                break
+            wins += bool(info.get("success"))
+    finally:
+        env.close()  # also after Ctrl-C: the env may hold a reward's files or a model
     print(f"\n{wins} success(es). bye!")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command("python -m textgym.play", main, sys.argv[1:]))

@@ -7,14 +7,20 @@ The RLHF loop in miniature::
     python -m textgym.rewards.human train --log ratings.jsonl --out my_rm
     gym.make("textgym/Copy-v0", reward=RewardModel("my_rm"))   # or reward='reward_model("my_rm")'
 
-The log is append-only JSONL, one rating per line, flushed and fsynced as soon as it is
-given, so a crash or a kill loses at most the rating being typed. A restarted session skips
-the samples already rated. A line torn by a kill mid-write is cut off when the log is
-reopened and skipped when it is read.
+The log is append-only JSONL, one rating per line, written with one ``os.write`` to a file
+opened with ``O_APPEND`` and fsynced as soon as it is given, so a crash or a kill loses at
+most the rating being typed, and two raters can append to one log (each append also holds
+an ``flock`` on the log for the few microseconds it takes, so one rater's repair of a torn
+tail never cuts the other's line). Nothing stays open between ratings. A restarted session
+skips the samples already rated. A last line torn by a kill mid-write is skipped with a
+warning when the log is read, by the rater and by ``train-rm`` alike (:func:`read_ratings`),
+and cut off before the next append.
 
 Training fits a small sequence-classification model: Bradley-Terry on preferences
 (``-log sigmoid(r(chosen) - r(rejected))``) and regression on scores (mapped to ``[0, 1]``),
-and saves it with ``save_pretrained``, so :class:`~textgym.rewards.models.RewardModel` loads it.
+and saves it with ``save_pretrained`` into a temporary directory that is then renamed into
+place, so :class:`~textgym.rewards.models.RewardModel` loads it and a kill never leaves half a
+model behind.
 """
 
 from __future__ import annotations
@@ -24,22 +30,69 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from textgym.errors import ConfigError, UserError
+from textgym.files import WriteError
 from textgym.rewards.base import Reward, RewardContext
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; appends still go through one O_APPEND write.
+    fcntl = None  # type: ignore[assignment]
+
 SCORE, PREFERENCE = "score", "preference"
+SUMMARY = "textgym_reward_model.json"
+MAX_SEED = 2**63 - 1  # what torch.manual_seed and numpy both take
 
 
 class StopRating(Exception):
     """The rater typed ``q`` or closed the input: end the session."""
+
+
+class RatingsFileError(UserError, ValueError):
+    """A ratings log or samples file is missing, unreadable or holds a bad line."""
+
+
+def _warn(message: str) -> None:
+    print(f"textgym: {message}", file=sys.stderr)
+
+
+def _unwritable(path: Path, what: str, exc: OSError) -> WriteError:
+    why = exc.strerror or str(exc)
+    # mkdir under a regular file says "File exists" or "Not a directory": name the file.
+    blocker = next((p for p in path.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        why = f"{str(blocker)!r} is a file, not a directory"
+    error = WriteError(
+        f"Could not write the {what} {str(path)!r}: {why}; choose a path you can write to."
+    )
+    error.errno, error.filename = exc.errno, str(path)
+    return error
+
+
+def _read_bytes(path: Path, what: str, hint: str) -> bytes:
+    """The file's bytes, or a :class:`RatingsFileError` saying what is wrong and ``hint``."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise RatingsFileError(f"No {what} at {str(path)!r}; {hint}.") from None
+    except IsADirectoryError:
+        raise RatingsFileError(
+            f"{str(path)!r} is a directory, not a {what}; pass the file itself."
+        ) from None
+    except OSError as exc:
+        raise RatingsFileError(f"Could not read the {what} {str(path)!r}: {exc.strerror}.") from exc
 
 
 # -- the log ------------------------------------------------------------------------------
@@ -69,6 +122,9 @@ class Rating:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        lo, hi = self.scale
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"scale must be finite (low, high) with low < high, got {self.scale}.")
         if self.kind == SCORE:
             if self.text is None or self.score is None:
                 raise ValueError("A score rating needs text and score.")
@@ -106,44 +162,145 @@ class Rating:
         return cls(**d)
 
 
-class RatingLog:
-    """An append-only JSONL file of :class:`Rating`; every append is flushed and fsynced.
+@dataclass(frozen=True)
+class LogContents:
+    """A ratings log as read by :func:`parse_log`.
 
-    Opening a log whose last line was torn (the process was killed mid-write) cuts that
-    partial line, so the next rating starts on a clean line.
+    Attributes:
+        ratings: Every complete record, in order.
+        end: Bytes up to the end of the last complete record (where the next one goes).
+        torn: An unfinished last line (a session killed mid-write), ``b""`` if none.
+        missing_newline: The last record is whole but its newline was never written.
+    """
+
+    ratings: list[Rating]
+    end: int
+    torn: bytes = b""
+    missing_newline: bool = False
+
+
+def _parse_record(raw: bytes) -> Rating:
+    record = json.loads(raw.decode("utf-8"))
+    if not isinstance(record, dict):
+        raise ValueError(f"a JSON {type(record).__name__}, not an object")
+    return Rating.from_dict(record)
+
+
+def parse_log(data: bytes, path: str | os.PathLike[str] = "<log>") -> LogContents:
+    """Split a log's bytes into its ratings and a torn tail: the one reader of the log.
+
+    Works on bytes, so a line cut in the middle of a multi-byte character (a non-ASCII
+    rating killed mid-write) is a torn line like any other, not a decoding error of the
+    whole file. The rater (before appending) and ``train-rm`` (before training) both read
+    through here.
+
+    Raises:
+        RatingsFileError: a complete line that is not a rating, with its file and number.
+    """
+    lines = data.split(b"\n")
+    tail = lines.pop()  # b"" when the file ends with a newline
+    ratings = []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            ratings.append(_parse_record(raw))
+        except (UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as exc:
+            shown = raw[:80].decode("utf-8", "replace")
+            raise RatingsFileError(
+                f"{path}:{number}: not a rating record ({exc}): {shown!r}; fix or delete that line."
+            ) from exc
+    end = len(data) - len(tail)
+    if not tail.strip():
+        return LogContents(ratings, end)
+    try:
+        ratings.append(_parse_record(tail))
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError):
+        return LogContents(ratings, end, torn=tail)
+    return LogContents(ratings, len(data), missing_newline=True)
+
+
+def _warn_torn(path: Path, torn: bytes, action: str) -> None:
+    _warn(
+        f"{action} a torn last line ({len(torn)} bytes) of {path}: a session was killed while "
+        "writing it."
+    )
+
+
+class RatingLog:
+    """An append-only JSONL file of :class:`Rating`; every append is durable when it returns.
+
+    Each rating is one line written by a single ``os.write`` to the file opened with
+    ``O_APPEND``, then fsynced; the file is opened for that append only and closed again,
+    so nothing is left open on any path (an exception, Ctrl-C, a quit). Several raters may
+    append to one log: each append holds an ``flock`` on the log while it checks the tail
+    and writes, so a torn line a killed session left behind is cut (with a warning) before
+    the next rating, and never while another rater's line is being written.
+
+    Raises:
+        RatingsFileError: ``path`` is a directory.
+        WriteError: the log cannot be created or written.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair_tail()
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (held open)
+        if self.path.is_dir():
+            raise RatingsFileError(
+                f"The ratings log {str(self.path)!r} is a directory; pass a file such as "
+                f"{str(self.path / 'ratings.jsonl')!r}."
+            )
+        with self._locked() as fd:  # fail now, not after the first rating, if unwritable
+            self._repair(fd)
 
-    def _repair_tail(self) -> None:
-        if not self.path.exists() or self.path.stat().st_size == 0:
+    @contextmanager
+    def _locked(self) -> Iterator[int]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _unwritable(self.path, "ratings log", exc) from exc
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # held for one append: microseconds
+            yield fd
+        finally:
+            os.close(fd)  # closing drops the flock too
+
+    def _repair(self, fd: int) -> None:
+        """Cut a torn last line (or end a whole record's missing newline) under the lock."""
+        size = os.fstat(fd).st_size
+        if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
             return
-        data = self.path.read_bytes()
-        if data.endswith(b"\n"):
-            return
-        keep = data.rfind(b"\n") + 1
-        print(
-            f"textgym: cutting a torn last line ({len(data) - keep} bytes) from {self.path}",
-            file=sys.stderr,
-        )
-        with open(self.path, "r+b") as f:
-            f.truncate(keep)
-            f.flush()
-            os.fsync(f.fileno())
+        contents = parse_log(os.pread(fd, size, 0), self.path)
+        if contents.missing_newline:
+            os.write(fd, b"\n")
+        elif contents.torn:
+            _warn_torn(self.path, contents.torn, "cutting")
+            os.ftruncate(fd, contents.end)
+        os.fsync(fd)
 
     def append(self, rating: Rating) -> None:
-        """Write one rating durably: it survives a kill as soon as this returns."""
-        self._file.write(rating.to_json() + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        """Write one rating durably: it survives a kill as soon as this returns.
+
+        Raises:
+            WriteError: the disk is full or the log became unwritable (the partial line,
+                if any, is removed again).
+        """
+        line = (rating.to_json() + "\n").encode("utf-8")
+        with self._locked() as fd:
+            self._repair(fd)
+            before = os.fstat(fd).st_size
+            try:
+                written = os.write(fd, line)
+                while written < len(line):  # a short write (nearly full disk): finish the line
+                    written += os.write(fd, line[written:])
+                os.fsync(fd)
+            except OSError as exc:
+                os.ftruncate(fd, before)  # no half line for the next reader to trip on
+                raise _unwritable(self.path, "ratings log", exc) from exc
 
     def close(self) -> None:
-        """Close the file."""
-        self._file.close()
+        """Nothing to release: the file is open only during each append (kept for callers)."""
 
     def __enter__(self) -> RatingLog:
         return self
@@ -153,24 +310,22 @@ class RatingLog:
 
 
 def read_ratings(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Rating]:
-    """Replay one or more logs, in order. A torn last line is skipped; any other bad line
-    raises ``ValueError`` with its file and line number."""
+    """Replay one or more logs, in order, through :func:`parse_log`.
+
+    A torn last line is skipped with a warning on stderr, exactly as the rater skips it.
+
+    Raises:
+        RatingsFileError: a missing or unreadable log, or a bad line (file and number).
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     ratings: list[Rating] = []
-    for path in paths:
-        lines = Path(path).read_text(encoding="utf-8").split("\n")
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                ratings.append(Rating.from_dict(json.loads(line)))
-            except (json.JSONDecodeError, TypeError, ValueError) as exc:
-                if number == len(lines):  # the torn tail of a killed session
-                    continue
-                raise ValueError(
-                    f"{path}:{number}: not a rating record ({exc}): {line[:80]!r}"
-                ) from exc
+    for path in map(Path, paths):
+        data = _read_bytes(path, "ratings file", "create one with `textgym rate`")
+        contents = parse_log(data, path)
+        if contents.torn:
+            _warn_torn(path, contents.torn, "skipping")
+        ratings.extend(contents.ratings)
     return ratings
 
 
@@ -194,12 +349,27 @@ class Rater:
         input: IO[str] | None = None,
         output: IO[str] | None = None,
     ) -> None:
+        lo, hi = float(scale[0]), float(scale[1])
+        # Checked before the log is touched: a bad scale leaves no file behind.
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ConfigError(
+                f"The scale (--scale LOW HIGH) must be two finite numbers with LOW < HIGH, "
+                f"got {tuple(scale)}."
+            )
+        self.scale = (lo, hi)
         self.log = log if isinstance(log, RatingLog) else RatingLog(log)
-        if not scale[0] < scale[1]:
-            raise ValueError(f"scale must be (low, high) with low < high, got {scale}.")
-        self.scale = (float(scale[0]), float(scale[1]))
         self.input = input or sys.stdin
         self.output = output or sys.stdout
+
+    def close(self) -> None:
+        """Close the log (nothing stays open between ratings; kept for symmetry)."""
+        self.log.close()
+
+    def __enter__(self) -> Rater:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _say(self, text: str) -> None:
         self.output.write(text)
@@ -300,6 +470,16 @@ class HumanReward(Reward):
         rating = self.rater.rate_score(context, ctx.text, sample_id=sample_id(context, ctx.text))
         return self.skip_value if rating is None else rating.target
 
+    def close(self) -> None:
+        """Close the rater's log (a no-op today: each rating opens and closes it)."""
+        self.rater.close()
+
+    def __enter__(self) -> HumanReward:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 # -- samples to rate ----------------------------------------------------------------------
 
@@ -310,20 +490,49 @@ def sample_id(*texts: str) -> str:
 
 
 def samples_from_file(path: str | os.PathLike[str]) -> Iterator[dict[str, str]]:
-    """Samples from JSONL: ``{"context", "text"}`` to score or ``{"context", "a", "b"}`` to compare."""
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    """Samples from JSONL: ``{"context", "text"}`` to score or ``{"context", "a", "b"}`` to compare.
+
+    The whole file is read and checked at once, so a bad file is refused before the first
+    sample is shown.
+
+    Raises:
+        RatingsFileError: a missing or unreadable file, or a bad line (with its number).
+    """
+    path = Path(path)
+    data = _read_bytes(path, "samples file", 'write one {"context", "text"} object per line')
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RatingsFileError(f"{path} is not UTF-8 text ({exc}).") from exc
+    samples = []
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{number}: not JSON ({exc}).") from exc
-        if "context" not in record or not ("text" in record or {"a", "b"} <= set(record)):
-            raise ValueError(
+            raise RatingsFileError(f"{path}:{number}: not JSON ({exc}).") from exc
+        if (
+            not isinstance(record, dict)
+            or "context" not in record
+            or not ("text" in record or {"a", "b"} <= set(record))
+        ):
+            got = sorted(record) if isinstance(record, dict) else type(record).__name__
+            raise RatingsFileError(
                 f'{path}:{number}: a sample needs "context" and "text" (to score) or "a" and '
-                f'"b" (to compare); got keys {sorted(record)}.'
+                f'"b" (to compare); got {got}.'
             )
-        yield {k: str(v) for k, v in record.items() if k in ("context", "text", "a", "b")}
+        samples.append({k: str(v) for k, v in record.items() if k in ("context", "text", "a", "b")})
+    return iter(samples)
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    """Refuse a non-integer or out-of-range ``value`` with a :class:`ConfigError`."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    if ok and value >= low and (high is None or value <= high):
+        return
+    bound = f"from {low} to {high}" if high is not None else f"{low} or more"
+    raise ConfigError(f"{name} must be an integer {bound}, got {value!r}.")
 
 
 def samples_from_env(
@@ -338,28 +547,37 @@ def samples_from_env(
 
     import textgym  # noqa: F401  (registers the ids)
 
+    _check_int("n (--n)", n, 0)
+    _check_int("seed (--seed)", seed, 0, MAX_SEED)
+    # Made now, not at the first sample: an unknown id is refused before any log is opened.
     env = gym.make(env_id).unwrapped
+    return _env_samples(env, n, seed, noise)
+
+
+def _env_samples(env: Any, n: int, seed: int, noise: float) -> Iterator[dict[str, str]]:
     rng = np.random.default_rng(seed)
     allowed = np.flatnonzero(env.action_masks())
     allowed = allowed[allowed != env.chat.eot_id]
-    for i in range(n):
-        env.reset(seed=seed + i)
-        good = env.task.oracle(env.problem, env.turns)
-        good_ids = env.tokenizer.encode(good, add_special_tokens=False) or [
-            int(rng.choice(allowed))
-        ]
-        bad_ids = [int(rng.choice(allowed)) if rng.random() < noise else t for t in good_ids]
-        if bad_ids == good_ids:
-            bad_ids[int(rng.integers(len(bad_ids)))] = int(rng.choice(allowed))
-        bad = env.tokenizer.decode(bad_ids)
-        a, b = (good, bad) if rng.random() < 0.5 else (bad, good)
-        yield {
-            "context": env.problem.prompt,
-            "a": a,
-            "b": b,
-            "text": a if rng.random() < 0.5 else b,
-        }
-    env.close()
+    try:
+        for i in range(n):
+            env.reset(seed=seed + i)
+            good = env.task.oracle(env.problem, env.turns)
+            good_ids = env.tokenizer.encode(good, add_special_tokens=False) or [
+                int(rng.choice(allowed))
+            ]
+            bad_ids = [int(rng.choice(allowed)) if rng.random() < noise else t for t in good_ids]
+            if bad_ids == good_ids:
+                bad_ids[int(rng.integers(len(bad_ids)))] = int(rng.choice(allowed))
+            bad = env.tokenizer.decode(bad_ids)
+            a, b = (good, bad) if rng.random() < 0.5 else (bad, good)
+            yield {
+                "context": env.problem.prompt,
+                "a": a,
+                "b": b,
+                "text": a if rng.random() < 0.5 else b,
+            }
+    finally:
+        env.close()
 
 
 def run_session(
@@ -373,10 +591,14 @@ def run_session(
     Samples already in the log (by :func:`sample_id`) are skipped, so a killed session
     resumes where it stopped. Returns the number of ratings logged.
     """
+    if mode not in (SCORE, PREFERENCE):
+        raise ConfigError(f"mode (--mode) must be 'score' or 'preference', got {mode!r}.")
+    if limit is not None:
+        _check_int("limit (--limit)", limit, 0)
     done = {r.sample_id for r in read_ratings(rater.log.path)} if rater.log.path.exists() else set()
     logged = 0
     try:
-        for s in samples:
+        for number, s in enumerate(samples, 1):
             if limit is not None and logged >= limit:
                 break
             if mode == SCORE:
@@ -384,17 +606,20 @@ def run_session(
                 sid = sample_id(s["context"], text)
                 if sid not in done and rater.rate_score(s["context"], text, sid):
                     logged += 1
-            elif mode == PREFERENCE:
+            else:
                 if "a" not in s or "b" not in s:
-                    raise ValueError("Preference mode needs samples with 'a' and 'b'.")
+                    raise ConfigError(
+                        f"Preference mode needs samples with 'a' and 'b'; sample {number} has "
+                        f"{sorted(s)}. Use --mode score, or samples with both turns."
+                    )
                 sid = sample_id(s["context"], s["a"], s["b"])
                 if sid not in done and rater.rate_preference(s["context"], s["a"], s["b"], sid):
                     logged += 1
-            else:
-                raise ValueError(f"mode must be 'score' or 'preference', got {mode!r}.")
     except StopRating:
         pass
-    rater._say(f"\n{logged} rating(s) logged to {rater.log.path}\n")
+    finally:
+        # Also after Ctrl-C or an error: every rating counted here is already on disk.
+        rater._say(f"\n{logged} rating(s) logged to {rater.log.path}\n")
     return logged
 
 
@@ -410,6 +635,105 @@ class TrainResult:
     n_preferences: int
     final_loss: float
     train_accuracy: float
+
+
+def _heads(hidden: int) -> int:
+    """About one attention head per 32 units, and a divisor of ``hidden`` as BERT requires
+    (``hidden=100`` would otherwise ask for 3 heads and fail)."""
+    heads = max(1, hidden // 32)
+    while hidden % heads:
+        heads -= 1
+    return heads
+
+
+def check_training_config(
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    hidden: int = 64,
+    layers: int = 2,
+    max_length: int = 128,
+) -> None:
+    """Refuse values that cannot train, naming the argument, its flag and the valid range.
+
+    Raises:
+        ConfigError: e.g. ``epochs=0`` (nothing would be trained, silently), a NaN or
+            negative ``lr``, ``batch_size=0``, a negative ``seed``.
+    """
+    _check_int("epochs (--epochs)", epochs, 1)
+    _check_int("batch_size (--batch-size)", batch_size, 1)
+    _check_int("seed (--seed)", seed, 0, MAX_SEED)
+    _check_int("hidden", hidden, 1)
+    _check_int("layers", layers, 1)
+    _check_int("max_length", max_length, 2)
+    number = isinstance(lr, (int, float, np.integer, np.floating)) and not isinstance(lr, bool)
+    if not (number and math.isfinite(lr) and 0.0 < lr <= 1.0):
+        raise ConfigError(f"lr (--lr) must be a number in (0, 1], e.g. 3e-3; got {lr!r}.")
+
+
+def check_output_dir(out: str | os.PathLike[str]) -> Path:
+    """``out`` if a reward model may be written there: new, empty, or a model textgym wrote.
+
+    A directory holding anything else is refused rather than replaced: ``--out .`` must
+    not swap away the user's files.
+
+    Raises:
+        ConfigError: ``out`` is a file, or a directory of other files.
+        WriteError: its parent cannot be created.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a file; give a directory for the reward model.")
+    if out.is_dir() and any(out.iterdir()) and not (out / SUMMARY).is_file():
+        raise ConfigError(
+            f"--out {str(out)!r} holds other files and is not a reward model textgym wrote; "
+            "give a new or empty directory."
+        )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(out, "reward model directory", exc) from exc
+    return out
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in sorted(root.rglob("*"), reverse=True):
+        flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if path.is_dir() else 0)
+        fd = os.open(path, flags)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextmanager
+def _staging_dir(out: Path) -> Iterator[Path]:
+    """A temporary directory beside ``out``; on success it is renamed to ``out``.
+
+    The rename is the moment the model appears, whole: a kill before it leaves ``out`` as
+    it was (and a hidden ``.<name>.*.tmp`` directory, removed on the way out when Python
+    still can). An existing model in ``out`` is moved aside, replaced, then deleted.
+    """
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as exc:
+        raise _unwritable(out, "reward model directory", exc) from exc
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        if out.is_dir() and any(out.iterdir()):
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", suffix=".tmp", dir=out.parent))
+            os.replace(out, old)  # rename(2) onto the empty placeholder
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)  # replaces a missing or empty directory in one step
+    except OSError as exc:
+        raise _unwritable(out, "reward model directory", exc) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _build_model(
@@ -437,7 +761,7 @@ def _build_model(
         vocab_size=len(tokenizer),
         hidden_size=hidden,
         num_hidden_layers=layers,
-        num_attention_heads=max(1, hidden // 32),
+        num_attention_heads=_heads(hidden),
         intermediate_size=2 * hidden,
         max_position_embeddings=max_length,
         num_labels=1,
@@ -475,23 +799,47 @@ def train_reward_model(
         hidden, layers, max_length: Size of the from-scratch model.
         seed: Seeds torch and the shuffling.
         log: Optional ``print``-like callable for per-epoch losses.
+
+    The configuration, the ratings and ``out`` are all checked before anything is built,
+    and the model is written to a temporary directory renamed to ``out`` at the end.
+
+    Raises:
+        ConfigError: an out-of-range setting or an unusable ``out`` (see
+            :func:`check_training_config` and :func:`check_output_dir`).
+        RatingsFileError: a missing or bad log, or no ratings at all.
+        WriteError: ``out`` cannot be written.
     """
+    check_training_config(
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        hidden=hidden,
+        layers=layers,
+        max_length=max_length,
+    )
+    source = ""
+    if isinstance(ratings, (str, os.PathLike)) or (
+        ratings and isinstance(next(iter(ratings)), (str, os.PathLike))
+    ):
+        paths = [ratings] if isinstance(ratings, (str, os.PathLike)) else list(ratings)
+        source = " in " + ", ".join(str(p) for p in paths)  # type: ignore[union-attr]
+        ratings = read_ratings(paths)  # type: ignore[arg-type]
+    ratings = list(ratings)  # type: ignore[arg-type]
+    scores = [r for r in ratings if r.kind == SCORE]
+    prefs = [r for r in ratings if r.kind == PREFERENCE]
+    if not ratings:
+        raise RatingsFileError(
+            f"No ratings to train on{source}: rate some turns first "
+            "(textgym rate --env ... --log ...)."
+        )
+    out = check_output_dir(out)
+
     import torch
 
     from textgym.rewards.models import reward_model_inputs
     from textgym.tokenizer import load_tokenizer
 
-    if isinstance(ratings, (str, os.PathLike)) or (
-        ratings and isinstance(next(iter(ratings)), (str, os.PathLike))
-    ):
-        ratings = read_ratings(ratings)  # type: ignore[arg-type]
-    ratings = list(ratings)  # type: ignore[arg-type]
-    scores = [r for r in ratings if r.kind == SCORE]
-    prefs = [r for r in ratings if r.kind == PREFERENCE]
-    if not ratings:
-        raise ValueError(
-            "No ratings to train on: rate some turns first (textgym rate --env ... --log ...)."
-        )
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     if tokenizer is None:
@@ -544,10 +892,6 @@ def train_reward_model(
             log(f"epoch {epoch + 1}/{epochs}  loss {loss_value:.4f}")
     model.eval()
     accuracy = _preference_accuracy(model, tokenizer, prefs, max_length) if prefs else float("nan")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
     summary = {
         "trained_by": "textgym.rewards.human.train_reward_model",
         "n_scores": len(scores),
@@ -557,7 +901,11 @@ def train_reward_model(
         "train_preference_accuracy": accuracy,
         "seed": seed,
     }
-    (out / "textgym_reward_model.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with _staging_dir(out) as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        # Written last: its presence marks a whole model (check_output_dir relies on it).
+        (staging / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     return TrainResult(out, len(scores), len(prefs), loss_value, accuracy)
 
 
@@ -624,19 +972,21 @@ def main(argv: Sequence[str] | None = None, prog: str = "textgym") -> int:
     args = parser.parse_args(None if argv is None else list(argv))
 
     if args.command == "rate":
+        _check_int("--n", args.n, 0)
+        _check_int("--seed", args.seed, 0, MAX_SEED)
+        if args.limit is not None:
+            _check_int("--limit", args.limit, 0)
+        # The samples come first: a bad samples file or env id is refused before the log
+        # is created.
         samples = (
             samples_from_file(args.samples)
             if args.samples
             else samples_from_env(args.env, args.n, args.seed)
         )
-        with RatingLog(args.log) as log:
-            run_session(
-                samples, Rater(log, scale=tuple(args.scale)), mode=args.mode, limit=args.limit
-            )
+        rater = Rater(args.log, scale=tuple(args.scale))
+        with rater:
+            run_session(samples, rater, mode=args.mode, limit=args.limit)
         return 0
-    for path in args.log:
-        if not Path(path).exists():
-            train.error(f"no ratings file at {path!r}; create one with `{prog} rate`.")
     result = train_reward_model(
         args.log,
         args.out,
@@ -659,4 +1009,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "textgym") -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(prog="python -m textgym.rewards.human"))
+    from textgym.cli import run_command
+
+    PROG = "python -m textgym.rewards.human"
+    sys.exit(run_command(PROG, lambda: main(prog=PROG), sys.argv[1:]))
