@@ -36,6 +36,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from agents.lm.policy import cache_kwarg, forward_with_cache
+from textgym import hub
+
 RESULTS = Path(__file__).parent / "results" / "lm_trainer_throughput.json"
 ENV_ID = "textgym/Reasoning-v0"
 
@@ -112,7 +115,11 @@ class RawLoop:
 
         import textgym
 
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            model_path, **hub.dtype_kwargs(torch.float32)
+        )
+        # The cache keyword of the installed transformers, decided once for the model.
+        self.cache_kwarg = cache_kwarg(self.model)
         for m in self.model.modules():
             if isinstance(m, torch.nn.Dropout):
                 m.p = 0.0
@@ -138,12 +145,14 @@ class RawLoop:
         out_tokens = []
         with torch.no_grad():
             pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            out = self.model(
+            out, cache = forward_with_cache(
+                self.model,
+                DynamicCache(),
+                width,
+                kwarg=self.cache_kwarg,
                 input_ids=ids,
                 attention_mask=mask,
                 position_ids=pos,
-                past_key_values=DynamicCache(),
-                use_cache=True,
             )
             cur_pos = pos[:, -1]
             full_mask = mask
@@ -157,12 +166,14 @@ class RawLoop:
                     break
                 cur_pos = cur_pos + 1
                 full_mask = torch.cat([full_mask, torch.ones(b, 1, dtype=torch.long)], 1)
-                out = self.model(
+                out, cache = forward_with_cache(
+                    self.model,
+                    cache,
+                    full_mask.shape[1],
+                    kwarg=self.cache_kwarg,
                     input_ids=nxt[:, None],
                     attention_mask=full_mask,
                     position_ids=cur_pos[:, None],
-                    past_key_values=out.past_key_values,
-                    use_cache=True,
                 )
         completion = torch.stack(out_tokens, 1)
         # Completion mask: up to and including the first eos.
@@ -290,7 +301,7 @@ class TRLRunner:
             gradient_accumulation_steps=1, shuffle_dataset=False, seed=0, bf16=False,
             dataloader_num_workers=0, max_grad_norm=1.0, adam_epsilon=1e-5, weight_decay=0.0,
         )  # fmt: skip
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(model_path, **hub.dtype_kwargs(torch.float32))
         self.trainer = GRPOTrainer(
             model=model,
             reward_funcs=reasoning_reward,

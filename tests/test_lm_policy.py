@@ -252,8 +252,20 @@ def test_short_context_model_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_missing_model_path_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    from textgym.errors import UserError
+
+    with pytest.raises(FileNotFoundError, match="does not exist") as caught:
         LMPolicy.from_pretrained(str(tmp_path / "nope"), VOCAB)
+    assert isinstance(caught.value, UserError)  # the CLI prints it in one line
+
+
+def test_value_head_is_loaded_from_a_local_directory(model_dir: Path, tmp_path: Path) -> None:
+    policy = LMPolicy.from_pretrained(model_dir, VOCAB, value_head=True)
+    assert policy.value_head is not None
+    torch.nn.init.constant_(policy.value_head.bias, 0.25)  # a zero head would pass unloaded
+    policy.save_pretrained(tmp_path / "saved")
+    again = LMPolicy.from_pretrained(tmp_path / "saved", VOCAB, value_head=True)
+    assert again.value_head is not None and float(again.value_head.bias.detach()) == 0.25
 
 
 def test_groups_share_problems_and_greedy_is_deterministic(model_dir: Path) -> None:

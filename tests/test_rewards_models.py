@@ -175,3 +175,25 @@ def test_reward_model_by_string_end_to_end(models: dict[str, Path]) -> None:
     comps = info["reward_components"]
     assert comps["exact_match"] == 1.0
     assert r == pytest.approx(1.0 + 0.1 * comps["reward_model"])
+
+
+def test_hub_names_are_asked_of_the_hub_and_classifiers_are_not_judges(
+    models: dict[str, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A name with a slash is a hub id, not a missing path; offline, the error says so."""
+    import huggingface_hub.constants
+
+    from textgym.errors import UserError
+    from textgym.hub import HubError, NotCausalLMError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.chdir(tmp_path)
+    for cls in (RewardModel, EmbeddingSimilarity, LMJudge):
+        with pytest.raises(HubError, match="Hub could not be reached") as caught:
+            cls("openai-community/gpt2-textgym-test")
+        assert isinstance(caught.value, (ModelLoadError, UserError))
+        assert "does not exist" not in str(caught.value)
+    # A sequence classifier would load as a causal LM with a random head; it is refused.
+    with pytest.raises(NotCausalLMError, match="not a causal language model"):
+        LMJudge(models["rm"])

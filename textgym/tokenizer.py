@@ -17,11 +17,16 @@ deterministic (sorted vocabulary), so the same tasks always give the same ids.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from textgym import hub
+from textgym.errors import UserError
+from textgym.hub import HubError, ModelLoadError, ModelPathError
 
 DEFAULT_TOKENIZER_PATH = Path(__file__).parent / "data" / "tokenizer"
 WORDS_PATH = Path(__file__).parent / "data" / "words.txt"
@@ -32,8 +37,36 @@ SPACE = "\u2581"  # "▁", the metaspace marker
 PUNCTUATION = list(".,:;?!'\"()[]{}=+-*/%$#@&<>_|~^`\\")
 
 
-class TokenizerError(ValueError):
+class TokenizerError(UserError, ValueError):
     """A tokenizer cannot drive a :class:`~textgym.core.TextEnv` as given."""
+
+
+class TokenizerLoadError(TokenizerError, ModelLoadError):
+    """A tokenizer could not be loaded: a missing path, an unreachable hub, a bad directory.
+
+    Both a :class:`TokenizerError` (``ValueError``) and a
+    :class:`~textgym.hub.ModelLoadError` (``OSError``), so callers catching either still do.
+    """
+
+
+class TokenizerPathError(TokenizerLoadError, ModelPathError):
+    """No tokenizer at a local path: it does not exist (a ``FileNotFoundError`` too)."""
+
+
+class TokenizerHubError(TokenizerLoadError, HubError):
+    """A tokenizer's hub name could not be loaded (an unreachable hub, an unknown name)."""
+
+
+def _tokenizer_error(exc: ModelLoadError) -> TokenizerLoadError:
+    """The tokenizer family's error for what :mod:`textgym.hub` raised, of the same kind."""
+    kind = (
+        TokenizerPathError
+        if isinstance(exc, ModelPathError)
+        else TokenizerHubError
+        if isinstance(exc, HubError)
+        else TokenizerLoadError
+    )
+    return kind(str(exc))
 
 
 def _backend() -> Any:
@@ -97,35 +130,77 @@ def build_tokenizer(texts: Iterable[str], words: Iterable[str] = ()) -> Any:
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(name: str) -> Any:
+    # Imported here: transformers takes seconds to import; tabular users never load one.
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(name)
+    try:
+        return hub.from_pretrained(AutoTokenizer, name, "tokenizer", hint=_HINT)
+    except ModelLoadError:
+        fast = _fast_tokenizer_from_files(Path(name))
+        if fast is None:
+            raise
+        return fast
+
+
+def _fast_tokenizer_from_files(path: Path) -> Any:
+    """A plain fast tokenizer rebuilt from ``tokenizer.json`` + ``tokenizer_config.json``, or
+    ``None`` when ``path`` is not such a directory.
+
+    transformers 5 saves a plain fast tokenizer (textgym's default among them) with
+    ``tokenizer_class: TokenizersBackend`` and its extra special tokens as a list; transformers
+    4 knows neither, and ``AutoTokenizer`` fails on it. The files hold everything needed, so
+    the tokenizer is rebuilt from them: the same vocabulary, rules and special tokens.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    config_file, tokenizer_file = path / "tokenizer_config.json", path / "tokenizer.json"
+    if not (config_file.is_file() and tokenizer_file.is_file()):
+        return None
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(config, dict) or config.get("tokenizer_class") != "TokenizersBackend":
+        return None
+    kwargs = {k: config[k] for k in _FAST_KEYS if isinstance(config.get(k), (str, int, bool))}
+    extra = config.get("extra_special_tokens", config.get("additional_special_tokens"))
+    if isinstance(extra, list) and all(isinstance(t, str) for t in extra):
+        kwargs["additional_special_tokens"] = extra
+    try:
+        return PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_file), **kwargs)
+    except Exception:  # noqa: BLE001 - tokenizers raises a bare Exception on a bad file
+        return None  # the caller re-raises transformers' own error
+
+
+#: Settings of ``tokenizer_config.json`` that a plain fast tokenizer takes as they are.
+_FAST_KEYS = (
+    "pad_token", "eos_token", "unk_token", "bos_token", "sep_token", "cls_token", "mask_token",
+    "padding_side", "truncation_side", "model_max_length", "clean_up_tokenization_spaces",
+)  # fmt: skip
+
+
+#: Completes the missing-path message of :func:`textgym.hub.resolve`.
+_HINT = " (e.g. `tokenizer.save_pretrained(dir)`), None for textgym's default tokenizer,"
 
 
 def load_tokenizer(name_or_path: str | os.PathLike[str] | None = None) -> Any:
     """Load a tokenizer by local path or hub name; ``None`` gives the embedded default.
 
-    Loading goes through ``AutoTokenizer.from_pretrained`` for every source, so the default
-    and a user's tokenizer take the same code path. Results are cached per name, which keeps
-    creating many envs cheap.
+    Loading goes through :func:`textgym.hub.from_pretrained` (``AutoTokenizer``) for every
+    source, so the default, a local directory and a hub name take the same code path and
+    the same rule (see :mod:`textgym.hub`). Results are cached per name, which keeps creating
+    many envs cheap.
 
     Raises:
-        TokenizerError: the path does not exist, or the name cannot be loaded (no network).
+        TokenizerLoadError: the path does not exist, the hub could not be reached or has no
+            such tokenizer, or the directory holds no tokenizer.
     """
-    name = str(DEFAULT_TOKENIZER_PATH if name_or_path is None else name_or_path)
-    looks_like_path = os.path.sep in name or name.startswith(".") or Path(name).exists()
-    if looks_like_path and not Path(name).exists():
-        raise TokenizerError(
-            f"No tokenizer at {name!r}: the path does not exist. Pass a directory written by "
-            "`tokenizer.save_pretrained(...)`, a hub name, or None for textgym's default."
-        )
+    source = DEFAULT_TOKENIZER_PATH if name_or_path is None else name_or_path
     try:
-        return _load_cached(name)
-    except OSError as exc:
-        raise TokenizerError(
-            f"Could not load tokenizer {name!r}: {exc}. Without network access, pass a local "
-            "directory saved with `save_pretrained`, or None for textgym's default tokenizer."
-        ) from exc
+        # Resolved before the cache, so that "x" and "./x" share one entry.
+        return _load_cached(hub.resolve(source, "tokenizer", hint=_HINT).name)
+    except ModelLoadError as exc:
+        raise _tokenizer_error(exc) from exc
 
 
 def default_tokenizer() -> Any:

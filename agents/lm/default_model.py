@@ -17,11 +17,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from textgym.errors import UserError
+
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 BUILD_COMMAND = "python -m agents.lm.build_default_model"
 
 
-class DefaultModelError(FileNotFoundError):
+class DefaultModelError(UserError, FileNotFoundError):
     """The embedded default model is missing or was built for another tokenizer."""
 
 

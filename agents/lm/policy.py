@@ -1,18 +1,21 @@
 """LMPolicy: a policy over any ``transformers`` causal LM, and KVSampler, its batched sampler.
 
-The policy is the whole learner-side model: the causal LM (loaded from a local path or a hub
-name through the same ``AutoModelForCausalLM.from_pretrained`` call), an optional value head
+The policy is the whole learner-side model: the causal LM (a local path or a hub name, resolved
+by :mod:`textgym.hub`, which refuses models that are not causal LMs), an optional value head
 on the last hidden state (for PPO), and :meth:`LMPolicy.reference`, a frozen copy for the KL
 penalty. :meth:`LMPolicy.forward` scores whole right-padded contexts at train time, and
 :class:`KVSampler` produces the rollout's actions one env step at a time with a KV cache shared
 by all rows of a vector env. Both compute ``log_softmax(logits / temperature)`` in float32 over
 the env's vocabulary, so the behaviour log-probs of a rollout and the log-probs recomputed at
-train time agree to float rounding (tested to 1e-5).
+train time agree to float rounding (tested to 1e-5). The sampler passes its cache under the
+keyword the installed transformers takes (``cache``, or ``past_key_values`` before 5.24) and
+fails loudly if a forward ignores it.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,12 +23,18 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+from textgym import hub
+from textgym.errors import UserError
+
 VALUE_HEAD_FILE = "value_head.safetensors"
+POLICY_WHAT = "policy model"
+POLICY_HINT = ", 'default' for textgym's model,"
 
 
-class ModelMismatchError(ValueError):
+class ModelMismatchError(UserError, ValueError):
     """The model cannot act in the env as given (vocabulary or context length)."""
 
 
@@ -100,33 +109,20 @@ class LMPolicy(nn.Module):
         value_head: bool = False,
         device: str | torch.device = "cpu",
     ) -> LMPolicy:
-        """Load a causal LM by local path or hub name (the same call for both).
+        """Load a causal LM by local path or hub name (:mod:`textgym.hub` decides which).
 
         Raises:
-            FileNotFoundError: a path that does not exist.
+            textgym.hub.ModelPathError: a local path that does not exist.
+            textgym.hub.HubError: a hub name that could not be loaded (e.g. offline).
+            textgym.hub.NotCausalLMError: the model is not a causal LM (e.g. a classifier).
             ModelMismatchError: the model's vocabulary is smaller than the env's.
         """
-        from transformers import AutoModelForCausalLM
-
-        name = str(name_or_path)
-        looks_like_path = os.path.sep in name or name.startswith(".")
-        if looks_like_path and not Path(name).exists():
-            raise FileNotFoundError(
-                f"No model at {name!r}: the path does not exist. Pass a directory written by "
-                "`model.save_pretrained(...)`, a hub name, or 'default' for textgym's model."
-            )
-        try:
-            model = AutoModelForCausalLM.from_pretrained(name, dtype=torch.float32)
-        except OSError as exc:
-            raise FileNotFoundError(
-                f"Could not load model {name!r}: {exc}. Without network access pass a local "
-                "directory saved with `save_pretrained`, or 'default' for textgym's model."
-            ) from exc
+        name = os.fspath(name_or_path)
+        source = hub.resolve(name_or_path, POLICY_WHAT, hint=POLICY_HINT)
+        model = hub.load_causal_lm(name_or_path, POLICY_WHAT, hint=POLICY_HINT, dtype=torch.float32)
         policy = cls(model, vocab_size, value_head=value_head, name_or_path=name)
-        head = Path(name) / VALUE_HEAD_FILE
-        if value_head and head.exists():
-            from safetensors.torch import load_file
-
+        head = source.path / VALUE_HEAD_FILE if source.path is not None else None
+        if value_head and head is not None and head.exists():
             policy.value_head.load_state_dict(load_file(str(head)))  # type: ignore[union-attr]
         return policy.to(device)
 
@@ -134,8 +130,6 @@ class LMPolicy(nn.Module):
         """Write the LM (``save_pretrained`` format) and the value head next to it."""
         self.model.save_pretrained(str(path))
         if self.value_head is not None:
-            from safetensors.torch import save_file
-
             save_file(
                 {k: v.contiguous() for k, v in self.value_head.state_dict().items()},
                 str(Path(path) / VALUE_HEAD_FILE),
@@ -284,6 +278,80 @@ def entropy_from_logits(logits: torch.Tensor, temperature: float) -> torch.Tenso
     return -(logp.exp() * logp).sum(-1)
 
 
+class KVCacheError(RuntimeError):
+    """The model did not use the KV cache it was given (its logits would be silently wrong)."""
+
+
+def cache_kwarg(model: nn.Module) -> str:
+    """The keyword under which ``model.forward`` takes its KV cache: ``cache`` or
+    ``past_key_values``.
+
+    transformers 5.24 renamed ``past_key_values`` to ``cache`` (the old name warns and is
+    to be removed in 5.40, after which ``**kwargs`` would swallow it without an error). The
+    forward signature says which name this model takes; a forward that only has
+    ``**kwargs`` (a wrapper) gets the installed transformers' name.
+    """
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # a builtin or C-implemented forward has no signature
+        params = {}  # type: ignore[assignment]
+    for name in ("cache", "past_key_values"):
+        if name in params:
+            return name
+    return "cache" if hub.transformers_version() >= (5, 24) else "past_key_values"
+
+
+def output_cache(out: Any) -> Any:
+    """The KV cache a forward returned, under its current (``cache``) or older
+    (``past_key_values``) name; ``None`` if it returned none.
+
+    Reads the output's keys rather than its attributes: the old attribute name still works
+    on transformers 5.24 but logs a deprecation warning.
+    """
+    keys = set(out.keys())
+    for name in ("cache", "past_key_values"):
+        if name in keys:
+            return out[name]
+    return None
+
+
+def forward_with_cache(
+    model: nn.Module, cache: Any, expected_length: int, *, kwarg: str | None = None,
+    **inputs: Any,
+) -> tuple[Any, Any]:  # fmt: skip
+    """One forward of ``model`` on top of ``cache``; returns ``(output, new cache)``.
+
+    Args:
+        model: A ``transformers`` causal LM.
+        cache: A ``transformers`` ``Cache`` (e.g. ``DynamicCache()`` for a prefill).
+        expected_length: Positions the returned cache must hold (the cached ones plus this
+            call's input width); anything else means the cache was not used.
+        kwarg: The cache keyword (:func:`cache_kwarg`); decided here if ``None``.
+        **inputs: ``input_ids``, ``attention_mask``, ``position_ids``...
+
+    Raises:
+        KVCacheError: the model returned no ``Cache``, or one of another length: it ignored
+            the cache it was given, so its logits are those of a context without it.
+    """
+    kwarg = kwarg or cache_kwarg(model)
+    out = model(**inputs, **{kwarg: cache}, use_cache=True)
+    new = output_cache(out)
+    # Not a Cache object (None, or the legacy tuple a model builds for itself): not ours.
+    seq_length = getattr(new, "get_seq_length", None)
+    length = None if seq_length is None else int(seq_length())
+    if length != expected_length:
+        import transformers  # only for the version in the message
+
+        raise KVCacheError(
+            f"{type(model).__name__}.forward did not use the KV cache passed as `{kwarg}=` "
+            f"(the returned cache holds {length} positions, expected {expected_length}) on "
+            f"transformers {transformers.__version__}: its logits would ignore the cached "
+            "context. This transformers version changed the cache API; install one that "
+            "textgym supports or report it."
+        )
+    return out, new
+
+
 class KVSampler:
     """Next-token logits for the rows of a vector env, with one KV cache for all rows.
 
@@ -331,6 +399,8 @@ class KVSampler:
         self.max_cache = max_cache
         self.pad_id = pad_id
         self.values = values
+        # Decided once per model: the cache keyword of this transformers version.
+        self._cache_kwarg = cache_kwarg(policy.model)
         self.reset()
 
     def reset(self) -> None:
@@ -430,15 +500,16 @@ class KVSampler:
                 bmask[k, :m] = 1
                 bpos[k, :m] = np.arange(start, start + m)
         mask = torch.cat([self._mask, torch.as_tensor(bmask, device=device)], dim=1)
-        out = self.policy.model(
+        out, self._cache = forward_with_cache(
+            self.policy.model,
+            self._cache,
+            mask.shape[1],
+            kwarg=self._cache_kwarg,
             input_ids=torch.as_tensor(block, device=device),
             attention_mask=mask,
             position_ids=torch.as_tensor(bpos, device=device),
-            past_key_values=self._cache,
-            use_cache=True,
             output_hidden_states=self.values,
         )
-        self._cache = out.past_key_values
         if not act.all():
             mask[torch.as_tensor(~act, device=device)] = 0
         self._mask = mask
@@ -448,6 +519,8 @@ class KVSampler:
         self, ids: np.ndarray, lengths: np.ndarray, act: np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Rebuild the cache from the cached rows' whole contexts (right-padded)."""
+        # Imported here: transformers takes seconds to import, and `textgym train --help`
+        # imports this module without needing it.
         from transformers import DynamicCache
 
         device = self.policy.device
@@ -461,15 +534,16 @@ class KVSampler:
         visible = cols < lens[:, None]
         block[~visible] = self.pad_id
         mask = torch.as_tensor(visible.astype(np.int64), device=device)
-        out = self.policy.model(
+        out, self._cache = forward_with_cache(
+            self.policy.model,
+            DynamicCache(),
+            width,
+            kwarg=self._cache_kwarg,
             input_ids=torch.as_tensor(block, device=device),
             attention_mask=mask,
             position_ids=torch.as_tensor(np.minimum(cols, lens[:, None] - 1), device=device),
-            past_key_values=DynamicCache(),
-            use_cache=True,
             output_hidden_states=self.values,
         )
-        self._cache = out.past_key_values
         if not act.all():
             mask[torch.as_tensor(~act, device=device)] = 0
         self._mask = mask

@@ -21,58 +21,45 @@ from typing import Any
 
 import numpy as np
 
+from textgym import hub
+from textgym.hub import ModelLoadError
 from textgym.rewards.base import Reward, RewardContext, RewardError
 
 Result = tuple[float, dict[str, float]]
 ModelSource = str | os.PathLike[str] | Any
 
 
-class ModelLoadError(OSError):
-    """A model or tokenizer for a model-based reward could not be loaded."""
-
-
 # -- loading ------------------------------------------------------------------------------
-
-
-def _looks_like_path(name: str) -> bool:
-    return os.path.sep in name or name.startswith((".", "~")) or Path(name).exists()
-
 
 #: Where a model of each kind comes from, for the hint of a missing path.
 _MADE_BY = {"reward model": " (e.g. by `textgym train-rm`)"}
 
 
-def check_model_path(name: str, what: str) -> None:
-    """Raise :class:`ModelLoadError` if ``name`` looks like a local path that does not exist
-    (before transformers reads it as a hub repo id and fails with a confusing message)."""
-    if _looks_like_path(name) and not Path(name).expanduser().exists():
-        raise ModelLoadError(
-            f"No {what} at {name!r}: the path does not exist. Pass a directory written by "
-            f"`model.save_pretrained(...)`{_MADE_BY.get(what, '')} or a hub name."
-        )
+def check_model_path(name: str | os.PathLike[str], what: str) -> None:
+    """Raise :class:`~textgym.hub.ModelPathError` (a :class:`ModelLoadError`) if ``name``
+    is a local path that does not exist, before transformers reads it as a hub repo id and
+    fails with a confusing message (see :func:`textgym.hub.resolve`)."""
+    hub.resolve(name, what, hint=_MADE_BY.get(what, ""))
 
 
 def _check_source(source: ModelSource, what: str) -> None:
     if isinstance(source, (str, os.PathLike)):
-        check_model_path(os.fspath(source), what)
+        check_model_path(source, what)
 
 
 def load_pretrained(auto_cls: Any, source: ModelSource, what: str) -> Any:
-    """``auto_cls.from_pretrained(source)`` with errors that say what to do; an object that
-    is already loaded passes through."""
+    """``auto_cls.from_pretrained(source)`` through :mod:`textgym.hub`, with errors that say
+    what to do; an object that is already loaded passes through."""
     if not isinstance(source, (str, os.PathLike)):
         return source  # an already-loaded object
-    name = os.fspath(source)
-    check_model_path(name, what)
-    if _looks_like_path(name):
-        name = str(Path(name).expanduser())
-    try:
-        return auto_cls.from_pretrained(name)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(
-            f"Could not load the {what} {name!r} with {auto_cls.__name__}: {exc}. If this "
-            "machine is offline, pass a local directory written by save_pretrained."
-        ) from exc
+    return hub.from_pretrained(auto_cls, source, what, hint=_MADE_BY.get(what, ""))
+
+
+def load_causal_lm(source: ModelSource, what: str) -> Any:
+    """As :func:`load_pretrained` for a causal LM, refusing models that are not one."""
+    if not isinstance(source, (str, os.PathLike)):
+        return source  # an already-loaded object
+    return hub.load_causal_lm(source, what)
 
 
 def _load_tokenizer(tokenizer: ModelSource | None, model_source: ModelSource) -> Any:
@@ -144,10 +131,11 @@ def _at_least_one_token(inputs: Any, pad_id: int, attend: bool) -> Any:
     if ids.shape[1] > 0:
         return inputs
     n = ids.shape[0]
-    inputs["input_ids"] = torch.full((n, 1), int(pad_id), dtype=ids.dtype)
-    inputs["attention_mask"] = torch.full((n, 1), int(attend), dtype=ids.dtype)
+    # Long, not ids.dtype: transformers 4 gives an empty batch a float tensor.
+    inputs["input_ids"] = torch.full((n, 1), int(pad_id), dtype=torch.long)
+    inputs["attention_mask"] = torch.full((n, 1), int(attend), dtype=torch.long)
     if "token_type_ids" in inputs:
-        inputs["token_type_ids"] = torch.zeros((n, 1), dtype=ids.dtype)
+        inputs["token_type_ids"] = torch.zeros((n, 1), dtype=torch.long)
     return inputs
 
 
@@ -300,12 +288,17 @@ class EmbeddingSimilarity(_ModelReward):
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._st = None
-        _check_source(model, "embedding model")
-        is_st_dir = (
-            isinstance(model, (str, os.PathLike)) and (Path(model) / "modules.json").exists()
+        source = (
+            hub.resolve(model, "embedding model") if isinstance(model, (str, os.PathLike)) else None
         )
-        if backend == "sentence-transformers" or (backend == "auto" and is_st_dir):
+        is_st_dir = (
+            source is not None and source.local and (Path(source.name) / "modules.json").exists()
+        )
+        if source is not None and (
+            backend == "sentence-transformers" or (backend == "auto" and is_st_dir)
+        ):
             try:
+                # Optional dependency (the `embeddings` extra), so imported only when asked for.
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:
                 if backend == "sentence-transformers":
@@ -314,7 +307,12 @@ class EmbeddingSimilarity(_ModelReward):
                         "'textgym[embeddings]' (or sentence-transformers)."
                     ) from exc
             else:
-                self._st = SentenceTransformer(os.fspath(model), device=str(self.device))
+                try:
+                    self._st = SentenceTransformer(source.name, device=str(self.device))
+                except (OSError, ValueError) as exc:
+                    raise hub.load_error(
+                        exc, source, "embedding model", "SentenceTransformer"
+                    ) from exc
                 return
         from transformers import AutoModel
 
@@ -433,8 +431,6 @@ class LMJudge(_ModelReward):
         device: str | None = None,
         name: str = "lm_judge",
     ) -> None:
-        from transformers import AutoModelForCausalLM
-
         try:
             rubric.format(prompt="", response="", answer="")
         except (KeyError, IndexError) as exc:
@@ -451,7 +447,7 @@ class LMJudge(_ModelReward):
         self.max_length, self.batch_size = max_length, batch_size
         _check_source(model, "judge model")
         self.tokenizer = _load_tokenizer(tokenizer, model)
-        self.model = load_pretrained(AutoModelForCausalLM, model, "judge model")
+        self.model = load_causal_lm(model, "judge model")
         self.model.to(self.device).eval()
         self.yes_id, self.no_id = self._token(yes), self._token(no)
         if self.yes_id == self.no_id:

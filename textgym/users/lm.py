@@ -9,7 +9,7 @@ small model stays on track; a bigger one rephrases it freely.
 
 Use it through a multi-turn task's ``user`` argument::
 
-    user = LMResponder.factory("gpt2", max_new_tokens=24)   # a local path works too
+    user = LMResponder.factory("openai-community/gpt2", max_new_tokens=24)  # or a local path
     env = gym.make("textgym/Dialogue-v0", user=user)
 
 The factory is picklable (it holds the model's name, not the model), models are loaded
@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from textgym import hub
+from textgym.tokenizer import ChatFormat, load_tokenizer
 from textgym.users.base import Reply, Responder
 
 if TYPE_CHECKING:
@@ -35,12 +37,7 @@ if TYPE_CHECKING:
 
 @functools.lru_cache(maxsize=4)
 def _load(name: str) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM
-
-    from textgym.rewards.models import load_pretrained
-    from textgym.tokenizer import load_tokenizer
-
-    model = load_pretrained(AutoModelForCausalLM, name, "responder model")
+    model = hub.load_causal_lm(name, "responder model")
     model.eval()
     return model, load_tokenizer(name)
 
@@ -85,7 +82,8 @@ class LMResponder(Responder):
         max_turns: int = 6,
     ) -> None:
         if isinstance(model, (str, os.PathLike)):
-            loaded, own_tokenizer = _load(str(model))
+            # Resolved first, so that "x" and "./x" share one cached model.
+            loaded, own_tokenizer = _load(hub.resolve(model, "responder model").name)
             model = loaded
             tokenizer = tokenizer if tokenizer is not None else own_tokenizer
         if tokenizer is None:
@@ -94,16 +92,12 @@ class LMResponder(Responder):
                 "(a name, a path or the tokenizer object)."
             )
         if isinstance(tokenizer, (str, os.PathLike)):
-            from textgym.tokenizer import load_tokenizer
-
             tokenizer = load_tokenizer(tokenizer)
         if max_new_tokens < 1 or temperature < 0 or max_turns < 1:
             raise ValueError(
                 f"Need max_new_tokens >= 1, temperature >= 0 and max_turns >= 1, got "
                 f"{max_new_tokens}, {temperature}, {max_turns}."
             )
-        from textgym.tokenizer import ChatFormat
-
         self.model, self.tokenizer = model, tokenizer
         self.chat = ChatFormat.for_tokenizer(tokenizer)
         self.judge, self.paraphrase, self.persona = judge, paraphrase, persona
@@ -121,9 +115,7 @@ class LMResponder(Responder):
         The model loads when the first responder is made (at the env's first reset); a
         path that does not exist fails here, when the env is made.
         """
-        from textgym.rewards.models import check_model_path
-
-        check_model_path(os.fspath(model), "responder model")
+        hub.resolve(model, "responder model")
         return LMResponderFactory(os.fspath(model), kwargs)
 
     def reset(self, problem: Problem, rng: np.random.Generator) -> None:
