@@ -3,8 +3,7 @@
 One row per mistake a person can make at the command line (an unknown command or flag, a
 bad flag value, a missing or unwritable file, an unknown env id...). Each runs through
 ``textgym.cli.main`` in-process; two also run as ``python -m textgym.cli`` to prove the
-exit status and the absence of a traceback end to end. Rows whose fix lives in a module
-another change owns are marked ``xfail`` with the file and what it needs.
+exit status and the absence of a traceback end to end.
 """
 
 from __future__ import annotations
@@ -61,13 +60,8 @@ def materialize(tmp: Path) -> dict[str, str]:
     }
 
 
-def needs(where: str) -> Any:
-    """The mark of a row whose fix belongs to ``where`` (another change's file)."""
-    return pytest.mark.xfail(reason=f"needs {where}", strict=False)
-
-
-def row(rid: str, argv: list[str], fragment: str, *, xfail: str | None = None) -> Any:
-    return pytest.param(argv, fragment, id=rid, marks=[needs(xfail)] if xfail else [])
+def row(rid: str, argv: list[str], fragment: str) -> Any:
+    return pytest.param(argv, fragment, id=rid)
 
 
 RATE = ["rate", "--samples", "{samples}", "--log", "{tmp}/r.jsonl"]
@@ -107,37 +101,31 @@ ROWS = [
         "train-missing-tokenizer",
         [*TRAIN, "--tokenizer", "{missing}"],
         "missing.jsonl",
-        xfail="textgym/tokenizer.py: TokenizerError (ValueError, load_tokenizer) to subclass UserError",
     ),
     row(
         "train-negative-grad-norm",
         [*TRAIN, "--max-grad-norm", "-1"],
         "--max-grad-norm",
-        xfail="agents/lm/trainer.py: TrainConfig to validate max_grad_norm > 0",
     ),
     row(
         "train-nan-learning-rate",
         [*TRAIN, "--learning-rate", "nan"],
         "--learning-rate",
-        xfail="agents/lm/trainer.py: TrainConfig to validate learning_rate (torch ValueError today)",
     ),
     row(
         "train-negative-time-budget",
         [*TRAIN, "--time-budget", "-5"],
         "--time-budget",
-        xfail="agents/lm/trainer.py: TrainConfig to validate time_budget >= 0",
     ),
     row(
         "train-zero-temperature",
         [*TRAIN, "--temperature", "0"],
         "--temperature",
-        xfail="agents/lm/trainer.py: the temperature error to name --temperature",
     ),
     row(
         "train-run-dir-blocked",
         ["train", "--algo", "ppo", *TINY_TRAIN, "--run-dir", "{blocked}"],
         "file.txt",
-        xfail="agents/common/logger.py: creating the run dir to raise WriteError (ENOTDIR today)",
     ),
     row("train-resume-nothing", [*TRAIN, "--resume"], "No checkpoint"),
     # -- bench
@@ -147,7 +135,6 @@ ROWS = [
         "bench-unknown-algo",
         ["bench", "--algos", "dqn"],
         "dqn",
-        xfail="benchmarks/compare.py: --algos matching no preset run (IndexError in write_outputs)",
     ),
     row("bench-budget-not-json", ["bench", "--budget", "{timesteps: 5}"], "--budget"),
     row("bench-seed-not-int", ["bench", "--seeds", "one"], "invalid int value: 'one'"),
@@ -155,25 +142,21 @@ ROWS = [
         "bench-budget-not-object",
         ["bench", *TINY_BENCH, "--budget", "5", "--out", "{tmp}/b"],
         "--budget",
-        xfail="benchmarks/compare.py: --budget to be a JSON object (TypeError in main today)",
     ),
     row(
         "bench-budget-unknown-key",
         ["bench", *TINY_BENCH, "--budget", '{"timestepz": 5}', "--out", "{tmp}/b"],
         "timestepz",
-        xfail="benchmarks/compare.py: to refuse unknown budget keys",
     ),
     row(
         "bench-negative-seed",
         ["bench", *TINY_BENCH, "--seeds", "-1", "--out", "{tmp}/b"],
         "--seeds",
-        xfail="benchmarks/compare.py: to check --seeds (agents/tabular.py ValueError today)",
     ),
     row(
         "bench-out-is-file",
         ["bench", *TINY_BENCH, "--out", "{file}"],
         "file.txt",
-        xfail="benchmarks/compare.py: --out on a file (FileExistsError from mkdir today)",
     ),
     # -- rate
     row("rate-no-source", ["rate", "--log", "{tmp}/r.jsonl"], "--samples --env"),
@@ -238,14 +221,11 @@ ROWS = [
         "rm-missing-base",
         [*RM, "--base", "{missing}"],
         "missing.jsonl",
-        xfail="textgym/tokenizer.py: TokenizerError to subclass UserError (the base's tokenizer "
-        "loads first; then textgym/rewards/models.py: ModelLoadError likewise)",
     ),
     row(
         "rm-missing-tokenizer",
         [*RM, "--tokenizer", "{missing}"],
         "missing.jsonl",
-        xfail="textgym/tokenizer.py: TokenizerError (ValueError) to subclass UserError",
     ),
 ]
 

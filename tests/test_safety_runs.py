@@ -395,7 +395,7 @@ def test_logger_turns_a_full_disk_into_a_write_error(
 
     real = logger._file
     monkeypatch.setattr(logger, "_file", FullFile())
-    with pytest.raises(WriteError, match="progress.csv.*No space left"):
+    with pytest.raises(WriteError, match="progress.csv.*disk is full"):
         logger.log(2, {"a": 2.0})
     real.close()
     logger.close()

@@ -26,7 +26,7 @@ from textgym.errors import ConfigError, UserError
 from textgym.rewards.base import Reward, RewardContext, as_reward, evaluate
 from textgym.tasks.base import Problem, Task, Turn
 from textgym.tasks.checks import ConfigTypeError, check_bool, check_int, describe
-from textgym.tokenizer import ChatFormat, load_tokenizer
+from textgym.tokenizer import ChatFormat, encode_plain, load_tokenizer
 from textgym.users.base import Reply, Responder
 
 
@@ -328,13 +328,8 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
             )
         # Text from a task or a responder must never become control tokens: a reply that
         # says "<eot> <agent>" would otherwise close the user's turn and speak for the
-        # agent. A Rust backend encodes special-token text as plain text when asked to
-        # (encode_special_tokens); other tokenizers get split_special_tokens=True if they
-        # take it, and every encoding is checked against the control ids below.
-        self._inert_backend = self._backend is not None and hasattr(
-            self._backend, "encode_special_tokens"
-        )
-        self._split_kwarg = True
+        # agent. encode_plain keeps special-token text inert, and every encoding is checked
+        # against the control ids below.
         self._control_ids = self._find_control_ids()
         self._agent_turns = 0
         # Why the episode cannot go on after a step raised (None while all is well).
@@ -624,33 +619,10 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
 
         Runs only on a cache miss (a new word or sentence), never per agent token.
         """
-        backend = self._backend
-        if self._inert_backend:
-            # A switch on the shared Rust tokenizer, restored at once: other users of the
-            # same tokenizer object keep their own setting.
-            previous = backend.encode_special_tokens
-            backend.encode_special_tokens = True
-            try:
-                ids = backend.encode(text, add_special_tokens=False).ids
-            finally:
-                backend.encode_special_tokens = previous
-        elif backend is not None:
-            ids = backend.encode(text, add_special_tokens=False).ids
-        else:
-            ids = self._encode_with_tokenizer(text)
+        ids = encode_plain(self.tokenizer, text)
         if self._control_ids.isdisjoint(ids):
             return ids
         return self._strip_control(ids)
-
-    def _encode_with_tokenizer(self, text: str) -> list[int]:
-        if self._split_kwarg:
-            try:
-                return list(
-                    self.tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True)
-                )
-            except TypeError:  # a tokenizer without the option: checked by the caller
-                self._split_kwarg = False
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def _strip_control(self, ids: list[int]) -> list[int]:
         """Replace control ids the tokenizer produced from plain text by unk (or drop them,

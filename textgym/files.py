@@ -47,14 +47,33 @@ def _temporary_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
-def _explain(path: Path, exc: OSError) -> WriteError:
+def write_error(
+    path: str | os.PathLike[str], exc: OSError, what: str = "file", hint: str = ""
+) -> WriteError:
+    """A :class:`WriteError` saying why ``path`` could not be written and what to do.
+
+    Args:
+        path: The file or directory that could not be written.
+        exc: The ``OSError`` the write raised (a ``WriteError`` is returned as it is).
+        what: How to name ``path`` to the user (``"ratings log"``, ``"checkpoint"``).
+        hint: What to do afterwards (e.g. "then resume with --resume"), if anything.
+    """
+    if isinstance(exc, WriteError):
+        return exc
+    path = Path(path)
     if exc.errno == errno.ENOSPC:
         why = "the disk is full; free some space or write to another directory"
     elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         why = "the directory is not writable; choose a directory you can write to"
     else:
         why = exc.strerror or str(exc)
-    error = WriteError(f"Could not write {str(path)!r}: {why}.")
+        # mkdir under a regular file says "File exists" or "Not a directory": name the file.
+        blocker = next((p for p in path.parents if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            why = f"{str(blocker)!r} is a file, not a directory; choose another path"
+    error = WriteError(
+        f"Could not write the {what} {str(path)!r}: {why}{'; ' + hint if hint else ''}."
+    )
     error.errno, error.filename = exc.errno, str(path)
     return error
 
@@ -85,7 +104,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
         os.replace(tmp, path)
         tmp = None
     except OSError as exc:
-        raise _explain(path, exc) from exc
+        raise write_error(path, exc) from exc
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
@@ -147,7 +166,7 @@ class DirectoryLock:
             self.directory.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise _explain(self.directory / LOCK_NAME, exc) from exc
+            raise write_error(self.directory / LOCK_NAME, exc, "lock file") from exc
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

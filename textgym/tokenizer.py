@@ -265,3 +265,28 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def encode_plain(tokenizer: Any, text: str) -> list[int]:
+    """``text`` as ids with special-token text kept inert (``"<eot>"`` is spelled, not a
+    control token), for text the agent does not control: prompts, replies, transcripts.
+
+    A Rust backend is switched to ``encode_special_tokens`` for this one call and restored at
+    once, since the tokenizer object is shared; a slow tokenizer gets
+    ``split_special_tokens=True`` where it takes it. Callers that must be certain (the env)
+    also check the result against their control ids.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and hasattr(backend, "encode_special_tokens"):
+        previous = backend.encode_special_tokens
+        backend.encode_special_tokens = True
+        try:
+            return list(backend.encode(text, add_special_tokens=False).ids)
+        finally:
+            backend.encode_special_tokens = previous
+    if backend is not None:
+        return list(backend.encode(text, add_special_tokens=False).ids)
+    try:
+        return list(tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True))
+    except TypeError:  # a tokenizer without the option: the caller's control-id check remains
+        return list(tokenizer.encode(text, add_special_tokens=False))

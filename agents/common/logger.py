@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from textgym.files import WriteError
+from textgym.files import write_error
 
 
 class Logger:
@@ -48,7 +48,9 @@ class Logger:
                 self._file.flush()
         except OSError as exc:
             self.close()
-            raise _write_error(self.path, exc) from exc
+            raise write_error(
+                self.path, exc, "log", "free disk space or choose a writable directory"
+            ) from exc
         self._start = time.perf_counter()
         if tensorboard is not False:
             try:
@@ -85,7 +87,9 @@ class Logger:
             if self._tb is not None:
                 self._tb.flush()
         except OSError as exc:
-            raise _write_error(self.path, exc) from exc
+            raise write_error(
+                self.path, exc, "log", "free disk space or choose a writable directory"
+            ) from exc
 
     def close(self) -> None:
         """Flush and close the files (idempotent; the TensorBoard writer is closed even when
@@ -111,15 +115,6 @@ class Logger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _write_error(path: Path, exc: OSError) -> WriteError:
-    error = WriteError(
-        f"Could not write the log {str(path)!r}: {exc.strerror or exc}. Free disk space or "
-        "choose a writable directory."
-    )
-    error.errno, error.filename = exc.errno, str(path)
-    return error
 
 
 def read_log(path: str | os.PathLike[str]) -> dict[str, list[tuple[int, float, float]]]:

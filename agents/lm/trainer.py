@@ -51,9 +51,9 @@ from agents.lm.policy import LMPolicy
 from textgym.errors import ConfigError, UserError
 from textgym.files import (
     DirectoryLock,
-    WriteError,
     atomic_write,
     clean_temporary_files,
+    write_error,
 )
 
 
@@ -842,7 +842,7 @@ class LMTrainer:
             tmp = None
             _fsync_dir(self.run_dir)
         except OSError as exc:
-            raise _write_error(final, exc) from exc
+            raise write_error(final, exc, "final model", "then resume with --resume") from exc
         finally:
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -908,18 +908,6 @@ def _fsync_tree(directory: Path) -> None:
             with open(Path(root) / name, "rb") as f:
                 os.fsync(f.fileno())
         _fsync_dir(Path(root))
-
-
-def _write_error(path: Path, exc: OSError) -> WriteError:
-    """A :class:`WriteError` saying why ``path`` could not be written and what to do."""
-    if isinstance(exc, WriteError):
-        return exc
-    error = WriteError(
-        f"Could not write {str(path)!r}: {exc.strerror or exc}. Free disk space or choose a "
-        "writable --run-dir, then resume with --resume."
-    )
-    error.errno, error.filename = exc.errno, str(path)
-    return error
 
 
 def mean_over_processes(accelerator: Any, value: float) -> float:

@@ -42,8 +42,9 @@ from typing import IO, Any
 
 import numpy as np
 
+from textgym import hub
 from textgym.errors import ConfigError, UserError
-from textgym.files import WriteError
+from textgym.files import write_error
 from textgym.rewards.base import Reward, RewardContext
 
 try:
@@ -66,19 +67,6 @@ class RatingsFileError(UserError, ValueError):
 
 def _warn(message: str) -> None:
     print(f"textgym: {message}", file=sys.stderr)
-
-
-def _unwritable(path: Path, what: str, exc: OSError) -> WriteError:
-    why = exc.strerror or str(exc)
-    # mkdir under a regular file says "File exists" or "Not a directory": name the file.
-    blocker = next((p for p in path.parents if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        why = f"{str(blocker)!r} is a file, not a directory"
-    error = WriteError(
-        f"Could not write the {what} {str(path)!r}: {why}; choose a path you can write to."
-    )
-    error.errno, error.filename = exc.errno, str(path)
-    return error
 
 
 def _read_bytes(path: Path, what: str, hint: str) -> bytes:
@@ -258,7 +246,7 @@ class RatingLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise _unwritable(self.path, "ratings log", exc) from exc
+            raise write_error(self.path, exc, "ratings log") from exc
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)  # held for one append: microseconds
@@ -297,7 +285,7 @@ class RatingLog:
                 os.fsync(fd)
             except OSError as exc:
                 os.ftruncate(fd, before)  # no half line for the next reader to trip on
-                raise _unwritable(self.path, "ratings log", exc) from exc
+                raise write_error(self.path, exc, "ratings log") from exc
 
     def close(self) -> None:
         """Nothing to release: the file is open only during each append (kept for callers)."""
@@ -694,7 +682,7 @@ def check_output_dir(out: str | os.PathLike[str]) -> Path:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _unwritable(out, "reward model directory", exc) from exc
+        raise write_error(out, exc, "reward model directory") from exc
     return out
 
 
@@ -719,7 +707,7 @@ def _staging_dir(out: Path) -> Iterator[Path]:
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     except OSError as exc:
-        raise _unwritable(out, "reward model directory", exc) from exc
+        raise write_error(out, exc, "reward model directory") from exc
     try:
         yield tmp
         _fsync_tree(tmp)
@@ -731,7 +719,7 @@ def _staging_dir(out: Path) -> Iterator[Path]:
         else:
             os.replace(tmp, out)  # replaces a missing or empty directory in one step
     except OSError as exc:
-        raise _unwritable(out, "reward model directory", exc) from exc
+        raise write_error(out, exc, "reward model directory") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -746,13 +734,9 @@ def _build_model(
     )
 
     if base is not None:
-        from textgym.rewards.models import ModelLoadError, check_model_path
-
-        check_model_path(base, "base model")
-        try:
-            model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"Could not load the base model {base!r}: {exc}") from exc
+        model = hub.from_pretrained(
+            AutoModelForSequenceClassification, base, "base model", num_labels=1
+        )
         if model.config.pad_token_id is None:
             model.config.pad_token_id = tokenizer.pad_token_id
         return model

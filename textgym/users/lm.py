@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from textgym import hub
-from textgym.tokenizer import ChatFormat, load_tokenizer
+from textgym.tokenizer import ChatFormat, encode_plain, load_tokenizer
 from textgym.users.base import Reply, Responder
 
 if TYPE_CHECKING:
@@ -145,14 +145,16 @@ class LMResponder(Responder):
 
         assert self.problem is not None
         tok = self.tokenizer
-        ids: list[int] = tok.encode(self.persona(self.problem), add_special_tokens=False)
+        # Turn texts are encoded as plain text: an agent that writes "<user>" mid-turn must
+        # not open a fake user turn in the prompt the user's model reads.
+        ids = encode_plain(tok, self.persona(self.problem))
         for turn in turns:
             marker = self.chat.user_ids if turn.role == "user" else self.chat.agent_ids
-            ids += [*marker, *tok.encode(turn.text, add_special_tokens=False), self.chat.eot_id]
+            ids += [*marker, *encode_plain(tok, turn.text), self.chat.eot_id]
         ids += list(self.chat.user_ids)
         if self.paraphrase and meaning:
             # Begins the user's turn with its intended meaning in brackets.
-            ids += tok.encode(f"({meaning})", add_special_tokens=False)
+            ids += encode_plain(tok, f"({meaning})")
         limit = int(getattr(self.model.config, "n_positions", 0) or
                     getattr(self.model.config, "max_position_embeddings", 1024))  # fmt: skip
         ids = ids[-max(limit - self.max_new_tokens, 1) :]
