@@ -48,9 +48,7 @@ class Logger:
                 self._file.flush()
         except OSError as exc:
             self.close()
-            raise write_error(
-                self.path, exc, "log", "free disk space or choose a writable directory"
-            ) from exc
+            raise write_error(self.path, exc, "log") from exc
         self._start = time.perf_counter()
         if tensorboard is not False:
             try:
@@ -87,9 +85,7 @@ class Logger:
             if self._tb is not None:
                 self._tb.flush()
         except OSError as exc:
-            raise write_error(
-                self.path, exc, "log", "free disk space or choose a writable directory"
-            ) from exc
+            raise write_error(self.path, exc, "log") from exc
 
     def close(self) -> None:
         """Flush and close the files (idempotent; the TensorBoard writer is closed even when
