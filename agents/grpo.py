@@ -18,6 +18,7 @@ reward). ``loss_type`` chooses how token losses are averaged:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -26,13 +27,15 @@ import numpy as np
 import torch
 
 from agents.common.rollout import Episode, RolloutBatch
+from agents.lm.config import COUNT, FLAG, NON_NEGATIVE, Check, TrainConfig
 from agents.lm.policy import token_logprobs
-from agents.lm.trainer import COUNT, FLAG, NON_NEGATIVE, Check, LMTrainer, TrainConfig
+from agents.lm.trainer import LMTrainer
+from agents.train import main as train_main
 
 
 @dataclass
 class GRPOConfig(TrainConfig):
-    """GRPO arguments (on top of :class:`~agents.lm.trainer.TrainConfig`)."""
+    """GRPO arguments (on top of :class:`~agents.lm.config.TrainConfig`)."""
 
     learning_rate: float = 1e-4
     """Adam learning rate"""
@@ -170,12 +173,8 @@ class GRPO(LMTrainer):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m agents.grpo [--field value ...]`` (same flags as ``textgym train --algo grpo``)."""
-    from agents.train import main as train_main
-
     return train_main(["--algo", "grpo", *(argv or [])])
 
 
 if __name__ == "__main__":
-    import sys
-
     raise SystemExit(main(sys.argv[1:]))

@@ -22,6 +22,7 @@ Read top to bottom, an update is:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -30,23 +31,15 @@ import numpy as np
 import torch
 
 from agents.common.rollout import Episode, RolloutBatch, gae, whiten
+from agents.lm.config import COUNT, FLAG, NON_NEGATIVE, POSITIVE, UNIT, Check, TrainConfig
 from agents.lm.policy import LMPolicy, entropy_from_logits, token_logprobs
-from agents.lm.trainer import (
-    COUNT,
-    FLAG,
-    NON_NEGATIVE,
-    POSITIVE,
-    UNIT,
-    Check,
-    LMTrainer,
-    TrainConfig,
-    mean_over_processes,
-)
+from agents.lm.trainer import LMTrainer, mean_over_processes
+from agents.train import main as train_main
 
 
 @dataclass
 class PPOConfig(TrainConfig):
-    """PPO arguments (on top of :class:`~agents.lm.trainer.TrainConfig`)."""
+    """PPO arguments (on top of :class:`~agents.lm.config.TrainConfig`)."""
 
     learning_rate: float = 5e-5
     """Adam learning rate"""
@@ -304,12 +297,8 @@ def _explained_variance(p: torch.Tensor, y: torch.Tensor) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m agents.ppo [--field value ...]`` (same flags as ``textgym train --algo ppo``)."""
-    from agents.train import main as train_main
-
     return train_main(["--algo", "ppo", *(argv or [])])
 
 
 if __name__ == "__main__":
-    import sys
-
     raise SystemExit(main(sys.argv[1:]))

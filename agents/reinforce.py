@@ -12,6 +12,7 @@ batch keeps the estimator on-policy.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -19,13 +20,15 @@ from typing import ClassVar
 import torch
 
 from agents.common.rollout import Episode, RolloutBatch
+from agents.lm.config import FLAG, UNIT, Check, TrainConfig
 from agents.lm.policy import token_logprobs
-from agents.lm.trainer import FLAG, UNIT, Check, LMTrainer, TrainConfig
+from agents.lm.trainer import LMTrainer
+from agents.train import main as train_main
 
 
 @dataclass
 class ReinforceConfig(TrainConfig):
-    """REINFORCE arguments (on top of :class:`~agents.lm.trainer.TrainConfig`)."""
+    """REINFORCE arguments (on top of :class:`~agents.lm.config.TrainConfig`)."""
 
     gamma: float = 1.0
     """discount per agent token"""
@@ -103,12 +106,8 @@ def _discounted_togo(rewards: torch.Tensor, mask: torch.Tensor, gamma: float) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m agents.reinforce [--field value ...]`` (as ``textgym train --algo reinforce``)."""
-    from agents.train import main as train_main
-
     return train_main(["--algo", "reinforce", *(argv or [])])
 
 
 if __name__ == "__main__":
-    import sys
-
     raise SystemExit(main(sys.argv[1:]))

@@ -27,8 +27,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from agents.lm.trainer import ConfigError, LMTrainer, TrainConfig, field_docs
-from textgym.errors import UserError
+from agents.lm.config import TrainConfig, field_docs
+from agents.lm.trainer import LMTrainer
+from textgym.errors import ConfigError, UserError
 
 ALGORITHMS: dict[str, str] = {
     "reinforce": "agents.reinforce:Reinforce",
@@ -183,6 +184,8 @@ def _read_config(path: Path) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``textgym train`` (and ``python -m agents.train``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Imported here: transformers takes seconds to import, and importing this module (for
+    # its parser) does not need it.
     from transformers.utils import logging as hf_logging
 
     bars_were_on = hf_logging.is_progress_bar_enabled()

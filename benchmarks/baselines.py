@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import json
 import os
 import platform
@@ -37,17 +36,27 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import stable_baselines3
+import torch
+from sb3_contrib import MaskablePPO
+from stable_baselines3 import PPO
 
-import textgym
+from agents.baselines import RandomAgent
 from agents.common import evaluate_policy
-from benchmarks.compare import (
-    MissingFileError,
+from agents.sb3 import AllowedTokens, LearningCurveCallback, policy_kwargs
+from agents.tabular import SARSA, QLearning
+from benchmarks.cli import (
     ResultsFileError,
     check_env_ids,
+    check_out_dir,
     check_seeds,
     check_unique,
+    read_json,
+    run_main,
 )
-from textgym.errors import ConfigError, UserError
+from benchmarks.envs import registration_order, tiny_env_ids
+from benchmarks.render import flat_line, panels, save_png, table
+from benchmarks.stats import group_by, mean, median_or_none
 from textgym.files import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,10 +123,6 @@ class Run:
     curve: list[dict[str, float]] = field(default_factory=list)
 
 
-def tiny_env_ids() -> list[str]:
-    return [env_id for env_id in textgym.env_ids() if "-Tiny-" in env_id]
-
-
 def _first_solved(curve: Sequence[dict[str, float]]) -> dict[str, float] | None:
     return next((point for point in curve if point["success_rate"] >= TARGET), None)
 
@@ -133,16 +138,13 @@ def _final(run: Run, agent: Any, make_env: Callable[[], gym.Env]) -> Run:
 
 
 def run_random(env_id: str, seed: int) -> Run:
-    from agents.baselines import RandomAgent
-
+    """The masked random policy, scored like every learner: the peer of every row."""
     agent = RandomAgent(gym.make(env_id), seed=seed)
     return _final(Run(env_id, "random", seed, 0), agent, lambda: gym.make(env_id))
 
 
 def _run_tabular(algo: str) -> Callable[[str, int], Run]:
     def run(env_id: str, seed: int) -> Run:
-        from agents.tabular import SARSA, QLearning
-
         cls = {"q_learning": QLearning, "sarsa": SARSA}[algo]
         budget = TABULAR_BUDGET.get(env_id, DEFAULT_TABULAR_BUDGET)
         agent = cls(gym.make(env_id), seed=seed)
@@ -164,11 +166,6 @@ def _run_tabular(algo: str) -> Callable[[str, int], Run]:
 
 def _run_sb3(algo: str) -> Callable[[str, int], Run]:
     def run(env_id: str, seed: int) -> Run:
-        from sb3_contrib import MaskablePPO
-        from stable_baselines3 import PPO
-
-        from agents.sb3 import AllowedTokens, LearningCurveCallback, policy_kwargs
-
         if algo == "ppo":
             cls: Any = PPO
 
@@ -214,43 +211,31 @@ RUNNERS: dict[str, Callable[[str, int], Run]] = {
 def aggregate(runs: Sequence[Run]) -> list[dict[str, Any]]:
     """One row per (env, algorithm): means over seeds, medians of the "to learn" numbers."""
     rows = []
-    order = {env_id: i for i, env_id in enumerate(textgym.env_ids())}
-    keys = sorted(
-        {(r.env_id, r.algo) for r in runs},
-        key=lambda k: (order.get(k[0], len(order)), k[0], ALGOS.index(k[1])),
-    )
-    for env_id, algo in keys:
-        group = [r for r in runs if r.env_id == env_id and r.algo == algo]
-        peers = [r for r in runs if r.env_id == env_id and r.algo == "random"]
+    groups = group_by(runs, lambda r: (r.env_id, r.algo))
+    for env_id, algo in sorted(
+        groups, key=lambda k: (*registration_order(k[0]), ALGOS.index(k[1]))
+    ):
+        group = groups[env_id, algo]
+        peers = groups.get((env_id, "random"), [])
         solved = [r.learned for r in group if r.learned is not None]
         row: dict[str, Any] = {
             "env_id": env_id,
             "algo": algo,
             "seeds": len(group),
             "budget": group[0].budget,
-            "success_rate": float(np.mean([r.success_rate for r in group])),
+            "success_rate": mean(r.success_rate for r in group),
             "success_std": float(np.std([r.success_rate for r in group])),
-            "mean_return": float(np.mean([r.mean_return for r in group])),
+            "mean_return": mean(r.mean_return for r in group),
             "solved": len(solved),
-            "steps_to_learn": float(np.median([s["timesteps"] for s in solved]))
-            if solved
-            else None,
-            "episodes_to_learn": float(np.median([s["episodes"] for s in solved]))
-            if solved
-            else None,
-            "seconds_to_learn": float(np.median([s["seconds"] for s in solved]))
-            if solved
-            else None,
-            "train_seconds": float(np.mean([r.train_seconds for r in group])),
-            "states": float(np.mean([r.states for r in group])) if group[0].states else None,
+            "steps_to_learn": median_or_none([s["timesteps"] for s in solved]),
+            "episodes_to_learn": median_or_none([s["episodes"] for s in solved]),
+            "seconds_to_learn": median_or_none([s["seconds"] for s in solved]),
+            "train_seconds": mean(r.train_seconds for r in group),
+            "states": mean(r.states for r in group) if group[0].states else None,
         }
         if peers:
-            row["success_vs_random"] = row["success_rate"] - float(
-                np.mean([p.success_rate for p in peers])
-            )
-            row["return_vs_random"] = row["mean_return"] - float(
-                np.mean([p.mean_return for p in peers])
-            )
+            row["success_vs_random"] = row["success_rate"] - mean(p.success_rate for p in peers)
+            row["return_vs_random"] = row["mean_return"] - mean(p.mean_return for p in peers)
         rows.append(row)
     return rows
 
@@ -261,29 +246,33 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def markdown(rows: Sequence[dict[str, Any]]) -> str:
     """The README table."""
-    lines = [
-        "| Env | Baseline | Success | Return | vs random (success / return) | Solved | "
-        "Episodes to learn | Steps to learn | Time to learn (s) | Budget (steps) | Q-table states |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    header = ["Env", "Baseline", "Success", "Return", "vs random (success / return)", "Solved"]
+    header += ["Episodes to learn", "Steps to learn", "Time to learn (s)", "Budget (steps)"]
+    header += ["Q-table states"]
+    cells = []
     for row in rows:
-        env = row["env_id"].removeprefix("textgym/")
         vs = (
             "-"
             if row["algo"] == "random" or "success_vs_random" not in row
             else f"{row['success_vs_random']:+.2f} / {row['return_vs_random']:+.2f}"
         )
         learning = row["algo"] != "random"
-        solved = f"{row['solved']}/{row['seeds']}" if learning else "-"
-        budget = f"{row['budget']:,}" if learning else "-"
-        lines.append(
-            f"| {env} | {LABELS[row['algo']]} | {row['success_rate']:.3f} ± {row['success_std']:.3f} "
-            f"| {row['mean_return']:.2f} | {vs} "
-            f"| {solved} "
-            f"| {_fmt(row['episodes_to_learn'], ',.0f')} | {_fmt(row['steps_to_learn'], ',.0f')} "
-            f"| {_fmt(row['seconds_to_learn'], '.3g')} | {budget} | {_fmt(row['states'], ',.0f')} |"
+        cells.append(
+            [
+                row["env_id"].removeprefix("textgym/"),
+                LABELS[row["algo"]],
+                f"{row['success_rate']:.3f} ± {row['success_std']:.3f}",
+                f"{row['mean_return']:.2f}",
+                vs,
+                f"{row['solved']}/{row['seeds']}" if learning else "-",
+                _fmt(row["episodes_to_learn"], ",.0f"),
+                _fmt(row["steps_to_learn"], ",.0f"),
+                _fmt(row["seconds_to_learn"], ".3g"),
+                f"{row['budget']:,}" if learning else "-",
+                _fmt(row["states"], ",.0f"),
+            ]
         )
-    return "\n".join(lines)
+    return table(header, cells, "l" * len(header))
 
 
 def notes(meta: dict[str, Any]) -> str:
@@ -300,23 +289,16 @@ def notes(meta: dict[str, Any]) -> str:
 
 
 def plot(runs: Sequence[Run], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    order = {env_id: i for i, env_id in enumerate(textgym.env_ids())}
-    envs = sorted({r.env_id for r in runs}, key=lambda e: (order.get(e, len(order)), e))
-    fig, axes = plt.subplots(1, len(envs), figsize=(4.2 * len(envs), 3.4), squeeze=False)
-    for ax, env_id in zip(axes[0], envs, strict=True):
+    """Mean greedy success over env steps, one panel per env (random: a flat line)."""
+    envs = sorted({r.env_id for r in runs}, key=registration_order)
+    fig, axes = panels(len(envs), 4.2, 3.4)
+    for ax, env_id in zip(axes, envs, strict=True):
         for algo in ALGOS:
             group = [r for r in runs if r.env_id == env_id and r.algo == algo]
             if not group:
                 continue
             if algo == "random":
-                ax.axhline(
-                    np.mean([r.success_rate for r in group]), ls="--", c="gray", label=LABELS[algo]
-                )
+                flat_line(ax, [r.success_rate for r in group], c="gray", label=LABELS[algo])
                 continue
             # Seeds share their evaluation steps (budget / EVAL_POINTS); an early stop never
             # happens here, so curves align point by point.
@@ -324,23 +306,18 @@ def plot(runs: Sequence[Run], path: Path) -> None:
             if n == 0:
                 continue
             steps = [group[0].curve[i]["timesteps"] for i in range(n)]
-            mean = [np.mean([r.curve[i]["success_rate"] for r in group]) for i in range(n)]
-            ax.plot(steps, mean, marker=".", label=LABELS[algo])
+            means = [np.mean([r.curve[i]["success_rate"] for r in group]) for i in range(n)]
+            ax.plot(steps, means, marker=".", label=LABELS[algo])
         ax.set_title(env_id.removeprefix("textgym/"))
         ax.set_xlabel("env steps")
         ax.set_ylim(-0.02, 1.02)
         ax.set_xscale("log")
-    axes[0][0].set_ylabel("greedy success rate")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    # Rendered in memory and written atomically: a kill never leaves half a PNG.
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write(path, buffer.getvalue())
+    axes[0].set_ylabel("greedy success rate")
+    axes[-1].legend(fontsize=7, loc="lower right")
+    save_png(fig, path, dpi=110)
 
 
-def update_readme(table: str, text: str) -> None:
+def update_readme(block: str, text: str) -> None:
     """Write the table and its notes between the markers of every file in :data:`READMES`.
 
     Raises:
@@ -356,13 +333,10 @@ def update_readme(table: str, text: str) -> None:
     for path, doc in docs.items():
         head, rest = doc.split(BEGIN, 1)
         _, tail = rest.split(END, 1)
-        atomic_write(path, f"{head}{BEGIN}\n{table}\n\n{text}\n{END}{tail}")
+        atomic_write(path, f"{head}{BEGIN}\n{block}\n\n{text}\n{END}{tail}")
 
 
 def _meta(seeds_tabular: Sequence[int], seeds_sb3: Sequence[int]) -> dict[str, Any]:
-    import stable_baselines3
-    import torch
-
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -420,13 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; a user error prints one line and returns 2."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return execute(args)
-    except UserError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
+    return run_main(build_parser(), execute, argv)
 
 
 def read_runs(path: Path) -> tuple[list[Run], dict[str, Any]]:
@@ -436,17 +404,12 @@ def read_runs(path: Path) -> tuple[list[Run], dict[str, Any]]:
         MissingFileError: there is no such file.
         ResultsFileError: the file is torn or not a baselines result.
     """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MissingFileError(
-            f"{path} does not exist; run `python -m benchmarks.baselines` first "
-            "(--render-only re-renders an earlier run)."
-        ) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsFileError(
-            f"{path} is torn or not JSON ({exc}); run the benchmark again."
-        ) from None
+    data = read_json(
+        path,
+        missing=f"{path} does not exist; run `python -m benchmarks.baselines` first "
+        "(--render-only re-renders an earlier run).",
+        torn=f"{path} is torn or not JSON ({{exc}}); run the benchmark again.",
+    )
     try:
         runs = [Run(**r) for r in data["runs"]]
         meta = data["meta"]
@@ -465,14 +428,11 @@ def execute(args: argparse.Namespace) -> int:
     check_unique(args.algos, "--algos")
     check_seeds(args.seeds, "--seeds")
     check_seeds(args.sb3_seeds, "--sb3-seeds")
-    if args.out.exists() and not args.out.is_dir():
-        raise ConfigError(f"--out {str(args.out)!r} is a file; give a directory.")
+    check_out_dir(args.out)
     if args.render_only:
         runs, meta = read_runs(args.out / "baselines.json")
         write_outputs(runs, meta, args.out, readme=not args.no_readme)
         return 0
-
-    import torch
 
     torch.set_num_threads(1)  # 2 shared cores: more threads only add contention
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -502,18 +462,18 @@ def execute(args: argparse.Namespace) -> int:
 def write_outputs(runs: Sequence[Run], meta: dict[str, Any], out: Path, readme: bool) -> None:
     """baselines.json (every run, its curve, the aggregate rows), .md, .png, and the README."""
     rows = aggregate(runs)
-    table, text = markdown(rows), notes(meta)
+    block, text = markdown(rows), notes(meta)
     # Atomic writes: a kill or a full disk never leaves a torn result behind.
     atomic_write(
         out / "baselines.json",
         json.dumps({"meta": meta, "rows": rows, "runs": [asdict(r) for r in runs]}, indent=1)
         + "\n",
     )
-    atomic_write(out / "baselines.md", f"{table}\n\n{text}\n")
+    atomic_write(out / "baselines.md", f"{block}\n\n{text}\n")
     plot(runs, out / "baselines.png")
     if readme:
-        update_readme(table, text)
-    print(f"\n{table}\n\n{text}\nwrote {out}/baselines.{{json,md,png}}")
+        update_readme(block, text)
+    print(f"\n{block}\n\n{text}\nwrote {out}/baselines.{{json,md,png}}")
 
 
 if __name__ == "__main__":

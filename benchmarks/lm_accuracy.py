@@ -16,7 +16,6 @@ The time budget counts collection and updates; evaluation runs outside it.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shlex
@@ -29,15 +28,21 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.compare import (
-    MissingFileError,
+from agents.common.logger import read_log
+from agents.lm.trainer import LMTrainer
+from agents.train import trainer_class
+from benchmarks.cli import (
     ResultsFileError,
     check_env_ids,
+    check_out_file,
     check_positive,
     check_seeds,
     check_unique,
+    read_json,
+    run_main,
 )
-from textgym.errors import ConfigError, UserError
+from benchmarks.render import panels, save_png, table
+from benchmarks.stats import group_by
 from textgym.files import atomic_write
 
 RESULTS = Path(__file__).parent / "results"
@@ -58,6 +63,49 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
 EVAL_EPISODES = {"textgym/Reasoning-v0": 512, "textgym/CustomerService-v0": 256}
 
 
+def lm_trainer(
+    algo: str,
+    env_id: str,
+    seed: int,
+    run_dir: Path,
+    time_budget: float,
+    eval_every: int,
+    eval_episodes: int,
+    total_updates: int = 100_000,
+    fresh: bool = False,
+    **settings: Any,
+) -> LMTrainer:
+    """The trainer of ``algo`` on ``env_id`` under a time budget, with the env's recipe.
+
+    Every LM benchmark builds its trainers here, so ``textgym bench`` and this benchmark run
+    the same recipes the same way: no checkpoints, no progress bar.
+
+    Args:
+        algo: An LM algorithm (``grpo``, ``ppo``, ``reinforce``).
+        env_id: The env to train on.
+        seed: The run's seed.
+        run_dir: Where the run writes its log and report.
+        time_budget: Training seconds (collection and updates; evaluation runs outside).
+        eval_every: Updates between held-out evaluations.
+        eval_episodes: Held-out episodes per evaluation.
+        total_updates: The update cap (0: only evaluate).
+        fresh: Delete ``run_dir`` first, so that a run never appends to an old run's log.
+        **settings: Further config fields (``model``, ``threads``, ``tensorboard``).
+
+    Raises:
+        ConfigError: an unknown algorithm or a config value out of range.
+    """
+    cls = trainer_class(algo)
+    config = cls.config_class(
+        env_id=env_id, seed=seed, run_dir=str(run_dir), time_budget=time_budget,
+        total_updates=total_updates, eval_every=eval_every, eval_episodes=eval_episodes,
+        checkpoint_every=0, progress=False, **settings, **RECIPES.get((algo, env_id), {}),
+    )  # fmt: skip
+    if fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    return cls(config)
+
+
 def run_one(
     algo: str,
     env_id: str,
@@ -73,21 +121,14 @@ def run_one(
 
     ``total_updates=0`` only evaluates ``model`` (same protocol, no training).
     """
-    from agents.common.logger import read_log
-    from agents.train import trainer_class
-
-    cls = trainer_class(algo)
     recipe = RECIPES.get((algo, env_id), {})
     run_dir = run_root / f"{env_id.replace('/', '_')}__{algo}__{seed}"
-    config = cls.config_class(
-        env_id=env_id, model=model, seed=seed, time_budget=time_budget, total_updates=total_updates,
-        eval_every=eval_every, eval_episodes=EVAL_EPISODES.get(env_id, 256), checkpoint_every=0,
-        run_dir=str(run_dir), threads=threads, progress=False, **recipe,
-    )  # fmt: skip
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # a fresh run: never append to an old run's log
+    eval_episodes = EVAL_EPISODES.get(env_id, 256)
     start = time.perf_counter()
-    trainer = cls(config).learn()
+    trainer = lm_trainer(
+        algo, env_id, seed, run_dir, time_budget, eval_every, eval_episodes, total_updates,
+        fresh=True, model=model, threads=threads,
+    ).learn()  # fmt: skip
     report = trainer.report()
     if total_updates == 0:
         report["algo"] = "eval-only"  # no update ran: the algorithm only built the evaluator
@@ -104,21 +145,17 @@ def run_one(
             "curve": curve,
             "wall_seconds": round(time.perf_counter() - start, 1),
             "command": f"textgym train --algo {algo} --env {env_id} --seed {seed} --time-budget {time_budget:g} "
-            f"--eval-every {eval_every} --eval-episodes {config.eval_episodes} --threads {threads} {flags}",
+            f"--eval-every {eval_every} --eval-episodes {eval_episodes} --threads {threads} {flags}",
         }
     )
     return report
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Held-out success rate against training seconds, one panel per env."""
     envs = sorted({r["env_id"] for r in results})
-    fig, axes = plt.subplots(1, len(envs), figsize=(5.5 * len(envs), 4), squeeze=False)
-    for ax, env_id in zip(axes[0], envs, strict=True):
+    fig, axes = panels(len(envs), 5.5, 4)
+    for ax, env_id in zip(axes, envs, strict=True):
         for r in results:
             if r["env_id"] != env_id:
                 continue
@@ -130,12 +167,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
         ax.set_ylabel("success rate")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    # Rendered in memory and written atomically: a kill never leaves half a PNG.
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write(path, buffer.getvalue())
+    save_png(fig, path, dpi=120)
 
 
 def read_part(path: Path) -> dict[str, Any]:
@@ -145,14 +177,11 @@ def read_part(path: Path) -> dict[str, Any]:
         MissingFileError: there is no such file.
         ResultsFileError: it is torn, or not a result of this benchmark.
     """
-    try:
-        part = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MissingFileError(f"--combine: {path} does not exist.") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsFileError(
-            f"--combine: {path} is torn or not JSON ({exc}); run that part again."
-        ) from None
+    part = read_json(
+        path,
+        missing=f"--combine: {path} does not exist.",
+        torn=f"--combine: {path} is torn or not JSON ({{exc}}); run that part again.",
+    )
     keys = ("command", "machine", "results")
     if not isinstance(part, dict) or any(k not in part for k in keys):
         raise ResultsFileError(
@@ -198,9 +227,7 @@ def markdown(results: list[dict[str, Any]], detail: bool = False) -> str:
     One row per (env, algorithm): success before RL, after per seed, and the lift in points
     (mean over seeds, then per seed).
     """
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in results:
-        groups.setdefault((r["env_id"], r["algo"]), []).append(r)
+    groups = group_by(results, lambda r: (r["env_id"], r["algo"]))
 
     def order(key: tuple[str, str]) -> tuple[int, str, int, str]:
         env, algo = key
@@ -210,33 +237,30 @@ def markdown(results: list[dict[str, Any]], detail: bool = False) -> str:
 
     minutes = round(float(np.median([r["train_seconds"] for r in results])) / 60)
     seeds = " / ".join(str(x) for x in sorted({r["seed"] for r in results}))
-    header = (
-        f"| env | algorithm | before RL | after {minutes} min (seed {seeds}) "
-        "| lift, points (mean; per seed) |"
-    )
-    rule = "|---|---|---:|---:|---:|"
+    header = ["env", "algorithm", "before RL", f"after {minutes} min (seed {seeds})"]
+    header.append("lift, points (mean; per seed)")
     if detail:
-        header += " updates | generated tokens/s |"
-        rule += "---:|---:|"
-    lines: list[str] = []
+        header += ["updates", "generated tokens/s"]
+    rows = []
     for key in sorted(groups, key=order):
         runs = sorted(groups[key], key=lambda r: r["seed"])
         before = [r["before"]["eval/success_rate"] for r in runs]
         after = [r["after"]["eval/success_rate"] for r in runs]
         lifts = [100 * (a - b) for a, b in zip(after, before, strict=True)]
-        if not lines:
-            lines = [header, rule]
-        row = (
-            f"| {key[0]} | {ALGO_NAMES.get(key[1], key[1])} | {100 * np.mean(before):.1f}% "
-            f"| {' / '.join(f'{100 * a:.1f}%' for a in after)} "
-            f"| **{np.mean(lifts):+.1f}** ({' / '.join(f'{x:+.1f}' for x in lifts)}) |"
-        )
+        row = [
+            key[0],
+            ALGO_NAMES.get(key[1], key[1]),
+            f"{100 * np.mean(before):.1f}%",
+            " / ".join(f"{100 * a:.1f}%" for a in after),
+            f"**{np.mean(lifts):+.1f}** ({' / '.join(f'{x:+.1f}' for x in lifts)})",
+        ]
         if detail:
-            updates = " / ".join(str(r["updates"]) for r in runs)
-            tps = np.mean([r["tokens_per_second"] for r in runs])
-            row += f" {updates} | {tps:,.0f} |"
-        lines.append(row)
-    return "\n".join(lines)
+            row.append(" / ".join(str(r["updates"]) for r in runs))
+            row.append(f"{np.mean([r['tokens_per_second'] for r in runs]):,.0f}")
+        rows.append(row)
+    if not rows:
+        return ""
+    return table(header, rows, "llrrr" + "rr" * detail)
 
 
 def _print_summary(results: list[dict[str, Any]]) -> None:
@@ -284,13 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark (or combine parts); a user error prints one line and returns 2."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return execute(args, argv)
-    except UserError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
+    return run_main(build_parser(), lambda args: execute(args, argv), argv)
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -299,8 +317,6 @@ def check_args(args: argparse.Namespace) -> None:
     Raises:
         ConfigError: naming the flag and its valid range or values.
     """
-    from agents.train import trainer_class
-
     for algo in args.algos:
         trainer_class(algo)  # an unknown algorithm: ConfigError with a did-you-mean
     check_unique(args.algos, "--algos")
@@ -309,15 +325,13 @@ def check_args(args: argparse.Namespace) -> None:
     args.time_budget = check_positive(args.time_budget, "--time-budget", integer=False)
     check_positive(args.eval_every, "--eval-every", integer=True)
     check_positive(args.threads, "--threads", integer=True)
-    if Path(args.out).is_dir():
-        raise ConfigError(f"--out {args.out!r} is a directory; give a .json file.")
+    check_out_file(args.out)
 
 
 def execute(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     """Run the parsed command line (``argv`` is recorded as the command); user errors raise."""
     if args.combine:
-        if Path(args.out).is_dir():
-            raise ConfigError(f"--out {args.out!r} is a directory; give a .json file.")
+        check_out_file(args.out)
         return combine([Path(f) for f in args.combine], Path(args.out))
     check_args(args)
     results = []

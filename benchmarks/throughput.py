@@ -19,12 +19,13 @@ what a ratio of 1.0 would leave for each turn end against the least work a turn 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import json
 import platform
-import sys
+import pstats
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,13 @@ import gymnasium as gym
 import numpy as np
 
 import textgym  # noqa: F401  (registers the ids)
-from benchmarks.compare import check_env_ids, check_positive
-from textgym.errors import ConfigError, UserError
+from benchmarks import trainer_throughput
+from benchmarks.cli import check_env_ids, check_out_dir, check_positive, run_main
+from benchmarks.envs import family_env_ids
+from benchmarks.render import Column, columns_table
+from textgym.errors import ConfigError
 from textgym.files import atomic_write
+from textgym.rewards.base import RewardContext
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -220,9 +225,6 @@ PROFILE_PARTS = {
 def profile_vector(env_id: str, num_envs: int, steps: int, seed: int = 0) -> dict[str, float]:
     """Shares of a native vector step's time (cProfile, cumulative; overhead inflates Python
     calls a little, so read the shares, not the absolute times)."""
-    import cProfile
-    import pstats
-
     envs = gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point")
     n = envs.single_action_space.n
     actions = np.random.default_rng(seed).integers(0, n, (steps, num_envs))
@@ -263,8 +265,6 @@ def turn_floor(env_id: str, num_envs: int, steps: int, seed: int = 0) -> dict[st
     context. Both are timed over the turns of a uniform-random run (best of 5 passes), with
     nothing else: no reward, no next problem, no info.
     """
-    from textgym.rewards.base import RewardContext
-
     envs = gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point")
     inner = envs.unwrapped
     recording = _Recording(inner.reward)
@@ -343,80 +343,74 @@ def measure_envs(env_ids: Sequence[str], steps: int, num_envs: int, repeats: int
     return rows
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A Markdown table: the first column left-aligned, the figures right-aligned."""
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-    return "\n".join(lines)
+def _cell(key: str, spec: str) -> Callable[[Mapping[str, Any]], str]:
+    """A column cell: the row's ``key`` formatted with ``spec``."""
+    return lambda row: format(row[key], spec)
+
+
+def _env(row: Mapping[str, Any]) -> str:
+    return row["env_id"]
+
+
+#: The columns of the README's throughput table.
+SPEED_COLUMNS: list[Column] = [
+    ("env", _env),
+    ("gym.make steps/s", _cell("single_steps_per_s", ",")),
+    ("CartPole-v1", _cell("cartpole_single_steps_per_s", ",")),
+    ("ratio", _cell("single_ratio", ".2f")),
+    ("vector x64 steps/s", _cell("vector_steps_per_s", ",")),
+    ("CartPole-v1 x64", _cell("cartpole_vector_steps_per_s", ",")),
+    ("ratio", _cell("vector_ratio", ".2f")),
+]
+#: The columns of the README's table of where a vector step's time goes.
+COST_COLUMNS: list[Column] = [
+    ("env", _env),
+    ("token step x64 (us)", _cell("step_us", ".1f")),
+    ("CartPole-v1 step x64 (us)", _cell("cartpole_step_us", ".1f")),
+    ("ratio", _cell("token_step_ratio", ".2f")),
+    ("+ once per busy step (us)", _cell("batch_us", ".1f")),
+    ("+ per turn end (us)", _cell("per_turn_end_us", ".1f")),
+    ("+ per episode start (us)", _cell("per_episode_start_us", ".1f")),
+    ("turn ends / step", _cell("turn_ends_per_step", ".2f")),
+    ("episode starts / step", _cell("episode_starts_per_step", ".2f")),
+]
 
 
 def markdown(rows: list[dict]) -> str:
     """The README table."""
-    header = ["env", "gym.make steps/s", "CartPole-v1", "ratio"]
-    header += ["vector x64 steps/s", "CartPole-v1 x64", "ratio"]
-    return _table(
-        header,
-        [
-            [
-                r["env_id"],
-                f"{r['single_steps_per_s']:,}",
-                f"{r['cartpole_single_steps_per_s']:,}",
-                f"{r['single_ratio']:.2f}",
-                f"{r['vector_steps_per_s']:,}",
-                f"{r['cartpole_vector_steps_per_s']:,}",
-                f"{r['vector_ratio']:.2f}",
-            ]
-            for r in rows
-        ],
-    )
+    return columns_table(rows, SPEED_COLUMNS)
 
 
 def costs_markdown(rows: list[dict]) -> str:
     """The README table of where a vector step's time goes."""
-    header = ["env", "token step x64 (us)", "CartPole-v1 step x64 (us)", "ratio"]
-    header += ["+ once per busy step (us)", "+ per turn end (us)", "+ per episode start (us)"]
-    header += ["turn ends / step", "episode starts / step"]
-    return _table(
-        header,
-        [
-            [
-                r["env_id"],
-                f"{r['step_us']:.1f}",
-                f"{r['cartpole_step_us']:.1f}",
-                f"{r['token_step_ratio']:.2f}",
-                f"{r['batch_us']:.1f}",
-                f"{r['per_turn_end_us']:.1f}",
-                f"{r['per_episode_start_us']:.1f}",
-                f"{r['turn_ends_per_step']:.2f}",
-                f"{r['episode_starts_per_step']:.2f}",
-            ]
-            for r in rows
-        ],
-    )
+    return columns_table(rows, COST_COLUMNS)
+
+
+def _left(r: Mapping[str, Any]) -> float:
+    """What the ratio-1.0 budget leaves a turn end beyond decoding it and building its context."""
+    return r["budget_per_turn_end_us"] - r["decode_us"] - r["context_us"]
+
+
+def _now(r: Mapping[str, Any]) -> float:
+    """Today's cost of a turn end, all in (its share of episode starts and of the
+    once-per-busy-step work included), measured the way the budget is set."""
+    return (r["least_mean_step_us"] - r["step_us"]) / r["turn_ends_per_step"]
+
+
+#: The columns of the README's table of what a ratio of 1.0 leaves for each turn end.
+BUDGET_COLUMNS: list[Column] = [
+    ("env", _env),
+    ("budget per turn end for 1.0 (us)", _cell("budget_per_turn_end_us", ".1f")),
+    ("decode the turn (us)", _cell("decode_us", ".1f")),
+    ("build its RewardContext (us)", _cell("context_us", ".1f")),
+    ("left for everything else (us)", lambda r: f"{_left(r):.1f}"),
+    ("measured now, per turn end (us)", lambda r: f"{_now(r):.1f}"),
+]
 
 
 def budget_markdown(rows: list[dict]) -> str:
     """The README table of what a ratio of 1.0 leaves for each turn end."""
-    header = ["env", "budget per turn end for 1.0 (us)", "decode the turn (us)"]
-    header += ["build its RewardContext (us)", "left for everything else (us)"]
-    header += ["measured now, per turn end (us)"]
-    cells = []
-    for r in rows:
-        left = r["budget_per_turn_end_us"] - r["decode_us"] - r["context_us"]
-        # Today's cost of a turn end, all in (its share of episode starts and of the
-        # once-per-busy-step work included), measured the way the budget is set.
-        now = (r["least_mean_step_us"] - r["step_us"]) / r["turn_ends_per_step"]
-        cells.append(
-            [
-                r["env_id"],
-                f"{r['budget_per_turn_end_us']:.1f}",
-                f"{r['decode_us']:.1f}",
-                f"{r['context_us']:.1f}",
-                f"{left:.1f}",
-                f"{now:.1f}",
-            ]
-        )
-    return _table(header, cells)
+    return columns_table(rows, BUDGET_COLUMNS)
 
 
 def report_markdown(report: dict[str, Any]) -> str:
@@ -428,7 +422,6 @@ def report_markdown(report: dict[str, Any]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``python -m benchmarks.throughput``."""
-    """Measure, print the table, and save JSON + Markdown under benchmarks/results/."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.throughput",
         description=__doc__,
@@ -445,13 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; a user error prints one line and returns 2."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return execute(args)
-    except UserError as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
+    return run_main(build_parser(), execute, argv)
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -470,16 +457,13 @@ def check_args(args: argparse.Namespace) -> None:
             f"--steps ({args.steps}) must be at least --num-envs ({args.num_envs}): the vector "
             "measurement runs steps // num-envs * 4 steps of all sub-envs."
         )
-    if args.out.exists() and not args.out.is_dir():
-        raise ConfigError(f"--out {str(args.out)!r} is a file; give a directory.")
+    check_out_dir(args.out)
 
 
 def execute(args: argparse.Namespace) -> int:
     """Run the parsed command line; user errors raise (a ``UserError``)."""
     check_args(args)
-    env_ids = args.envs or [
-        i for i in textgym.env_ids() if "-Tiny" not in i and "-Easy" not in i and "-Hard" not in i
-    ]
+    env_ids = args.envs or family_env_ids()
     report: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "processor": platform.machine()},
         "envs": measure_envs(env_ids, args.steps, args.num_envs, args.repeats),
@@ -494,8 +478,6 @@ def execute(args: argparse.Namespace) -> int:
     for env_id, shares in report["vector_profile"].items():
         print(f"{env_id} x{args.num_envs}: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
     if args.trainers:
-        from benchmarks import trainer_throughput
-
         report["trainers"] = trainer_throughput.measure()
         print(json.dumps(report["trainers"], indent=2))
     # Atomic: the committed results (which the README's tables must match) are never torn.

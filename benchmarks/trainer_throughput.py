@@ -30,14 +30,25 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
+from transformers import AutoModelForCausalLM, DynamicCache
 
+import textgym
+from agents.grpo import GRPO, GRPOConfig
 from agents.lm.policy import cache_kwarg, forward_with_cache
+from agents.lm.trainer import resolve_model
+from agents.ppo import PPO, PPOConfig
+from benchmarks.cli import run_main
+from benchmarks.render import table
 from textgym import hub
+from textgym.rewards.base import RewardContext
+from textgym.tasks.base import Problem, Turn
 
 RESULTS = Path(__file__).parent / "results" / "lm_trainer_throughput.json"
 ENV_ID = "textgym/Reasoning-v0"
@@ -50,8 +61,6 @@ def prompt_batches(
     env_id: str, batch: int, group: int, steps: int, seed: int
 ) -> list[tuple[list[int], list[int], list[str]]]:
     """``steps`` batches of (reset seeds, group ids, gold answers), ``group`` rows per seed."""
-    import gymnasium as gym
-
     env = gym.make(env_id).unwrapped
     rng = np.random.default_rng(seed)
     out = []
@@ -71,8 +80,6 @@ def prompt_batches(
 
 def opening_ids(env_id: str, seed: int) -> list[int]:
     """The context the env shows before the agent's first token, for ``seed``."""
-    import gymnasium as gym
-
     env = gym.make(env_id).unwrapped
     env.reset(seed=int(seed))
     return env.context_ids.tolist()
@@ -80,11 +87,6 @@ def opening_ids(env_id: str, seed: int) -> list[int]:
 
 def reward_fn(env_id: str) -> Callable[[str, str], float]:
     """The env's reward for a single-turn completion text and a gold answer."""
-    import gymnasium as gym
-
-    from textgym.rewards.base import RewardContext
-    from textgym.tasks.base import Problem, Turn
-
     env = gym.make(env_id).unwrapped
     reward, task = env.reward, env.task
 
@@ -111,10 +113,6 @@ class RawLoop:
     def __init__(
         self, model_path: str, env_id: str, lr: float, temperature: float, max_new_tokens: int
     ) -> None:
-        from transformers import AutoModelForCausalLM
-
-        import textgym
-
         self.model = AutoModelForCausalLM.from_pretrained(
             model_path, **hub.dtype_kwargs(torch.float32)
         )
@@ -131,8 +129,6 @@ class RawLoop:
         self._openings: dict[int, list[int]] = {}
 
     def step(self, seeds: list[int]) -> int:
-        from transformers import DynamicCache
-
         prompts = [self._openings.setdefault(s, opening_ids(self.env_id, s)) for s in seeds]
         b, width = len(prompts), max(len(p) for p in prompts)
         ids = torch.full((b, width), self.pad, dtype=torch.long)
@@ -220,16 +216,12 @@ def make_textgym(
 ) -> Any:
     """A textgym trainer configured like the other contenders."""
     if algo == "grpo":
-        from agents.grpo import GRPO, GRPOConfig
-
         cfg = GRPOConfig(
             env_id=env_id, model=model_path, num_envs=batch, group_size=group, kl_coef=0.0,
             learning_rate=lr, temperature=temperature, loss_type="dr_grpo", scale_rewards=False,
             run_dir=run_dir, progress=False, tensorboard=False, threads=torch.get_num_threads(),
         )  # fmt: skip
         return GRPO(cfg)
-    from agents.ppo import PPO, PPOConfig
-
     cfg = PPOConfig(
         env_id=env_id, model=model_path, num_envs=batch, kl_coef=0.0, learning_rate=lr,
         temperature=temperature, update_epochs=1, num_minibatches=1, run_dir=run_dir,
@@ -259,11 +251,12 @@ class TRLRunner:
         max_new_tokens: int,
         out_dir: str,
     ) -> None:
+        # TRL is optional (the ``bench`` extra), and so is this contender; datasets comes
+        # with it, and transformers' Trainer stack is slow to import for the others.
         from datasets import Dataset
-        from transformers import AutoModelForCausalLM, TrainerCallback
-        from trl import GRPOConfig, GRPOTrainer
-
-        import textgym
+        from transformers import TrainerCallback
+        from trl import GRPOConfig as TRLGRPOConfig
+        from trl import GRPOTrainer
 
         tok = textgym.default_tokenizer()
         score = reward_fn(env_id)
@@ -292,7 +285,7 @@ class TRLRunner:
                 if logs and "completions/mean_length" in logs:
                     runner.step_tokens.append(int(round(logs["completions/mean_length"] * batch)))
 
-        args = GRPOConfig(
+        args = TRLGRPOConfig(
             output_dir=out_dir, per_device_train_batch_size=batch, num_generations=group,
             max_completion_length=max_new_tokens, temperature=temperature, beta=0.0,
             learning_rate=lr, lr_scheduler_type="constant", warmup_steps=0, max_steps=len(batches),
@@ -334,11 +327,6 @@ def measure(
 ) -> dict[str, Any]:
     """Tokens per second of each contender (median over ``repeats`` alternating blocks of
     ``steps`` timed steps after ``warmup``), and the ratios the README quotes."""
-    import gymnasium as gym
-
-    import textgym  # noqa: F401
-    from agents.lm.trainer import resolve_model
-
     torch.set_num_threads(threads)
     model_path = resolve_model(model)
     max_new = int(gym.make(env_id).unwrapped.max_new_tokens)
@@ -421,38 +409,39 @@ def measure(
     }
 
 
+#: The contenders in table order, and how the table names them.
+CONTENDERS = {
+    "grpo": "textgym GRPO (through the vector env)",
+    "ppo": "textgym PPO (value head, GAE; through the env)",
+    "trl": "TRL `GRPOTrainer`",
+    "raw": "raw loop (no env, no framework)",
+}
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The README table: tokens/s of each contender and its ratios to TRL and to raw."""
     tps = result["tokens_per_second"]
-    names = {
-        "grpo": "textgym GRPO (through the vector env)",
-        "ppo": "textgym PPO (value head, GAE; through the env)",
-        "trl": "TRL `GRPOTrainer`",
-        "raw": "raw loop (no env, no framework)",
-    }
-    lines = ["| contender | tokens/s | vs TRL | vs raw |", "|---|---:|---:|---:|"]
-    for key, name in names.items():
+    rows = []
+    for key, name in CONTENDERS.items():
         if key not in tps:
             continue
         vs_trl = f"{tps[key] / tps['trl']:.2f}" if "trl" in tps else "-"
         if key in ("grpo", "ppo"):
             vs_trl = f"**{vs_trl}**"
         vs_raw = f"{tps[key] / tps['raw']:.2f}" if "raw" in tps else "-"
-        lines.append(f"| {name} | {tps[key]:,.0f} | {vs_trl} | {vs_raw} |")
-    return "\n".join(lines)
+        rows.append([name, f"{tps[key]:,.0f}", vs_trl, vs_raw])
+    return table(["contender", "tokens/s", "vs TRL", "vs raw"], rows, "lrrr")
 
 
 def _version(pkg: str) -> str:
     try:
-        from importlib.metadata import version
-
         return version(pkg)
-    except Exception:  # noqa: BLE001
+    except PackageNotFoundError:
         return "not installed"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmarks.trainer_throughput [--batch 64 --group 8 --steps 4 --repeats 3]``."""
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks.trainer_throughput``."""
     p = argparse.ArgumentParser(
         description="Generated tokens/s: textgym GRPO and PPO vs TRL vs a raw reference loop."
     )
@@ -466,7 +455,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--contenders", default="raw,trl,grpo,ppo")
     p.add_argument("--out", default=str(RESULTS))
-    args = p.parse_args(argv)
+    return p
+
+
+def execute(args: argparse.Namespace) -> int:
+    """Measure with the parsed flags, write the JSON and print the headline figures."""
     result = measure(
         args.model, args.env_id, args.batch, args.group, args.steps, args.warmup, args.repeats,
         args.threads, contenders=args.contenders.split(","),
@@ -479,6 +472,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.trainer_throughput [--batch 64 --group 8 --steps 4 --repeats 3]``."""
+    return run_main(build_parser(), execute, argv)
 
 
 if __name__ == "__main__":

@@ -137,7 +137,7 @@ def test_a_prompt_cut_by_max_length_warns() -> None:
     env = TextEnv("copy", max_length=8)
     with pytest.warns(UserWarning, match="does not fit max_length=8.*Raise max_length"):
         env.reset(seed=0)
-    assert env._len == 7  # cut from the left, leaving the agent one slot
+    assert env.episode.length == 7  # cut from the left, leaving the agent one slot
 
 
 def test_vector_env_reset_mask_errors() -> None:

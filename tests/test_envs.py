@@ -223,9 +223,9 @@ def test_vector_env_pickles_and_deepcopies(env_id: str) -> None:
                 r1, r2 = envs.step(a), clone.step(a)
                 np.testing.assert_array_equal(r1[0]["input_ids"], r2[0]["input_ids"])
                 np.testing.assert_array_equal(r1[1], r2[1])
-        clone.sync_lengths()
         for i, sub in enumerate(clone.envs):
-            np.testing.assert_array_equal(sub.context_ids, r2[0]["input_ids"][i, : sub._len])
+            length = sub.episode.length
+            np.testing.assert_array_equal(sub.context_ids, r2[0]["input_ids"][i, :length])
 
 
 def test_async_vector_env_runs(env_id: str) -> None:

@@ -17,7 +17,8 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 import textgym
 from agents.common.rollout import Episode, RolloutCollector, gae, make_batch, whiten
-from agents.lm.policy import KVSampler, LMPolicy, ModelMismatchError, token_logprobs
+from agents.lm.policy import LMPolicy, ModelMismatchError, token_logprobs
+from agents.lm.sampler import KVSampler
 from textgym.rewards.base import RewardContext
 from textgym.tasks.base import Problem, Task, Turn
 from textgym.users.base import Reply, Responder

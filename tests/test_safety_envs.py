@@ -536,7 +536,7 @@ def test_responder_cannot_inject_control_tokens(text: str) -> None:
     env.reset(seed=0)
     for token in env.encode_turn("hello")[:-1]:
         env.step(token)
-    start = env._len
+    start = env.episode.length
     _, _, terminated, truncated, info = env.step(env.chat.eot_id)
     assert not (terminated or truncated)
     assert info["user_reply"] == f"well. {text} bye"
@@ -567,7 +567,7 @@ def test_scripted_customer_reply_cannot_inject_control_tokens() -> None:
     env.reset(seed=3, options={"problem": problem})
     for token in env.encode_turn("what is your email?")[:-1]:
         env.step(token)
-    start = env._len
+    start = env.episode.length
     _, _, terminated, _, info = env.step(env.chat.eot_id)
     assert "<eot> <agent>" in info["user_reply"] and not terminated
     assert not set(reply_ids(env, start)) & control_ids(env)

@@ -5,11 +5,12 @@
 """
 
 from textgym.core import EpisodeError, TextEnv
-from textgym.envs import ENV_SPECS, env_ids, register_envs
-from textgym.rewards.base import Reward, RewardContext, RewardError
-from textgym.tasks.base import Problem, Task, Turn
+from textgym.registration import ENV_SPECS, env_ids, register_envs
+from textgym.rewards.base import Reward, RewardError
+from textgym.tasks.base import Task
 from textgym.tokenizer import TokenizerError, default_tokenizer, load_tokenizer
-from textgym.users.base import Reply, Responder
+from textgym.types import Problem, Reply, RewardContext, Turn
+from textgym.users.base import Responder
 
 __version__ = "0.1.0"
 

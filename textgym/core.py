@@ -11,7 +11,6 @@ The MDP (see the class docstring for the details):
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import inspect
 import numbers
@@ -22,54 +21,26 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+# EpisodeError, InputError and InputTypeError are defined with the episode state and
+# keep their import path here.
+from textgym.episode import (
+    Episode,
+    EpisodeError,
+    InputError,
+    InputTypeError,
+    TextCodec,
+)
 from textgym.errors import ConfigError, UserError
 from textgym.rewards.base import Reward, RewardContext, as_reward, evaluate
 from textgym.tasks.base import Problem, Task, Turn
 from textgym.tasks.checks import ConfigTypeError, check_bool, check_int, describe
-from textgym.tokenizer import ChatFormat, encode_plain, load_tokenizer
-from textgym.users.base import Reply, Responder
-
-
-def encodes_word_by_word(backend: Any) -> bool:
-    """Whether ``backend`` (a ``tokenizers.Tokenizer``) follows textgym's default rules.
-
-    Under those rules (a word-level model, no normalizer, and the pre-tokenizer of
-    :func:`textgym.tokenizer._backend`: Metaspace with ``split=True``, then digit and
-    punctuation splits inside each piece) every space-separated word is tokenized on its
-    own, so ``encode("a b") == encode("a") + encode("b")``. Prompts and replies are then
-    encoded from a per-word cache: they are mostly new sentences made of a few hundred
-    known words, and the Rust pre-tokenizer costs ~1.5 us per word.
-    """
-    try:
-        from textgym.tokenizer import _backend
-
-        return (
-            type(backend.model).__name__ == "WordLevel"
-            and backend.normalizer is None
-            and backend.pre_tokenizer is not None
-            and backend.pre_tokenizer.__getstate__() == _backend()[0].__getstate__()
-        )
-    except Exception:  # an exotic backend: take the general path
-        return False
-
+from textgym.tokenizer import ChatFormat, load_tokenizer
 
 #: Longest context an env takes. The observation buffers are allocated up front, so an
 #: absurd ``max_length`` would otherwise try to allocate terabytes.
 MAX_LENGTH = 1 << 20
 #: Options ``TextEnv.reset`` understands.
 RESET_OPTIONS = ("problem",)
-
-
-class EpisodeError(UserError, RuntimeError):
-    """``step`` was called when no episode is running."""
-
-
-class InputError(UserError, ValueError):
-    """An action, seed or reset option has a value the env cannot take."""
-
-
-class InputTypeError(UserError, TypeError):
-    """An action, seed, reset option or a responder's reply has the wrong type."""
 
 
 class UnknownTaskError(UserError, KeyError):
@@ -303,37 +274,11 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         )
         self.action_space = spaces.Discrete(self.vocab_size)
         self._mask_table = self._build_action_mask()
-        shaping = self.reward.token_rewards(self.vocab_size)
-        self._shaping = None if shaping is None else np.asarray(shaping, dtype=np.float64)
-        # The context lives in preallocated buffers; a step writes one slot of each.
-        self._ids = np.full(self.max_length, self.chat.pad_id, dtype=np.int64)
-        self._attn = np.zeros(self.max_length, dtype=np.int8)
-        self._len = 0
-        self._turn_start = 0
-        self._done = True
-        self._started = False
-        self._responder: Responder | None = None
-        self.problem: Problem | None = None
-        self.turns: list[Turn] = []
-        # Prompts and scripted replies repeat a lot; caching their ids keeps resets and turn
-        # ends cheap. The Rust backend skips the Python wrapper's per-call overhead.
-        self._backend = getattr(tokenizer, "backend_tokenizer", None)
-        self._encode_cache: dict[str, list[int]] = {}
-        self._word_cache: dict[str, list[int]] = {}
-        self._by_word = self._backend is not None and encodes_word_by_word(self._backend)
-        self._special_texts: tuple[str, ...] = ()
-        if self._by_word:
-            self._special_texts = tuple(
-                t.content for t in self._backend.get_added_tokens_decoder().values()
-            )
-        # Text from a task or a responder must never become control tokens: a reply that
-        # says "<eot> <agent>" would otherwise close the user's turn and speak for the
-        # agent. encode_plain keeps special-token text inert, and every encoding is checked
-        # against the control ids below.
-        self._control_ids = self._find_control_ids()
-        self._agent_turns = 0
-        # Why the episode cannot go on after a step raised (None while all is well).
-        self._failure: str | None = None
+        self._shaping = shaping_table(self.reward, self.vocab_size)
+        # The conversation state: problem, turns, context buffer and turn boundaries.
+        self.episode = Episode(
+            self.task, TextCodec(tokenizer, self.chat), self.max_length, self.max_new_tokens
+        )
 
     # -- construction helpers -------------------------------------------------------------
 
@@ -354,23 +299,6 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
                 "reward=lambda ctx: float(ctx.text == ctx.answer)."
             )
         return as_reward(reward)
-
-    def _find_control_ids(self) -> frozenset[int]:
-        """Ids that only the env may write: pad, end of turn, one-token turn markers and
-        the tokenizer's other special tokens (bos, ...), but not unk, which is how plain
-        text outside the vocabulary is spelt."""
-        chat = self.chat
-        ids = {chat.pad_id, chat.eot_id}
-        for marker in (chat.user_ids, chat.agent_ids):
-            if len(marker) == 1:
-                ids.update(marker)
-        # An exotic tokenizer may lack or garble all_special_ids: the ids above suffice.
-        with contextlib.suppress(TypeError, ValueError):
-            ids.update(int(i) for i in getattr(self.tokenizer, "all_special_ids", ()) or ())
-        unk = getattr(self.tokenizer, "unk_token_id", None)
-        if unk is not None and unk not in (chat.pad_id, chat.eot_id):
-            ids.discard(unk)
-        return frozenset(ids)
 
     def _build_action_mask(self) -> np.ndarray:
         words = self.task.allowed_words()
@@ -402,41 +330,34 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         """
         # Checked before the RNG is touched, so a refused reset leaves the env as it was.
         seed = check_seed(seed)
-        check_reset_options(options)
+        problem = check_reset_options(options)
         super().reset(seed=seed)
-        info = self._start_episode(options)
+        info = self.episode.start(self.np_random, problem)
         if self.render_mode == "human":
             self.render()
         return self._obs(), info
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Append one token; close the turn at the end-of-turn token or a length limit."""
-        if self._done:
+        episode = self.episode
+        if episode.done:
             raise EpisodeError(self._not_running_message())
         token = self._check_action(action)
-        self._ids[self._len] = token
-        self._attn[self._len] = 1
-        self._len += 1
         reward = 0.0 if self._shaping is None else float(self._shaping[token])
-        ended = token == self.chat.eot_id
-        if not (
-            ended
-            or self._len - self._turn_start >= self.max_new_tokens
-            or self._len >= self.max_length
-        ):
+        if not episode.append(token):
             return self._obs(), reward, False, False, {}
         try:
-            ctx = self._close_turn(ended)
+            ctx = episode.close_turn()
             [(value, components)] = evaluate(self.reward, [ctx])
-            info = self._turn_info(ctx, components)
+            info = episode.turn_info(ctx, components)
         except BaseException as exc:
             # The turn is half closed (the responder may have answered, the reward not):
             # stepping on would run an episode the caller never saw. Reset is the way out.
-            self._fail(exc)
+            episode.fail(exc)
             raise
         if self.render_mode == "human":
             self.render()
-        return self._obs(), reward + value, self._terminated, self._truncated, info
+        return self._obs(), reward + value, episode.terminated, episode.truncated, info
 
     def action_masks(self) -> np.ndarray:
         """Tokens the task needs (bool per token id), for MaskablePPO and tabular agents."""
@@ -450,205 +371,17 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         lines = []
         for turn in self.turns:
             lines.append(f"{turn.role:>5}: {turn.text}")
-        if not self._done and self._len > self._turn_start:
-            partial = self.tokenizer.decode(self._ids[self._turn_start : self._len].tolist())
-            lines.append(f"agent: {partial} ...")
+        partial = self.episode.turn_ids()
+        if not self.episode.done and len(partial):
+            lines.append(f"agent: {self.tokenizer.decode(partial.tolist())} ...")
         text = "\n".join(lines)
         if self.render_mode == "human":
             print(text + "\n")
             return None
         return text
 
-    # -- episode and turn boundaries (shared with the native vector env) -------------------
-
-    def _start_episode(self, options: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Sample a problem and write its opening; returns the reset info (no observation,
-        so the vector env's autoreset does not build one it would throw away)."""
-        problem = (options or {}).get("problem") or self.task.sample(self.np_random)
-        self._failure = None
-        self.problem = problem
-        self.turns = [Turn("user", problem.prompt)]
-        self._agent_turns = 0
-        # Only the written prefix needs clearing: the rest is still padding.
-        self._ids[: self._len] = self.chat.pad_id
-        self._attn[: self._len] = 0
-        self._len = 0
-        self._write(self._opening(problem.prompt))
-        self._turn_start = self._len
-        self._responder = self.task.responder()
-        if self._responder is not None:
-            if not (
-                callable(getattr(self._responder, "reset", None))
-                and callable(getattr(self._responder, "respond", None))
-            ):
-                raise ConfigTypeError(
-                    f"The task's responder {describe(self._responder)} is not a Responder "
-                    "(it needs reset(problem, rng) and respond(turns)); check the task's "
-                    "user= argument: it must return a Responder."
-                )
-            self._responder.reset(problem, self.np_random)
-        self._done = False
-        self._started = True
-        return {"metadata": dict(problem.metadata), "prompt": problem.prompt}
-
-    def _opening(self, prompt: str) -> list[int]:
-        """``<user> prompt <eot> <agent>`` as ids, cut to leave room for one agent token."""
-        chat = self.chat
-        opening = [*chat.user_ids, *self._encode(prompt), chat.eot_id, *chat.agent_ids]
-        # The first agent token needs a free slot; a longer prompt is cut from the left so
-        # the turn markers (what the policy conditions on most) survive.
-        if len(opening) > self.max_length - 1:
-            # Built-in tasks fit their default max_length with the default tokenizer; a
-            # foreign tokenizer or a smaller max_length can cut the problem itself, which
-            # the agent would never see. Gymnasium's warnings show once per message.
-            gym.logger.warn(
-                f"A prompt with its turn markers does not fit max_length={self.max_length}: "
-                "its start is cut, so the agent may not see the whole problem. Raise "
-                "max_length (gym.make(id, max_length=...)) or use a tokenizer that spells the "
-                "task's words in fewer tokens."
-            )
-        return opening[-(self.max_length - 1) :]
-
-    def _close_turn(self, ended_by_eot: bool) -> RewardContext:
-        """Decode the agent's turn, let the responder answer, and return the reward context.
-
-        Sets ``_terminated`` / ``_truncated`` and leaves the context ready for the next turn.
-        """
-        assert self.problem is not None
-        stop = self._len - 1 if ended_by_eot else self._len
-        turn_ids = self._ids[self._turn_start : stop].copy()
-        text = self._decode(turn_ids.tolist())
-        self.turns.append(Turn("agent", text))
-        turn_index = self._agent_turns
-        self._agent_turns += 1
-        self._terminated = self._truncated = False
-        reply: Reply | None = None
-        if not ended_by_eot:
-            self._truncated = True  # hit max_new_tokens or max_length mid-turn
-        elif self._responder is None:
-            self._terminated = True
-        else:
-            reply = self._responder.respond(tuple(self.turns))
-            if not isinstance(reply, Reply) or type(reply.text) is not str:
-                raise InputTypeError(
-                    f"The responder {type(self._responder).__name__} returned "
-                    f"{describe(reply)}; respond() must return a textgym Reply whose text is "
-                    "a str: Reply(text, done=False, outcome={})."
-                )
-            self.turns.append(Turn("user", reply.text))
-            if reply.done:
-                self._terminated = True
-            else:
-                reply_ids = self._encode(reply.text)
-                nxt = [*self.chat.user_ids, *reply_ids, self.chat.eot_id, *self.chat.agent_ids]
-                # The agent must be able to write at least one token after the reply.
-                if self._len + len(nxt) >= self.max_length:
-                    self._truncated = True
-                else:
-                    self._write(nxt)
-                    self._turn_start = self._len
-        self._done = self._terminated or self._truncated
-        return RewardContext(
-            task=self.task,
-            problem=self.problem,
-            turns=tuple(self.turns[:-1] if reply is not None else self.turns),
-            text=text,
-            token_ids=turn_ids,
-            turn_index=turn_index,
-            episode_end=self._done,
-            truncated=self._truncated,
-            reply=reply,
-        )
-
-    def _turn_info(self, ctx: RewardContext, components: dict[str, float]) -> dict[str, Any]:
-        info: dict[str, Any] = {
-            "turn_text": ctx.text,
-            "turn": ctx.turn_index,
-            "reward_components": components,
-            "metadata": dict(ctx.metadata),
-        }
-        if ctx.reply is not None:
-            info["user_reply"] = ctx.reply.text
-        if ctx.episode_end:
-            info["success"] = bool(self.task.success(ctx))
-        return info
-
-    # -- internals ------------------------------------------------------------------------
-
-    def _encode(self, text: str) -> list[int]:
-        ids = self._encode_cache.get(text)
-        if ids is None:
-            if self._by_word and self._splits_into_words(text):
-                ids = []
-                for word in text.split(" "):
-                    ids += self._encode_word(word)
-            else:
-                ids = self._encode_text(text)
-            if len(self._encode_cache) >= 50_000:
-                self._encode_cache.clear()
-            self._encode_cache[text] = ids
-        return ids
-
-    def _splits_into_words(self, text: str) -> bool:
-        """Whether ``text`` encodes as its space-separated words one by one.
-
-        True unless it has a leading, trailing or double space (Metaspace turns those into
-        lone ``▁`` pieces), a ``▁`` of its own, or a special token (matched before
-        pre-tokenization, across word boundaries).
-        """
-        return (
-            bool(text)
-            and text[0] != " "
-            and text[-1] != " "
-            and "  " not in text
-            and "\u2581" not in text
-            and not any(special in text for special in self._special_texts)
-        )
-
-    def _encode_word(self, word: str) -> list[int]:
-        ids = self._word_cache.get(word)
-        if ids is None:
-            ids = self._encode_text(word)
-            if len(self._word_cache) >= 50_000:
-                self._word_cache.clear()
-            self._word_cache[word] = ids
-        return ids
-
-    def _encode_text(self, text: str) -> list[int]:
-        """``text`` as plain-text ids: special-token text never becomes a control token.
-
-        Runs only on a cache miss (a new word or sentence), never per agent token.
-        """
-        ids = encode_plain(self.tokenizer, text)
-        if self._control_ids.isdisjoint(ids):
-            return ids
-        return self._strip_control(ids)
-
-    def _strip_control(self, ids: list[int]) -> list[int]:
-        """Replace control ids the tokenizer produced from plain text by unk (or drop them,
-        when unk is itself a control id), so text can never steer the turn structure."""
-        unk = getattr(self.tokenizer, "unk_token_id", None)
-        if unk is None or unk in self._control_ids:
-            return [i for i in ids if i not in self._control_ids]
-        return [unk if i in self._control_ids else i for i in ids]
-
-    def _decode(self, ids: list[int]) -> str:
-        if self._backend is not None:
-            return self._backend.decode(ids, skip_special_tokens=False)
-        return self.tokenizer.decode(ids, skip_special_tokens=False)
-
-    def _write(self, ids: list[int]) -> None:
-        n = len(ids)
-        self._ids[self._len : self._len + n] = ids
-        self._attn[self._len : self._len + n] = 1
-        self._len += n
-
     def _obs(self) -> dict[str, np.ndarray]:
-        if self.copy:
-            return {"input_ids": self._ids.copy(), "attention_mask": self._attn.copy()}
-        ids, attn = self._ids.view(), self._attn.view()
-        ids.flags.writeable = attn.flags.writeable = False
-        return {"input_ids": ids, "attention_mask": attn}
+        return observation(self.episode.ids, self.episode.attn, self.copy)
 
     def _check_action(self, action: Any) -> int:
         # The common cases (a Python int or a numpy integer) skip the slow ABC checks.
@@ -676,19 +409,15 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
             )
         return token
 
-    def _fail(self, exc: BaseException) -> None:
-        """Mark the episode as broken by ``exc`` (raised mid-step): stepping needs a reset."""
-        self._done = True
-        self._failure = f"{type(exc).__name__}: {exc}"
-
     def _not_running_message(self) -> str:
-        if self._failure is not None:
+        failure = self.episode.failure
+        if failure is not None:
             return (
-                f"step() was called after a step raised ({self._failure}); the turn it was "
+                f"step() was called after a step raised ({failure}); the turn it was "
                 "closing is half done, so the episode cannot go on. Call env.reset() to "
                 "start a new episode."
             )
-        if not self._started:
+        if not self.episode.started:
             return "step() was called before reset(); call env.reset() to start an episode."
         return (
             "step() was called after the episode ended (terminated or truncated was True); "
@@ -698,19 +427,48 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
     # -- conveniences ---------------------------------------------------------------------
 
     @property
+    def problem(self) -> Problem | None:
+        """The episode's problem (``None`` before the first reset)."""
+        return self.episode.problem
+
+    @property
+    def turns(self) -> list[Turn]:
+        """The conversation so far as text, the prompt first."""
+        return self.episode.turns
+
+    @property
     def context_ids(self) -> np.ndarray:
         """The context so far (a copy, without padding)."""
-        return self._ids[: self._len].copy()
+        return self.episode.context_ids()
 
     def encode_turn(self, text: str) -> list[int]:
         """Token ids that write ``text`` as one agent turn, end-of-turn token included."""
-        return [*self._encode(text), self.chat.eot_id]
+        return [*self.episode.codec.encode(text), self.chat.eot_id]
 
     def oracle_action(self) -> int:
         """The next token of the task oracle's turn (for demonstrations and tests)."""
-        if self._done or self.problem is None:
+        episode = self.episode
+        if episode.done or episode.problem is None:
             raise EpisodeError(self._not_running_message())
-        history = self.turns
-        ids = self.encode_turn(self.task.oracle(self.problem, tuple(history)))
-        written = self._len - self._turn_start
+        ids = self.encode_turn(self.task.oracle(episode.problem, tuple(episode.turns)))
+        written = len(episode.turn_ids())
         return ids[written] if written < len(ids) else self.chat.eot_id
+
+    def _decode(self, ids: list[int]) -> str:
+        # benchmarks/throughput.py times the turn decode through this name.
+        return self.episode.codec.decode(ids)
+
+
+def shaping_table(reward: Reward, vocab_size: int) -> np.ndarray | None:
+    """``reward``'s per-token shaping as a float64 table over the vocabulary, or None."""
+    shaping = reward.token_rewards(vocab_size)
+    return None if shaping is None else np.asarray(shaping, dtype=np.float64)
+
+
+def observation(ids: np.ndarray, attn: np.ndarray, copy: bool) -> dict[str, np.ndarray]:
+    """The observation dict over context buffers: fresh arrays, or read-only views."""
+    if copy:
+        return {"input_ids": ids.copy(), "attention_mask": attn.copy()}
+    ids, attn = ids.view(), attn.view()
+    ids.flags.writeable = attn.flags.writeable = False
+    return {"input_ids": ids, "attention_mask": attn}

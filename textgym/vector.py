@@ -1,9 +1,11 @@
 """TextVectorEnv: the native batched vector env (``gym.make_vec(..., "vector_entry_point")``).
 
-All sub-envs share two ``(num_envs, max_length)`` arrays. A step is a handful of numpy
-operations over the whole batch (write the tokens, advance the lengths, compare with the
-end-of-turn id); Python runs only for the sub-envs whose turn just ended, and their rewards
-are evaluated in one batched call, so a model-based reward sees one batch per step.
+Each sub-env's :class:`~textgym.episode.Episode` keeps its context and turn boundaries in
+one row of shared ``(num_envs, max_length)`` arrays and a ``(3, num_envs)`` array of marks
+(length, turn start, close-at). A step is a handful of numpy operations over the whole batch
+(write the tokens, advance the lengths, compare with the end-of-turn id); Python runs only
+for the episodes whose turn just ended, through their public methods, and their rewards are
+evaluated in one batched call, so a model-based reward sees one batch per step.
 
 Autoreset follows Gymnasium 1.x's default ``NEXT_STEP`` mode: the step after a sub-env's
 episode ends resets it (its action is ignored, its reward is 0).
@@ -28,7 +30,10 @@ from textgym.core import (
     TextEnv,
     check_reset_options,
     check_seed,
+    observation,
+    shaping_table,
 )
+from textgym.episode import CLOSE_AT, LENGTH
 from textgym.errors import ConfigError
 from textgym.rewards.base import evaluate
 from textgym.tasks.checks import check_bool, check_int, describe
@@ -104,22 +109,18 @@ class TextVectorEnv(VectorEnv):
         self.max_length = first.max_length
         self.max_new_tokens = first.max_new_tokens
         self.eot_id = first.chat.eot_id
-        self._shaping = first._shaping
+        self._shaping = shaping_table(self.reward, self.vocab_size)
+        # Each sub-env's episode keeps its context and turn boundaries in a row of these
+        # batch arrays, so a step writes every row at once and no length is copied back.
+        self._episodes = [env.episode for env in self.envs]
         self._ids = np.full((num_envs, self.max_length), first.chat.pad_id, dtype=np.int64)
         self._attn = np.zeros((num_envs, self.max_length), dtype=np.int8)
-        for i, env in enumerate(self.envs):
-            env._ids, env._attn = self._ids[i], self._attn[i]
-            # Prompts and words repeat across sub-envs: one cache for all.
-            env._encode_cache, env._word_cache = first._encode_cache, first._word_cache
-        # Flat views and row offsets: writing one token per row through a 1-D index is about
-        # twice as fast as the 2-D ``_ids[rows, pos]`` fancy index.
-        self._flat_ids, self._flat_attn = self._ids.reshape(-1), self._attn.reshape(-1)
+        self._marks = np.zeros((3, num_envs), dtype=np.int64)
+        self._link()
+        for episode in self._episodes:
+            # Prompts and words repeat across sub-envs: one codec (and its caches) for all.
+            episode.codec = first.episode.codec
         self._offsets = np.arange(num_envs, dtype=np.int64) * self.max_length
-        self._len = np.zeros(num_envs, dtype=np.int64)
-        self._turn_start = np.zeros(num_envs, dtype=np.int64)
-        # The length at which each row's turn closes (max_new_tokens or max_length), kept in
-        # step with _turn_start so the per-step test is one comparison.
-        self._close_at = np.zeros(num_envs, dtype=np.int64)
         self._steps = np.zeros(num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(num_envs, dtype=bool)
         self._any_reset = False  # self._needs_reset.any(), known for free in step()
@@ -165,10 +166,7 @@ class TextVectorEnv(VectorEnv):
         pairs = []
         try:
             for i in rows:
-                env = self.envs[i]
-                env._len = int(self._len[i])  # a reset mid-turn must clear the whole context
-                _, info = env.reset(seed=seeds[i], options=options)
-                self._sync(i)
+                _, info = self.envs[i].reset(seed=seeds[i], options=options)
                 pairs.append((i, info))
         except BaseException as exc:
             self._fail(exc)
@@ -198,13 +196,9 @@ class TextVectorEnv(VectorEnv):
             resetting = self._needs_reset
             if self._any_reset:
                 for i in np.flatnonzero(resetting).tolist():
-                    # Env.reset without a seed only samples and writes the opening; skipping the
-                    # wrapper also skips building an observation that would be thrown away.
-                    # The sub-env's own length is only synced at turn ends; a time-limit
-                    # truncation can land mid-turn, so hand it the true length to clear.
-                    self.envs[i]._len = int(self._len[i])
-                    pairs.append((i, self.envs[i]._start_episode()))
-                    self._sync(i)
+                    # Env.reset without a seed only samples and writes the opening; starting
+                    # the episode directly skips building an observation to throw away.
+                    pairs.append((i, self._episodes[i].start(self.envs[i].np_random)))
                 self._steps[resetting] = 0
                 rows = np.flatnonzero(~resetting)
                 sel: slice | np.ndarray = rows
@@ -231,24 +225,18 @@ class TextVectorEnv(VectorEnv):
                 # Python runs only here, for the rows whose turn just ended.
                 where = np.flatnonzero(closing)
                 idx = (where if rows is None else rows[where]).tolist()
-                ended = eot[where].tolist()
-                lengths = length[where].tolist()
-                ctxs = []
-                for i, by_eot, n_tokens in zip(idx, ended, lengths, strict=True):
-                    env = self.envs[i]
-                    env._len = n_tokens
-                    ctxs.append(env._close_turn(by_eot))
+                episodes = self._episodes
+                ctxs = [episodes[i].close_turn() for i in idx]
                 for i, ctx, (value, components) in zip(
                     idx, ctxs, evaluate(self.reward, ctxs), strict=True
                 ):
-                    env = self.envs[i]
+                    episode = episodes[i]
                     rewards[i] += value
-                    if env._done:
+                    if episode.done:
                         any_done = True
-                        terminated[i] = env._terminated
-                        truncated[i] = env._truncated
-                    self._sync(i)
-                    pairs.append((i, env._turn_info(ctx, components)))
+                        terminated[i] = episode.terminated
+                        truncated[i] = episode.truncated
+                    pairs.append((i, episode.turn_info(ctx, components)))
             if self.max_episode_steps is not None:
                 # As Gymnasium's TimeLimit: the limit truncates even a step that also terminates.
                 over = self._steps >= self.max_episode_steps
@@ -273,30 +261,17 @@ class TextVectorEnv(VectorEnv):
         """Each sub-env's conversation (``render_mode="ansi"``), the unfinished turn included."""
         if self.render_mode is None:
             return None
-        self.sync_lengths()
         return tuple(env.render() for env in self.envs)
-
-    def sync_lengths(self) -> None:
-        """Bring each sub-env's context length up to date.
-
-        A step writes tokens into the shared arrays only; the sub-envs learn their length at
-        turn ends. Call this before using a sub-env directly mid-turn
-        (``envs.unwrapped.envs[i].context_ids``, ``.oracle_action()``, ``.render()``).
-        """
-        for env, length in zip(self.envs, self._len.tolist(), strict=True):
-            env._len = length
 
     def close_extras(self, **kwargs: Any) -> None:
         for env in self.envs:
             env.close()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Each sub-env's buffers are views of the shared batch arrays; a pickle or deepcopy
+        # Each episode's buffers are views of the shared batch arrays; a pickle or deepcopy
         # restores them as separate arrays, so they are re-linked to the restored batch.
         self.__dict__.update(state)
-        for i, env in enumerate(self.envs):
-            env._ids, env._attn = self._ids[i], self._attn[i]
-        self._flat_ids, self._flat_attn = self._ids.reshape(-1), self._attn.reshape(-1)
+        self._link()
 
     # -- internals ------------------------------------------------------------------------
 
@@ -348,18 +323,19 @@ class TextVectorEnv(VectorEnv):
             )
         return mask
 
-    def _sync(self, i: int) -> None:
-        env = self.envs[i]
-        self._len[i] = env._len
-        self._turn_start[i] = env._turn_start
-        self._close_at[i] = min(env._turn_start + self.max_new_tokens, self.max_length)
+    def _link(self) -> None:
+        """Give each episode its rows of the batch arrays; take the views the step uses."""
+        for i, episode in enumerate(self._episodes):
+            episode.attach(self._ids[i], self._attn[i], self._marks[:, i])
+        # Flat views and row offsets: writing one token per row through a 1-D index is about
+        # twice as fast as the 2-D ``_ids[rows, pos]`` fancy index.
+        self._flat_ids, self._flat_attn = self._ids.reshape(-1), self._attn.reshape(-1)
+        # Every episode's length, and the length at which its turn closes (max_new_tokens
+        # or max_length): the per-step test is one comparison.
+        self._len, self._close_at = self._marks[LENGTH], self._marks[CLOSE_AT]
 
     def _obs(self) -> dict[str, np.ndarray]:
-        if self.copy:
-            return {"input_ids": self._ids.copy(), "attention_mask": self._attn.copy()}
-        ids, attn = self._ids.view(), self._attn.view()
-        ids.flags.writeable = attn.flags.writeable = False
-        return {"input_ids": ids, "attention_mask": attn}
+        return observation(self._ids, self._attn, self.copy)
 
     def _check_actions(self, actions: Any) -> np.ndarray:
         a = np.asarray(actions)

@@ -51,8 +51,13 @@ _TENSOR, _TUPLE, _ITEMS, _NDARRAY = "__tensor__", "__tuple__", "__items__", "__n
 _TAGS = (_TENSOR, _TUPLE, _ITEMS, _NDARRAY)
 
 
-class CheckpointError(UserError, FileNotFoundError):
-    """A checkpoint to resume from is missing, unreadable, or not in textgym's format."""
+class CheckpointError(UserError, FileNotFoundError, ValueError):
+    """A checkpoint is missing, unreadable, not in textgym's format, or does not fit.
+
+    The one checkpoint error of every learner (LM runs here, tabular ``.npz`` files in
+    :mod:`agents.tabular.checkpoint`): a ``FileNotFoundError`` for callers that catch a
+    missing run, and a ``ValueError`` for those that catch a bad file.
+    """
 
 
 def set_random_seed(seed: int) -> None:

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents.lm.policy import KVSampler, LMPolicy
+from agents.lm.policy import LMPolicy
+from agents.lm.sampler import KVSampler
 
 
 @dataclass
@@ -212,6 +213,17 @@ class RolloutCollector:
         self.stats.env_steps += env_steps * n
         self.stats.seconds += time.perf_counter() - start
         return out
+
+    def collect_greedy(self, episodes: int) -> list[Episode]:
+        """``episodes`` greedy episodes, reset with the seeds ``0, 1, 2, ...`` one round of
+        :attr:`num_envs` rows at a time: fixed seeds, so every evaluation sees the same
+        problems."""
+        played: list[Episode] = []
+        base = 0
+        while len(played) < episodes:
+            played.extend(self.collect(list(range(base, base + self.num_envs)), greedy=True))
+            base += self.num_envs
+        return played[:episodes]
 
 
 class RolloutBatch(NamedTuple):

@@ -33,8 +33,14 @@ from typing import Any
 import numpy as np
 import torch
 
+import textgym
+from agents.common.rollout import RolloutCollector, rollout_metrics
 from agents.lm.default_model import DEFAULT_MODEL_DIR
+from agents.lm.envs import has_split, make_envs
+from agents.lm.policy import LMPolicy
 from agents.lm.supervised import SFTConfig, encode_demonstration, sft
+from textgym.tasks.demonstrations import export_demonstrations, load_demonstrations
+from textgym.tokenizer import default_tokenizer
 
 #: (env id, number of demonstrations); envs not registered yet are skipped.
 DEMONSTRATIONS: tuple[tuple[str, int], ...] = (
@@ -62,12 +68,8 @@ def build(
     verbose: bool = True,
 ) -> dict[str, Any]:
     """Build the model into ``out`` (replaced atomically); returns the build info."""
-    import gymnasium as gym
+    # Imported here: transformers takes seconds to import, and only a build needs it.
     from transformers import GPT2Config, GPT2LMHeadModel
-
-    import textgym
-    from textgym.tasks.demonstrations import export_demonstrations, load_demonstrations
-    from textgym.tokenizer import default_tokenizer
 
     torch.set_num_threads(threads)
     torch.manual_seed(sft_config.seed)
@@ -139,7 +141,6 @@ def build(
         "torch": torch.__version__,
     }
     _write(model, tokenizer, info, Path(out))
-    del gym
     say(f"wrote {out} in {info['build_seconds']}s")
     return info
 
@@ -149,21 +150,12 @@ def evaluate_model(
     model: Any, tokenizer: Any, env_id: str, episodes: int, rows: int = 64
 ) -> dict[str, float]:
     """Greedy success rate and return on the env's held-out split (train if it has none)."""
-    from agents.common.rollout import RolloutCollector, rollout_metrics
-    from agents.lm.policy import LMPolicy
-    from agents.lm.trainer import has_split, make_envs
-
     split = "test" if has_split(env_id) else None
     envs = make_envs(env_id, rows, None, split)
-    policy = LMPolicy(model, len(tokenizer))
-    collector = RolloutCollector(envs, policy)
-    played = []
-    base = 0
-    while len(played) < episodes:
-        played.extend(collector.collect(list(range(base, base + rows)), greedy=True))
-        base += rows
+    collector = RolloutCollector(envs, LMPolicy(model, len(tokenizer)))
+    played = collector.collect_greedy(episodes)
     envs.close()
-    m = rollout_metrics(played[:episodes], prefix="eval")
+    m = rollout_metrics(played, prefix="eval")
     return {"split": split or "train", **{k.split("/")[1]: round(v, 4) for k, v in m.items()}}
 
 

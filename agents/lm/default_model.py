@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from textgym.errors import UserError
+from textgym.tokenizer import default_tokenizer
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 BUILD_COMMAND = "python -m agents.lm.build_default_model"
@@ -47,8 +48,6 @@ def default_model_path(check_tokenizer: bool = True) -> Path:
             f"on a CPU, deterministic) with `{BUILD_COMMAND}`, or pass --model <path>."
         )
     if check_tokenizer:
-        from textgym.tokenizer import default_tokenizer
-
         vocab = json.loads((path / "config.json").read_text()).get("vocab_size")
         size = len(default_tokenizer())
         if vocab != size:
@@ -58,3 +57,14 @@ def default_model_path(check_tokenizer: bool = True) -> Path:
                 f"Rebuild the model with `{BUILD_COMMAND}`."
             )
     return path
+
+
+def resolve_model(name: str) -> str:
+    """``'default'`` means textgym's embedded model; anything else is passed through.
+
+    Raises:
+        DefaultModelError: ``'default'`` while the embedded model is missing or stale.
+    """
+    if name == "default":
+        return str(default_model_path())
+    return name

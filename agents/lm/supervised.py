@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agents.lm.trainer import (
+from agents.lm.config import (
     COUNT,
     COUNT_OR_ZERO,
     NON_NEGATIVE,

@@ -1,8 +1,9 @@
 """Pluggable rewards: the protocol, combinators and built-ins.
 
-* :mod:`~textgym.rewards.base` — :class:`Reward`, :class:`RewardContext`, validation;
-* :mod:`~textgym.rewards.combinators` — ``a + b``, ``w * a``, :class:`Weighted`, clipping,
-  normalisation, per-token shaping;
+* :mod:`~textgym.rewards.base` — :class:`Reward`, :class:`RewardContext` and the algebra
+  (``a + b``, ``w * a``, :class:`Weighted`);
+* :mod:`~textgym.rewards.checks` — the errors and the checks every reward shares;
+* :mod:`~textgym.rewards.combinators` — clipping, normalisation, per-token shaping;
 * :mod:`~textgym.rewards.verifiable` — checks against the gold answer;
 * :mod:`~textgym.rewards.text` — heuristic text rewards;
 * :mod:`~textgym.rewards.registry` — rewards by name: :func:`parse_reward`,
@@ -11,6 +12,8 @@
 * :mod:`~textgym.rewards.human` — terminal rater, rating log, reward-model trainer (lazy);
 * :mod:`~textgym.rewards.tradeoff` — how components trade off over episodes.
 """
+
+import importlib
 
 from textgym.rewards.base import (
     FunctionReward,
@@ -70,8 +73,6 @@ _LAZY = {
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'textgym.rewards' has no attribute {name!r}")
 

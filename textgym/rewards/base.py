@@ -1,12 +1,18 @@
-"""The reward protocol: how the env asks "how good was this turn?".
+"""The reward protocol and its algebra: how the env asks "how good was this turn?".
 
 A reward is any object with ``__call__(ctx) -> float`` (a plain function works too). The env
 calls it at every turn end with a :class:`RewardContext`. Subclassing :class:`Reward` adds
 batching (:meth:`Reward.batch`, one call for all episodes that end together in a vector env),
-named components for multi-objective rewards (:meth:`Reward.score`), and per-token shaping
+named components for multi-objective rewards (:meth:`Reward.score`), per-token shaping
 (:meth:`Reward.token_rewards`, looked up in O(1) at every step), and the algebra
-``a + b``, ``a - b``, ``w * a``, ``-a`` and ``a / w``, which builds the combinators of
-:mod:`textgym.rewards.combinators` (a plain function may appear on either side of ``+``).
+``a + b``, ``a - b``, ``w * a``, ``-a`` and ``a / w``, which builds a :class:`Weighted` sum
+with named, inspectable components (nested sums are flattened, so ``0.5 * (a + b)`` is
+``Weighted({a: 0.5, b: 0.5})``; a plain function may appear on either side of ``+``).
+
+The algebra lives here, beside the protocol, because each needs the other: the operators
+build sums, and a sum is a reward. The other combinators (clipping, normalisation, per-token
+shaping) are in :mod:`textgym.rewards.combinators`; the checks every reward shares are in
+:mod:`textgym.rewards.checks`.
 """
 
 from __future__ import annotations
@@ -16,113 +22,22 @@ import inspect
 import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from textgym.errors import ConfigError, UserError
+from textgym.errors import ConfigError
+from textgym.rewards.checks import (
+    RewardError,
+    RewardTypeError,
+    check_table,
+    check_value,
+    int_arg,
+    number_arg,
+)
+from textgym.types import RewardContext
 
-if TYPE_CHECKING:
-    from textgym.tasks.base import Problem, Task, Turn
-
-
-class RewardError(UserError, ValueError):
-    """A reward returned something that is not a finite number (or its arithmetic overflowed)."""
-
-
-class RewardTypeError(UserError, TypeError):
-    """A reward, or an argument of a reward's constructor, has the wrong type."""
-
-
-# -- argument checks shared by every reward constructor ------------------------------------
-
-
-def number_arg(
-    value: Any,
-    where: str,
-    *,
-    minimum: float | None = None,
-    above: float | None = None,
-) -> float:
-    """``value`` as a finite float, or a clear error naming the argument ``where``.
-
-    Args:
-        value: What the user passed.
-        where: How to name it in the error, e.g. ``"Politeness bonus"``.
-        minimum: The smallest value allowed (inclusive), if any.
-        above: A bound the value must exceed (exclusive), if any.
-
-    Raises:
-        RewardTypeError: ``value`` is not a real number (a bool or a string counts as not).
-        ConfigError: ``value`` is NaN, infinite or out of range.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise RewardTypeError(f"{where} must be a number, got {value!r} ({type(value).__name__}).")
-    x = float(value)
-    if not math.isfinite(x):
-        raise ConfigError(f"{where} must be a finite number, got {value!r}.")
-    if minimum is not None and x < minimum:
-        raise ConfigError(f"{where} must be >= {minimum:g}, got {value!r}.")
-    if above is not None and not x > above:
-        raise ConfigError(f"{where} must be > {above:g}, got {value!r}.")
-    return x
-
-
-def int_arg(value: Any, where: str, *, minimum: int | None = None) -> int:
-    """``value`` as an int (an integral float such as ``3.0`` counts), or a clear error.
-
-    Raises:
-        RewardTypeError: ``value`` is not an integer.
-        ConfigError: ``value`` is below ``minimum``.
-    """
-    whole = isinstance(value, numbers.Integral) or (
-        isinstance(value, numbers.Real)
-        and math.isfinite(float(value))
-        and float(value).is_integer()
-    )
-    if whole and not isinstance(value, bool):
-        n = int(value)
-    else:
-        raise RewardTypeError(
-            f"{where} must be a whole number, got {value!r} ({type(value).__name__})."
-        )
-    if minimum is not None and n < minimum:
-        raise ConfigError(f"{where} must be >= {minimum}, got {value!r}.")
-    return n
-
-
-def check_table(table: Any, vocab_size: int, name: str) -> np.ndarray | None:
-    """A reward's ``token_rewards`` table as a finite float array of shape ``(vocab_size,)``.
-
-    Runs once per env construction (not per step), so a full ``isfinite`` pass is cheap.
-
-    Raises:
-        RewardError: the table is not numeric, has the wrong shape, or holds NaN or inf.
-    """
-    if table is None:
-        return None
-    try:
-        arr = np.asarray(table, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise RewardError(
-            f"Reward {name!r}.token_rewards returned {type(table).__name__} that is not an "
-            f"array of numbers ({exc}); return a float array with one value per token id, "
-            "or None for no shaping."
-        ) from None
-    if arr.shape != (vocab_size,):
-        raise RewardError(
-            f"Reward {name!r}.token_rewards returned shape {arr.shape}; expected "
-            f"({vocab_size},): one value per token id."
-        )
-    finite = np.isfinite(arr)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        raise RewardError(
-            f"Reward {name!r}.token_rewards contains {arr[bad[0]]} at token id {bad[0]} "
-            f"({bad.size} non-finite value(s) in all); every per-token value must be finite."
-        )
-    return arr
+Result = tuple[float, dict[str, float]]
 
 
 def _checked_token_rewards(method: Callable[..., Any]) -> Callable[..., np.ndarray | None]:
@@ -134,55 +49,6 @@ def _checked_token_rewards(method: Callable[..., Any]) -> Callable[..., np.ndarr
 
     token_rewards._textgym_checked = True  # type: ignore[attr-defined]
     return token_rewards
-
-
-@dataclass(frozen=True)
-class RewardContext:
-    """Everything a reward may look at when an agent turn ends.
-
-    Attributes:
-        task: The task the episode is about.
-        problem: The task instance (prompt, gold answer, metadata).
-        turns: The conversation so far, ending with this agent turn (the user's reply to it,
-            if any, is in ``reply``).
-        text: This agent turn, decoded (without the end-of-turn token).
-        token_ids: This agent turn's token ids (without the end-of-turn token).
-        turn_index: 0 for the agent's first turn, 1 for its second, ...
-        episode_end: The episode ends with this turn (terminated or truncated).
-        truncated: The turn or the context hit a length limit before it ended normally.
-        reply: The responder's reply to this turn (multi-turn tasks), else ``None``.
-    """
-
-    task: Task
-    problem: Problem
-    turns: tuple[Turn, ...]
-    text: str
-    token_ids: np.ndarray
-    turn_index: int = 0
-    episode_end: bool = True
-    truncated: bool = False
-    reply: Any = None
-    extras: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def prompt(self) -> str:
-        """The problem's opening message."""
-        return self.problem.prompt
-
-    @property
-    def answer(self) -> str | None:
-        """The gold answer, if the task has one."""
-        return self.problem.answer
-
-    @property
-    def metadata(self) -> Mapping[str, Any]:
-        """Task metadata (slots, intent, topic, gold answer, ...)."""
-        return self.problem.metadata
-
-    @property
-    def outcome(self) -> Mapping[str, Any]:
-        """The responder's verdict on this turn (empty for single-turn tasks)."""
-        return getattr(self.reply, "outcome", None) or {}
 
 
 class Reward:
@@ -226,43 +92,30 @@ class Reward:
         return None
 
     # -- algebra: ``a + b``, ``a - b``, ``w * a``, ``-a``, ``a / w`` -------------------------
-    # The operators build combinators (textgym.rewards.combinators), imported lazily because
-    # that module builds on this one. A number on either side of ``+`` becomes a constant
-    # term; a plain function becomes a FunctionReward.
+    # The operators build a Weighted sum (below). A number on either side of ``+`` becomes
+    # a constant term; a plain function becomes a FunctionReward.
 
     def __add__(self, other: Any) -> Reward:
-        from textgym.rewards.combinators import add
-
         return add(self, other)
 
     def __radd__(self, other: Any) -> Reward:
-        from textgym.rewards.combinators import add
-
         # ``sum(rewards)`` starts from 0; adding 0 must not create a constant term.
         if isinstance(other, numbers.Real) and not isinstance(other, bool) and other == 0:
             return add(self, None)
         return add(other, self)
 
     def __sub__(self, other: Any) -> Reward:
-        from textgym.rewards.combinators import add, scale
-
         return add(self, scale(other, -1.0))
 
     def __rsub__(self, other: Any) -> Reward:
-        from textgym.rewards.combinators import add, scale
-
         return add(other, scale(self, -1.0))
 
     def __mul__(self, other: Any) -> Reward:
-        from textgym.rewards.combinators import scale
-
         return scale(self, other)
 
     __rmul__ = __mul__
 
     def __truediv__(self, other: Any) -> Reward:
-        from textgym.rewards.combinators import scale
-
         if isinstance(other, (Reward, bool)) or not isinstance(other, numbers.Real) or other == 0:
             raise RewardTypeError(
                 f"A reward can only be divided by a non-zero number, got {other!r}. "
@@ -276,8 +129,6 @@ class Reward:
         return scale(self, 1.0 / float(other))
 
     def __neg__(self) -> Reward:
-        from textgym.rewards.combinators import scale
-
         return scale(self, -1.0)
 
 
@@ -345,32 +196,6 @@ def as_reward(obj: Any) -> Reward:
     )
 
 
-def check_value(value: Any, name: str) -> float:
-    """Return ``value`` as a float, or raise :class:`RewardError` naming the reward."""
-    if type(value) is float and math.isfinite(value):  # the common case, without ABC checks
-        return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "iuf":
-            value = value.item()
-        else:
-            hint = (
-                " Call .item() on a one-element tensor or array."
-                if hasattr(value, "item") and hasattr(value, "shape")
-                else " Check its return statement."
-            )
-            raise RewardError(
-                f"Reward {name!r} returned {value!r:.200} ({type(value).__name__}); a reward "
-                f"must return a finite number (int or float).{hint}"
-            )
-    value = float(value)
-    if not math.isfinite(value):
-        raise RewardError(
-            f"Reward {name!r} returned {value}; a reward must be finite. Guard divisions and "
-            "logs (e.g. clip probabilities) so it never produces NaN or inf."
-        )
-    return value
-
-
 def evaluate(
     reward: Reward, ctxs: Sequence[RewardContext], name: str | None = None
 ) -> list[tuple[float, dict[str, float]]]:
@@ -406,3 +231,265 @@ def evaluate(
         comps = {k: check_value(v, name if k == name else f"{name}:{k}") for k, v in items}
         checked.append((total, comps))
     return checked
+
+
+# -- the algebra: weighted sums of rewards ---------------------------------------------------
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _weight(w: Any, where: str) -> float:
+    if not _is_number(w):
+        raise RewardTypeError(
+            f"{where}: a weight must be a finite number, got {w!r} ({type(w).__name__}). "
+            "Rewards combine linearly: write w * reward with w a float."
+        )
+    if not math.isfinite(float(w)):
+        raise ConfigError(
+            f"{where}: a weight must be a finite number, got {w!r}. "
+            "Rewards combine linearly: write w * reward with w a float."
+        )
+    return float(w)
+
+
+def _overflow(name: str, terms: Sequence[tuple[str, float, float]]) -> RewardError:
+    """The error for a weighted sum whose total is not finite, naming the term to blame.
+
+    ``terms`` are ``(key, weight, value)`` in summation order; the blamed term is the first
+    whose product, or whose addition to the running total, is not finite.
+    """
+    running = 0.0
+    for key, w, value in terms:
+        product = w * value
+        running += product
+        if not math.isfinite(product):
+            detail = f"term {key!r}: weight {w:g} * value {value:g} = {product}"
+            break
+        if not math.isfinite(running):
+            detail = f"adding term {key!r} ({w:g} * {value:g}) makes the sum {running}"
+            break
+    else:  # pragma: no cover - only reached if the caller's total was finite after all
+        detail = "the sum"
+    return RewardError(
+        f"Reward {name!r} overflowed: {detail}. Scale the weights or the rewards down so "
+        "that every product and the sum stay finite."
+    )
+
+
+class Constant(Reward):
+    """The same value for every turn (``reward + 0.5`` adds one)."""
+
+    name = "constant"
+
+    def __init__(self, value: float) -> None:
+        self.value = number_arg(value, "Constant value")
+
+    def __call__(self, ctx: RewardContext) -> float:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"Constant({self.value:g})"
+
+
+class Weighted(Reward):
+    """A weighted sum of rewards whose components are the (unweighted) child scores.
+
+    ``total = sum(weight[k] * components[k])`` over the terms, and
+    ``info["reward_components"]`` shows each term's own score under its name, so what each
+    objective contributed stays visible.
+
+    Args:
+        terms: ``{"name": (reward, weight)}``; a bare reward (or function) means weight 1.
+        name: The name of the sum itself (used in error messages).
+
+    Example:
+        >>> from textgym.rewards import Weighted, NumericMatch, AnswerFormat
+        >>> r = Weighted({"correct": (NumericMatch(), 1.0), "format": (AnswerFormat(), 0.1)})
+    """
+
+    def __init__(
+        self,
+        terms: Mapping[str, tuple[Any, float] | Any],
+        name: str = "weighted",
+    ) -> None:
+        if not isinstance(terms, Mapping):
+            raise RewardTypeError(
+                f"Weighted needs a dict {{name: (reward, weight)}}, got {terms!r:.120} "
+                f"({type(terms).__name__})."
+            )
+        if not terms:
+            raise ConfigError("Weighted needs at least one term: {name: (reward, weight)}.")
+        if not isinstance(name, str) or not name:
+            raise RewardTypeError(f"Weighted name must be a non-empty string, got {name!r}.")
+        self.name = name
+        self.terms: dict[str, tuple[Reward, float]] = {}
+        for key, value in terms.items():
+            if not isinstance(key, str) or not key:
+                raise RewardTypeError(
+                    f"Weighted term names must be non-empty strings, got {key!r}."
+                )
+            if isinstance(value, tuple):
+                if len(value) != 2:
+                    raise RewardTypeError(
+                        f"Weighted term {key!r} is {value!r}; expected (reward, weight)."
+                    )
+                reward, w = value
+            else:
+                reward, w = value, 1.0
+            self.terms[key] = (as_reward(reward), _weight(w, f"Weighted term {key!r}"))
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Each term's weight, keyed like the components."""
+        return {k: w for k, (_, w) in self.terms.items()}
+
+    def __call__(self, ctx: RewardContext) -> float:
+        return self.score(ctx)[0]
+
+    def score(self, ctx: RewardContext) -> Result:
+        return self.batch([ctx])[0]
+
+    def batch(self, ctxs: Sequence[RewardContext]) -> list[Result]:
+        totals = [0.0] * len(ctxs)
+        comps: list[dict[str, float]] = [{} for _ in ctxs]
+        for key, (reward, w) in self.terms.items():
+            kind = type(reward)
+            if kind.batch is Reward.batch and kind.score is Reward.score:
+                # A plain reward's total is its __call__: calling it directly skips the
+                # (value, {name: value}) pairs that only this loop would unpack again.
+                values = [check_value(reward(ctx), key) for ctx in ctxs]
+            else:
+                # One batched call per child: a model-based term sees every context at once.
+                values = [value for value, _ in evaluate(reward, ctxs, key)]
+            for i, value in enumerate(values):
+                comps[i][key] = value
+                totals[i] += w * value
+        # Finite children with large weights can still overflow to inf (or inf - inf = NaN);
+        # that must stop here, named, rather than reach the learner as a reward.
+        if not all(map(math.isfinite, totals)):
+            i = next(i for i, t in enumerate(totals) if not math.isfinite(t))
+            raise _overflow(self.name, [(k, w, comps[i][k]) for k, (_, w) in self.terms.items()])
+        return list(zip(totals, comps, strict=True))
+
+    def token_rewards(self, vocab_size: int) -> np.ndarray | None:
+        out: np.ndarray | None = None
+        for key, (reward, w) in self.terms.items():
+            table = check_table(reward.token_rewards(vocab_size), vocab_size, key)
+            if table is not None:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    term = w * table
+                    total = term if out is None else out + term
+                if not np.isfinite(total).all():
+                    token = int(np.flatnonzero(~np.isfinite(total))[0])
+                    before = 0.0 if out is None else float(out[token])
+                    raise RewardError(
+                        f"Reward {self.name!r}.token_rewards overflowed at token id {token}: "
+                        f"term {key!r} adds {w:g} * {table[token]:g} to {before:g}. Scale the "
+                        "weights or the per-token values down."
+                    )
+                out = total
+        return out
+
+    def __repr__(self) -> str:
+        parts = [f"{w:g}*{r!r}" if w != 1.0 else repr(r) for r, w in self.terms.values()]
+        return "(" + " + ".join(parts) + ")"
+
+
+def _terms_of(x: Any) -> list[tuple[str, Reward, float]]:
+    """The linear terms of ``x``: a Weighted is flattened, a number becomes a Constant."""
+    if x is None:
+        return []
+    if isinstance(x, Weighted):
+        return [(k, r, w) for k, (r, w) in x.terms.items()]
+    if _is_number(x):
+        return [("constant", Constant(float(x)), 1.0)]
+    reward = as_reward(x)
+    return [(reward.name, reward, 1.0)]
+
+
+def _merge(terms: list[tuple[str, Reward, float]]) -> Weighted:
+    merged: dict[str, tuple[Reward, float]] = {}
+    # Lookups by object identity and the next free suffix per name keep a merge linear, so
+    # a spec or a ``sum`` of many terms does not take cubic time.
+    by_id: dict[int, str] = {}
+    next_suffix: dict[str, int] = {}
+    constant = 0.0
+    has_constant = False
+    for key, reward, w in terms:
+        if type(reward) is Constant:
+            # Constants fold into one term, so 1 - a + 2 has a single "constant" component.
+            constant += w * reward.value
+            has_constant = True
+            continue
+        same = by_id.get(id(reward))
+        if same is not None:
+            # The same object twice (a + a) is one term with the weights added.
+            merged[same] = (reward, merged[same][1] + w)
+            continue
+        name, n = key, next_suffix.get(key, 2)
+        while name in merged:
+            name, n = f"{key}_{n}", n + 1
+        next_suffix[key] = n
+        merged[name] = (reward, w)
+        by_id[id(reward)] = name
+    if has_constant:
+        name, n = "constant", 2
+        while name in merged:
+            name, n = f"constant_{n}", n + 1
+        if not math.isfinite(constant):
+            raise ConfigError(
+                f"The constant terms of a reward sum add up to {constant}; keep them finite."
+            )
+        merged[name] = (Constant(constant), 1.0)
+    for name, (_, w) in merged.items():
+        if not math.isfinite(w):
+            raise ConfigError(
+                f"The weight of term {name!r} overflows to {w} (a weight multiplied or added "
+                "too many times); keep the weights of a reward sum finite."
+            )
+    return Weighted(merged)
+
+
+def add(a: Any, b: Any) -> Weighted:
+    """``a + b`` for rewards, functions and numbers (``b=None`` wraps ``a`` alone)."""
+    if not any(isinstance(x, Reward) or (callable(x) and not _is_number(x)) for x in (a, b)):
+        raise RewardTypeError(f"add needs at least one reward, got {a!r} and {b!r}.")
+    return _merge(_terms_of(a) + _terms_of(b))
+
+
+def scale(a: Any, w: Any) -> Weighted | float:
+    """``w * a``: every term of ``a`` with its weight multiplied by the number ``w``."""
+    if isinstance(w, Reward) or callable(w) and not _is_number(w):
+        raise RewardTypeError(
+            f"Cannot multiply two rewards ({a!r} * {w!r}): rewards combine linearly. "
+            "Multiply a reward by a number, e.g. 0.1 * reward."
+        )
+    factor = _weight(w, "reward * w")
+    if _is_number(a):
+        product = float(a) * factor
+        if not math.isfinite(product):
+            raise ConfigError(f"{a!r} * {w!r} overflows to {product}; keep numbers finite.")
+        return product
+    return _merge([(k, r, wt * factor) for k, r, wt in _terms_of(a)])
+
+
+__all__ = [
+    "Constant",
+    "FunctionReward",
+    "Result",
+    "Reward",
+    "RewardContext",
+    "RewardError",
+    "RewardTypeError",
+    "Weighted",
+    "add",
+    "as_reward",
+    "check_table",
+    "check_value",
+    "evaluate",
+    "int_arg",
+    "number_arg",
+    "scale",
+]

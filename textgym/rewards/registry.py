@@ -33,16 +33,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from textgym.errors import ConfigError, UserError
-from textgym.rewards.base import Reward, RewardTypeError
-from textgym.rewards.combinators import (
-    Clip,
+from textgym.rewards.base import (
     Constant,
-    LengthCost,
-    Normalize,
+    Reward,
+    RewardTypeError,
     _merge,
     _terms_of,
+    as_reward,
     scale,
 )
+from textgym.rewards.combinators import Clip, LengthCost, Normalize
 from textgym.rewards.text import BannedWords, Concision, Politeness, Relevance, Repetition
 from textgym.rewards.verifiable import (
     Abstention,
@@ -161,8 +161,6 @@ def reward_names() -> list[str]:
 
 def make_reward(name: str, *args: Any, **kwargs: Any) -> Reward:
     """Build the registered reward ``name`` with ``args`` and ``kwargs``."""
-    from textgym.rewards.base import as_reward
-
     if not isinstance(name, str) or name not in REWARDS:
         close = difflib.get_close_matches(name, REWARDS, n=1) if isinstance(name, str) else []
         hint = f" Did you mean {close[0]!r}?" if close else ""

@@ -4,13 +4,13 @@ Each scores one agent turn in ``[0, 1]``, higher is better. They are cheap word-
 heuristics, meant as components of a weighted reward (and as examples of how easily a single
 heuristic is gamed: combine them, and watch the components).
 
-Text is compared as lower-case words: special tokens such as ``<unk>`` are dropped and
-punctuation separates words, so ``"Thanks!"`` is the word ``thanks``.
+Text is compared as lower-case words (:func:`textgym.words.text_words`): special tokens such
+as ``<unk>`` are dropped and punctuation separates words, so ``"Thanks!"`` is the word
+``thanks``.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -18,9 +18,8 @@ from typing import Any
 
 from textgym.errors import ConfigError
 from textgym.rewards.base import Reward, RewardContext, RewardTypeError, int_arg, number_arg
+from textgym.words import SPECIAL_TOKEN, count_phrase, coverage, text_words
 
-_SPECIAL = re.compile(r"<[a-z_|]+>", re.IGNORECASE)
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _SHOUT = re.compile(r"\b[A-Z]{3,}\b")
 
 #: Function words left out when relevance falls back to the prompt's content words.
@@ -170,37 +169,8 @@ DEFAULT_BANNED_WORDS = (
 )  # fmt: skip
 
 
-@functools.lru_cache(maxsize=4096)
-def text_words(text: str) -> tuple[str, ...]:
-    """``text`` as lower-case words, without special tokens or punctuation."""
-    # Cached because a multi-objective reward asks for the words of the same turn once per
-    # component (and the user simulator once more), and phrase lists are split on every
-    # call; a tuple so the cached value is safe to share.
-    return tuple(_WORD.findall(_SPECIAL.sub(" ", text).lower()))
-
-
 # A polite phrase can only occur in a turn that has its first word.
 _POLITE_PHRASE_STARTS = frozenset(text_words(p)[0] for p in POLITE_PHRASES)
-
-
-def count_phrase(haystack: Sequence[str], phrase: str) -> int:
-    """How many times the words of ``phrase`` occur contiguously in ``haystack``."""
-    needle = text_words(phrase)
-    n = len(needle)
-    if n == 0:
-        return 0
-    if not isinstance(haystack, (tuple, list)):
-        haystack = tuple(haystack)
-    first = needle[0]
-    if n == 1:
-        return haystack.count(first)
-    if first not in haystack:  # the common case, at C speed
-        return 0
-    return sum(
-        1
-        for i in range(len(haystack) - n + 1)
-        if haystack[i] == first and tuple(haystack[i : i + n]) == needle
-    )
 
 
 def _clip01(x: float) -> float:
@@ -236,7 +206,7 @@ class Politeness(Reward):
         text = ctx.text
         shouting = text.count("!!")
         if not text.islower():  # all lower case (the usual turn) cannot shout: skip the regexes
-            shouting += len(_SHOUT.findall(_SPECIAL.sub(" ", text)))
+            shouting += len(_SHOUT.findall(SPECIAL_TOKEN.sub(" ", text)))
         return _clip01(0.5 + self.bonus * len(polite) - self.penalty * (rude + shouting))
 
 
@@ -291,11 +261,7 @@ class Relevance(Reward):
         return sorted({w for w in text_words(ctx.prompt) if w not in STOPWORDS})
 
     def __call__(self, ctx: RewardContext) -> float:
-        keys = self.keywords(ctx)
-        if not keys:
-            return 1.0
-        w = text_words(ctx.text)
-        return sum(count_phrase(w, k) > 0 for k in keys) / len(keys)
+        return coverage(ctx.text, self.keywords(ctx))
 
 
 def _ngrams(w: Sequence[str], n: int) -> list[tuple[str, ...]]:

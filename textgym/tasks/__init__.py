@@ -1,14 +1,20 @@
-"""Tasks: what an episode is about. ``TASKS`` maps registry names to task classes."""
+"""Tasks: what an episode is about.
+
+The :class:`~textgym.tasks.base.Task` interface, the argument checks and train/test splits
+the families share, and ``TASKS``, which maps registry names (``TextEnv(task="copy")``) to
+the task classes. The families themselves live in :mod:`textgym.envs`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from textgym.tasks.base import Problem, Task, Turn
-from textgym.tasks.copy import CopyTask
-from textgym.tasks.customer_service import CustomerServiceTask
-from textgym.tasks.dialogue import DialogueTask
-from textgym.tasks.reasoning import ReasoningTask
+from textgym.envs.copy import CopyTask
+from textgym.envs.customer_service.task import CustomerServiceTask
+from textgym.envs.dialogue.task import DialogueTask
+from textgym.envs.reasoning import ReasoningTask
+from textgym.tasks.base import Task
+from textgym.types import Problem, Turn
 
 TASKS: dict[str, type[Task]] = {
     CopyTask.name: CopyTask,
@@ -31,6 +37,7 @@ __all__ = [
     "TASKS",
     "CopyTask",
     "CustomerServiceTask",
+    "DialogueTask",
     "ReasoningTask",
     "Problem",
     "Task",

@@ -8,43 +8,14 @@ the env turns its text into ids.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from textgym.rewards.base import Reward, RewardContext
-    from textgym.users.base import Responder
-
-Role = Literal["user", "agent"]
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One turn of the conversation: who spoke and what they said."""
-
-    role: Role
-    text: str
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One task instance.
-
-    Attributes:
-        prompt: The opening user message the agent answers.
-        answer: The gold answer, when the task has one (``None`` for open dialogue).
-        metadata: Anything a reward, responder or oracle needs (slots, intent, topic, ...).
-            It is shown in ``info["metadata"]`` at turn ends.
-        id: A stable identifier, used to check that train and test splits are disjoint.
-    """
-
-    prompt: str
-    answer: str | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-    id: str = ""
+from textgym.rewards.base import Reward
+from textgym.types import Problem, RewardContext, Role, Turn
+from textgym.users.base import Responder
 
 
 class Task(abc.ABC):
@@ -57,8 +28,6 @@ class Task(abc.ABC):
 
     #: Short registry name, used by ``TextEnv(task="copy")``.
     name: ClassVar[str]
-    #: One line for ``textgym list``.
-    description: ClassVar[str] = ""
     #: Whether a responder replies to the agent's turns.
     multi_turn: ClassVar[bool] = False
     #: Defaults the env uses unless the caller overrides them.
@@ -112,3 +81,6 @@ class Task(abc.ABC):
                 texts.append(problem.answer)
             texts.append(self.oracle(problem, [Turn("user", problem.prompt)]))
         return texts
+
+
+__all__ = ["Problem", "Role", "Task", "Turn"]

@@ -31,14 +31,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+import textgym  # noqa: F401  (registers the ids)
 from textgym.core import TextEnv
 from textgym.errors import ConfigError
 from textgym.tasks.checks import check_int, check_real
 
 
 def _make(env_id: str, split: str) -> TextEnv:
-    import textgym  # noqa: F401  (registers the ids)
-
     env = gym.make(env_id).unwrapped
     assert isinstance(env, TextEnv)
     if split == "train" and getattr(env.task, "split", "train") == "train":

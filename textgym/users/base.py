@@ -3,29 +3,11 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
 
-    from textgym.tasks.base import Problem, Turn
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A responder's answer to one agent turn.
-
-    Attributes:
-        text: What the user says next (appended to the context unless ``done``).
-        done: The user ends the conversation (satisfied, resolved, or gave up).
-        outcome: Facts for rewards and success checks, e.g. ``{"satisfied": True}``.
-    """
-
-    text: str
-    done: bool = False
-    outcome: Mapping[str, Any] = field(default_factory=dict)
+from textgym.types import Problem, Reply, Turn
 
 
 class Responder(abc.ABC):
@@ -39,3 +21,6 @@ class Responder(abc.ABC):
     @abc.abstractmethod
     def respond(self, turns: Sequence[Turn]) -> Reply:
         """Answer the last agent turn in ``turns`` (the whole conversation so far)."""
+
+
+__all__ = ["Reply", "Responder"]
