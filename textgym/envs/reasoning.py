@@ -1,0 +1,458 @@
+"""Reasoning: multistep arithmetic word problems with a verifiable answer.
+
+A problem is a chain: a person starts with some items, then a few events change the count
+(buys more, gives some away, doubles them, keeps half), and the question asks how many are
+left. The agent may reason first and must end with ``answer: <number>``; ``I don't know``
+abstains. The oracle writes a short chain of thought, one equation per step::
+
+    tom has 5 apples. he buys 3 more. he doubles them. how many apples does tom have now?
+    5+3=8, 8*2=16. answer: 16
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from textgym.envs.names import FEMALE_NAMES, MALE_NAMES
+from textgym.errors import ConfigError
+from textgym.rewards.base import Reward
+from textgym.rewards.verifiable import is_abstention, parse_answer
+from textgym.tasks.base import Task
+from textgym.tasks.checks import check_bool, check_int, check_names
+from textgym.tasks.splits import Split, check_split, sample_in_split, split_of
+from textgym.types import Problem, RewardContext, Turn
+
+ITEMS = (
+    "apples", "pencils", "coins", "stickers", "marbles", "cookies",
+    "books", "cards", "stamps", "shells", "balloons", "candies",
+)  # fmt: skip
+OPERATIONS = ("add", "sub", "mul", "div")
+SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+# {p} is the pronoun, {n} the operand. Multiplication and division by 2 and 3 have their own
+# words; larger factors (Hard) use the generic phrasing.
+ADD_TEMPLATES = ("{p} buys {n} more.", "{p} finds {n} more.", "{p} gets {n} more.")
+SUB_TEMPLATES = ("{p} gives {n} away.", "{p} loses {n}.", "{p} sells {n}.")
+MUL_TEMPLATES = {2: "{p} doubles them.", 3: "{p} triples them."}
+MUL_GENERIC = "{p} now has {n} times as many."
+DIV_TEMPLATES = {2: "{p} gives half of them away."}
+DIV_GENERIC = "{p} splits them into {n} equal groups and keeps one."
+
+#: Upper bounds on the generator's settings: far beyond any useful problem, and low enough
+#: that building the task (its moves table, its pool) takes at most about a second.
+MAX_STEPS = 1000
+MAX_VALUE = 100_000
+MAX_MOVES = 500_000
+MAX_POOL = 1_000
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One event of a word problem: ``value = value <op> operand``."""
+
+    op: str
+    operand: int
+
+
+def apply(value: int, step: Step) -> int:
+    """The count after ``step`` (division is exact by construction)."""
+    if step.op == "add":
+        return value + step.operand
+    if step.op == "sub":
+        return value - step.operand
+    if step.op == "mul":
+        return value * step.operand
+    return value // step.operand
+
+
+def solve(start: int, steps: Sequence[Step]) -> list[tuple[int, Step, int]]:
+    """Each step as ``(before, step, after)``: the oracle's chain of thought."""
+    chain, value = [], start
+    for step in steps:
+        after = apply(value, step)
+        chain.append((value, step, after))
+        value = after
+    return chain
+
+
+def extract_answer(text: str, bare: bool = False) -> str | None:
+    """The agent's answer: the last ``answer: <value>``, or with ``bare`` a turn that is
+    only a number (the tiny variant's format)."""
+    got = parse_answer(text)
+    if got is None and bare and _NUMBER.fullmatch(text.strip()):
+        got = text.strip()
+    return got
+
+
+def _same_number(got: str | None, gold: str | None) -> bool:
+    if got is None or gold is None:
+        return False
+    try:
+        return abs(float(got) - float(gold)) < 1e-6
+    except ValueError:
+        return False
+
+
+class ReasoningReward(Reward):
+    """Calibrated correctness plus a small bonus for a parseable answer.
+
+    Components: ``correctness`` (``correct`` / ``abstain`` / ``wrong``, with
+    ``wrong < abstain < correct`` so that saying "I don't know" beats guessing) and
+    ``format`` (1 when the turn gives a parseable answer or abstains). The total is
+    ``correctness + format_weight * format``; the order right > abstain > wrong holds
+    because ``format_weight`` is below ``abstain - wrong``.
+
+    Args:
+        correct: Reward for a right answer.
+        abstain: Reward for "I don't know" without an answer.
+        wrong: Reward for a wrong, missing or truncated answer.
+        format_weight: Weight of the format component.
+        bare: Accept a turn that is only a number as the answer (tiny variants).
+    """
+
+    name = "reasoning"
+
+    def __init__(
+        self,
+        correct: float = 1.0,
+        abstain: float = 0.0,
+        wrong: float = -0.5,
+        format_weight: float = 0.1,
+        bare: bool = False,
+    ) -> None:
+        if not wrong < abstain < correct:
+            raise ConfigError(
+                f"ReasoningReward needs wrong < abstain < correct, got wrong={wrong}, "
+                f"abstain={abstain}, correct={correct}."
+            )
+        if not 0 <= format_weight < abstain - wrong:
+            raise ConfigError(
+                f"format_weight={format_weight} must be in [0, abstain - wrong = "
+                f"{abstain - wrong}) so that abstaining still beats a well-formatted guess."
+            )
+        self.correct, self.abstain, self.wrong = correct, abstain, wrong
+        self.format_weight, self.bare = format_weight, check_bool(bare, "bare")
+
+    def score(self, ctx: RewardContext) -> tuple[float, dict[str, float]]:
+        got = None if ctx.truncated else extract_answer(ctx.text, self.bare)
+        if _same_number(got, ctx.answer):
+            correctness = self.correct
+        elif got is None and not ctx.truncated and is_abstention(ctx.text):
+            correctness = self.abstain
+        else:
+            correctness = self.wrong
+        fmt = float(got is not None or (not ctx.truncated and is_abstention(ctx.text)))
+        return correctness + self.format_weight * fmt, {"correctness": correctness, "format": fmt}
+
+    def __call__(self, ctx: RewardContext) -> float:
+        return self.score(ctx)[0]
+
+
+class ReasoningTask(Task):
+    """Multistep arithmetic word problems with a verifiable answer.
+
+    ## Description
+    A person starts with some items and 1..k events change the count (buys / finds / gets
+    more, gives away / loses / sells some, doubles, triples, keeps half, splits into equal
+    groups); the question asks how many are left. Problems are generated from templates
+    with the env's RNG. The agent may reason first (the oracle writes ``5+3=8, 8*2=16.``)
+    and must end with ``answer: <number>``; a turn that says ``I don't know`` without an
+    answer abstains. ``split="train" | "test"`` draw from disjoint problem sets, split by
+    the arithmetic itself (a hash of ``start op operand ...``), so a test problem never
+    differs from a training problem only by its names.
+
+    ## Observation Space
+    The :class:`~textgym.core.TextEnv` context: ``Dict(input_ids, attention_mask)`` of
+    length ``max_length`` (grown with ``max_steps``: 103 for v0).
+
+    ## Action Space
+    ``Discrete(V)``, one token. Tiny variants restrict ``action_masks()`` to ``▁`` and the
+    ten digits (plus end of turn).
+
+    ## Rewards
+    :class:`ReasoningReward`, once, when the turn ends: ``correctness`` (+1 right, 0
+    abstain, -0.5 wrong, missing or truncated) plus 0.1 x ``format`` (a parseable answer or
+    an abstention). Right > abstain > wrong, so calibrated abstention pays.
+
+    ## Episode End
+    Terminated when the agent's turn ends (one turn per episode); truncated when the turn
+    reaches ``max_new_tokens``. ``info["success"]``: the answer equals the gold number.
+
+    ## Arguments
+    ``min_steps``, ``max_steps``, ``max_start``, ``max_operand``, ``max_factor``,
+    ``max_value``, ``operations``, ``split``, ``pool_size``, ``cot``, ``bare_answer`` (see
+    Args below).
+
+    ## Registered Configurations
+    ``textgym/Reasoning-v0`` (2-3 steps, + - * /, numbers <= 30),
+    ``textgym/Reasoning-Easy-v0`` (1-2 steps, + -, <= 20), ``textgym/Reasoning-Hard-v0``
+    (3-5 steps, factors up to 5, <= 200), ``textgym/Reasoning-Tiny-v0`` (one step, one
+    digit answers, a pool of 10 problems per split, masked to digits).
+
+    ## Version History
+    * v0: initial release.
+
+    Args:
+        min_steps: Fewest events per problem (>= 1).
+        max_steps: Most events per problem (at most 1000).
+        max_start: Largest starting count (the smallest is 2).
+        max_operand: Largest number bought, found, given away, ... (add and subtract).
+        max_factor: Largest factor for multiply and divide (>= 2).
+        max_value: No count along the chain exceeds this (nor drops below 1); at most
+            100,000, and ``max_value * (max_operand + max_factor)`` at most 250,000.
+        operations: Which of ``"add"``, ``"sub"``, ``"mul"``, ``"div"`` may appear.
+        split: ``"train"`` or ``"test"``: disjoint problem sets (by the arithmetic, so a
+            test problem never differs from a training one only by names).
+        pool_size: If set, problems come from a fixed pool of this many (per split, at
+            most 1,000), small enough for tabular agents to see every problem.
+        cot: The oracle writes one equation per step before the answer.
+        bare_answer: The answer format is the bare number (``7``) instead of
+            ``answer: 7``, and ``action_masks()`` allows only the space marker ``▁`` and
+            the digits (tiny variants).
+    """
+
+    name = "reasoning"
+
+    def __init__(
+        self,
+        min_steps: int = 2,
+        max_steps: int = 3,
+        max_start: int = 12,
+        max_operand: int = 9,
+        max_factor: int = 3,
+        max_value: int = 30,
+        operations: Sequence[str] = OPERATIONS,
+        split: Split = "train",
+        pool_size: int | None = None,
+        cot: bool = True,
+        bare_answer: bool = False,
+    ) -> None:
+        min_steps = check_int(min_steps, "min_steps", 1, MAX_STEPS)
+        max_steps = check_int(max_steps, "max_steps", 1, MAX_STEPS)
+        if min_steps > max_steps:
+            raise ConfigError(
+                f"Need 1 <= min_steps <= max_steps, got min_steps={min_steps}, "
+                f"max_steps={max_steps}."
+            )
+        max_start = check_int(max_start, "max_start", 2)
+        max_operand = check_int(max_operand, "max_operand", 1)
+        max_factor = check_int(max_factor, "max_factor", 2)
+        max_value = check_int(max_value, "max_value", max_start, MAX_VALUE)
+        operations = check_names(operations, "operations", OPERATIONS)
+        if pool_size is not None:
+            pool_size = check_int(pool_size, "pool_size", 1, MAX_POOL)
+        cot = check_bool(cot, "cot")
+        bare_answer = check_bool(bare_answer, "bare_answer")
+        # The moves table holds, for every count up to max_value, each operand that keeps
+        # the count in range: its size is known before building it, so an absurd setting
+        # is refused at once instead of building for minutes.
+        moves = (max_value + 1) * 2 * (min(max_operand, max_value) + min(max_factor, max_value))
+        if moves > MAX_MOVES:
+            raise ConfigError(
+                f"max_value={max_value} with max_operand={max_operand} and "
+                f"max_factor={max_factor} needs a table of about {moves:,} moves, over the "
+                f"limit of {MAX_MOVES:,}: lower max_value, or max_operand and max_factor "
+                "(the product of max_value and max_operand + max_factor must stay under "
+                f"{MAX_MOVES // 2:,})."
+            )
+        self.min_steps, self.max_steps = min_steps, max_steps
+        self.max_start, self.max_operand = max_start, max_operand
+        self.max_factor, self.max_value = max_factor, max_value
+        self.operations = tuple(operations)
+        self.split = check_split(split)
+        self.cot, self.bare_answer = cot, bare_answer
+        # Token budget of the oracle's turn: per step "▁a+b=c," with digits spelled out.
+        dv, do = len(str(max_value)), len(str(max(max_operand, max_factor)))
+        turn = (max_steps * (2 * dv + do + 4) if cot else 0) + dv + 5
+        # A bare answer is "▁" + digits + end of turn: nothing to spare, so tabular agents
+        # see the smallest tree.
+        self.max_new_tokens = dv + 2 if bare_answer else turn + 6
+        # Prompt: ~8 tokens to open, at most 13 per step, ~9 for the question.
+        self.max_length = 20 + 13 * max_steps + self.max_new_tokens + 4
+        self._moves = self._moves_table()
+        self.pool: tuple[Problem, ...] | None = None
+        if pool_size is not None:
+            self.pool = self._build_pool(pool_size)
+
+    # -- generation ----------------------------------------------------------------------
+
+    def _moves_table(self) -> list[tuple[tuple[str, tuple[Step, ...]], ...]]:
+        """For every count ``1..max_value``, the operations possible there and their steps.
+
+        Counts never leave ``1..max_value`` (see :meth:`_feasible`), so this table answers
+        every question :meth:`_draw_steps` asks. Built once per task: the per-problem cost
+        is then two table lookups per step instead of rebuilding every candidate.
+        """
+        table = []
+        for value in range(self.max_value + 1):
+            moves = []
+            # Operations in OPERATIONS order (not the caller's), as the draw indexes them.
+            for op in OPERATIONS:
+                if op in self.operations:
+                    steps = tuple(self._feasible(op, value))
+                    if steps:
+                        moves.append((op, steps))
+            table.append(tuple(moves))
+        return table
+
+    def _draw_steps(self, rng: np.random.Generator) -> tuple[int, list[Step]]:
+        n = int(rng.integers(self.min_steps, self.max_steps + 1))
+        start = int(rng.integers(2, self.max_start + 1))
+        steps, value = [], start
+        for _ in range(n):
+            moves = self._moves[value]
+            if not moves:  # cannot happen with add in the set; guards odd configs
+                break
+            # Pick the operation first, then its operand, so rare ops are not drowned out.
+            _, cands = moves[int(rng.integers(len(moves)))]
+            step = cands[int(rng.integers(len(cands)))]
+            steps.append(step)
+            value = apply(value, step)
+        return start, steps
+
+    def _feasible(self, op: str, value: int) -> list[Step]:
+        # Each range stops where the condition first fails (the same steps, in the same
+        # order, as testing every operand), so a huge max_operand or max_factor costs nothing.
+        if op == "add":
+            top = min(self.max_operand, self.max_value - value)
+            return [Step(op, k) for k in range(1, top + 1)]
+        if op == "sub":
+            return [Step(op, k) for k in range(1, min(self.max_operand, value - 1) + 1)]
+        if op == "mul":
+            top = self.max_factor if value == 0 else min(self.max_factor, self.max_value // value)
+            return [Step(op, k) for k in range(2, top + 1)]
+        top = self.max_factor if value == 0 else min(self.max_factor, value)
+        return [Step(op, k) for k in range(2, top + 1) if value % k == 0]
+
+    @staticmethod
+    def arithmetic_key(start: int, steps: Sequence[Step]) -> str:
+        """The canonical key that decides the split: the arithmetic, without the wording."""
+        return f"{start}" + "".join(f"{SYMBOLS[s.op]}{s.operand}" for s in steps)
+
+    def _draw(self, rng: np.random.Generator) -> Problem:
+        start, steps = self._draw_steps(rng)
+        male = bool(rng.integers(2))
+        names = MALE_NAMES if male else FEMALE_NAMES
+        name = names[int(rng.integers(len(names)))]
+        item = ITEMS[int(rng.integers(len(ITEMS)))]
+        pronoun = "he" if male else "she"
+        sentences = [f"{name} has {start} {item}."]
+        for step in steps:
+            sentences.append(self._phrase(step, pronoun, rng))
+        sentences.append(f"how many {item} does {name} have now?")
+        chain = solve(start, steps)
+        answer = chain[-1][2] if chain else start
+        key = self.arithmetic_key(start, steps)
+        return Problem(
+            prompt=" ".join(sentences),
+            answer=str(answer),
+            metadata={
+                "start": start,
+                "steps": tuple((s.op, s.operand) for s in steps),
+                "n_steps": len(steps),
+                "arithmetic": key,
+                "split": split_of(key),
+            },
+            id=f"{key}|{name}|{item}|{zlib.crc32(' '.join(sentences).encode()):08x}",
+        )
+
+    @staticmethod
+    def _phrase(step: Step, pronoun: str, rng: np.random.Generator) -> str:
+        if step.op == "add":
+            template = ADD_TEMPLATES[int(rng.integers(len(ADD_TEMPLATES)))]
+        elif step.op == "sub":
+            template = SUB_TEMPLATES[int(rng.integers(len(SUB_TEMPLATES)))]
+        elif step.op == "mul":
+            template = MUL_TEMPLATES.get(step.operand, MUL_GENERIC)
+        else:
+            template = DIV_TEMPLATES.get(step.operand, DIV_GENERIC)
+        return template.format(p=pronoun, n=step.operand)
+
+    def _build_pool(self, size: int) -> tuple[Problem, ...]:
+        # The pool is part of the task's definition, not of an episode: a fixed seed, so
+        # every env (and every process) has the same pool.
+        rng = np.random.default_rng(12345)
+        pool: dict[str, Problem] = {}
+        seen: set[str] = set()
+        for _ in range(100 * size + 1000):
+            problem = sample_in_split(
+                self._draw, lambda p: p.metadata["arithmetic"], self.split, rng
+            )
+            key = problem.metadata["arithmetic"]
+            if key not in seen:
+                seen.add(key)
+                pool[key] = problem
+            if len(pool) == size:
+                break
+        if len(pool) < size:
+            raise ConfigError(
+                f"Only {len(pool)} distinct problems exist in split {self.split!r} for these "
+                f"settings, fewer than pool_size={size}. Lower pool_size or widen the ranges."
+            )
+        return tuple(pool.values())
+
+    def sample(self, rng: np.random.Generator) -> Problem:
+        if self.pool is not None:
+            return self.pool[int(rng.integers(len(self.pool)))]
+        return sample_in_split(self._draw, lambda p: p.metadata["arithmetic"], self.split, rng)
+
+    # -- scoring and the oracle ----------------------------------------------------------
+
+    def default_reward(self) -> Reward:
+        return ReasoningReward(bare=self.bare_answer)
+
+    def success(self, ctx: RewardContext) -> bool:
+        if ctx.truncated:
+            return False
+        return _same_number(extract_answer(ctx.text, self.bare_answer), ctx.answer)
+
+    def oracle(self, problem: Problem, turns: Sequence[Turn]) -> str:
+        if self.bare_answer:
+            return str(problem.answer)
+        chain = solve(problem.metadata["start"], [Step(*s) for s in problem.metadata["steps"]])
+        answer = f"answer: {problem.answer}"
+        if not self.cot or not chain:
+            return answer
+        thought = ", ".join(f"{a}{SYMBOLS[s.op]}{s.operand}={b}" for a, s, b in chain)
+        return f"{thought}. {answer}"
+
+    def corrupt(
+        self, problem: Problem, turns: Sequence[Turn], text: str, rng: np.random.Generator
+    ) -> str:
+        """An annotator's slip: the final number is off by a small amount."""
+        gold = int(problem.answer or 0)
+        delta = int(rng.choice([-2, -1, 1, 2]))
+        wrong = gold + delta if gold + delta >= 0 else gold + abs(delta)
+        if self.bare_answer:
+            return str(wrong)
+        head, sep, _ = text.rpartition("answer:")
+        if not sep:
+            return f"answer: {wrong}"
+        # The last equation carries the slip too, as a miscalculation would.
+        head = re.sub(r"=(\d+)\. $", f"={wrong}. ", head)
+        return f"{head}answer: {wrong}"
+
+    def allowed_words(self) -> Sequence[str] | None:
+        if self.bare_answer:
+            return ["\u2581", *(str(d) for d in range(10))]
+        return None
+
+    def corpus(self, rng: np.random.Generator, n: int = 200) -> list[str]:
+        texts = super().corpus(rng, n)
+        # Every template with every name and item, so no wording is missing by chance.
+        for name in MALE_NAMES + FEMALE_NAMES:
+            for item in ITEMS:
+                texts.append(f"{name} has 2 {item}. how many {item} does {name} have now?")
+        for p in ("he", "she"):
+            for t in (*ADD_TEMPLATES, *SUB_TEMPLATES, *MUL_TEMPLATES.values(), MUL_GENERIC,
+                      *DIV_TEMPLATES.values(), DIV_GENERIC):  # fmt: skip
+                texts.append(t.format(p=p, n=4))
+        texts.append("5+3=8, 8*2=16, 16/4=4, 4-1=3. answer: 3. i don't know.")
+        return texts

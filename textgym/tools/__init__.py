@@ -1,0 +1,1 @@
+"""Tools around the envs: the docs tables."""
