@@ -15,21 +15,13 @@ import numpy as np
 import pytest
 
 from textgym.errors import ConfigError, UserError
+from textgym.feedback.cli import main
+from textgym.feedback.log import Rating, RatingLog, RatingsFileError, parse_log, read_ratings
+from textgym.feedback.rater import HumanReward, Rater, run_session
+from textgym.feedback.samples import samples_from_env
+from textgym.feedback.train import train_reward_model
 from textgym.files import WriteError
 from textgym.rewards import RewardContext
-from textgym.rewards.human import (
-    HumanReward,
-    Rater,
-    Rating,
-    RatingLog,
-    RatingsFileError,
-    main,
-    parse_log,
-    read_ratings,
-    run_session,
-    samples_from_env,
-    train_reward_model,
-)
 from textgym.rewards.models import RewardModel
 from textgym.tasks.base import Problem, Turn
 from textgym.tasks.copy import CopyTask

@@ -1,0 +1,52 @@
+"""The envs an LM run trains and evaluates on: checking the id, making the vector envs.
+
+Training plays on the task's train split and evaluation on its held-out test split when the
+task has one (:func:`has_split`); both are textgym's native vector env, whose rows share one
+tokenizer and one batch of context buffers.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any
+
+import gymnasium as gym
+
+import textgym  # noqa: F401  (registers the ids that these functions look up)
+from textgym.errors import ConfigError
+from textgym.tasks import TASKS
+
+
+def check_env_id(env_id: str) -> None:
+    """Fail clearly on an unknown env id, suggesting the closest registered one.
+
+    Raises:
+        ConfigError: ``env_id`` is not registered.
+    """
+    if env_id in gym.registry:
+        return
+    known = [k for k in gym.registry if k.startswith("textgym/")]
+    close = difflib.get_close_matches(env_id, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(
+        f"Unknown environment {env_id!r}.{hint} Registered textgym ids: {sorted(known)} "
+        "(see `textgym list`)."
+    )
+
+
+def make_envs(env_id: str, num_envs: int, tokenizer: str | None, split: str | None) -> Any:
+    """The native vector env, on the given split when the task has one."""
+    kwargs: dict[str, Any] = {"copy": False}
+    if tokenizer is not None:
+        kwargs["tokenizer"] = tokenizer
+    if split is not None:
+        kwargs["split"] = split
+    return gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point", **kwargs)
+
+
+def has_split(env_id: str) -> bool:
+    """Whether the env's task takes a ``split`` argument (a held-out test split exists)."""
+    spec = gym.spec(env_id)
+    task = TASKS.get(spec.kwargs.get("task", ""))
+    return task is not None and "split" in inspect.signature(task).parameters

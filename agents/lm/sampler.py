@@ -1,0 +1,352 @@
+"""KVSampler: next-token logits for every row of a vector env from one shared KV cache.
+
+The rollout's actions come from here, one env step at a time: after one prefill, each step
+feeds the model one new token per row on top of the cache, so a rollout costs what a
+``generate`` loop costs while the env stays in charge. Logits are those of the policy's LM at
+each row's own positions, so they equal a fresh forward over the row's context (and hence
+the train-time scoring of :meth:`agents.lm.policy.LMPolicy.forward`).
+
+The cache goes in under the keyword the installed transformers takes (``cache``, or
+``past_key_values`` before 5.24, :func:`cache_kwarg`), and :func:`forward_with_cache` fails
+loudly (:class:`KVCacheError`) if a forward ignores it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from textgym import hub
+
+
+class SamplingPolicy(Protocol):
+    """What the sampler needs of a policy (:class:`agents.lm.policy.LMPolicy` has it).
+
+    A protocol rather than the class itself, so that ``agents.lm.policy`` can re-export the
+    sampler under its old import path without the two modules importing each other.
+    """
+
+    @property
+    def model(self) -> nn.Module:
+        """The ``transformers`` causal LM."""
+        ...
+
+    @property
+    def value_head(self) -> nn.Module | None:
+        """A linear head from the last hidden state to a state value, if any."""
+        ...
+
+    @property
+    def vocab_size(self) -> int:
+        """The env's vocabulary size; logits beyond it are dropped."""
+        ...
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's parameters live."""
+        ...
+
+
+class KVCacheError(RuntimeError):
+    """The model did not use the KV cache it was given (its logits would be silently wrong)."""
+
+
+def cache_kwarg(model: nn.Module) -> str:
+    """The keyword under which ``model.forward`` takes its KV cache: ``cache`` or
+    ``past_key_values``.
+
+    transformers 5.24 renamed ``past_key_values`` to ``cache`` (the old name warns and is
+    to be removed in 5.40, after which ``**kwargs`` would swallow it without an error). The
+    forward signature says which name this model takes; a forward that only has
+    ``**kwargs`` (a wrapper) gets the installed transformers' name.
+    """
+    try:
+        params = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):  # a builtin or C-implemented forward has no signature
+        params = {}  # type: ignore[assignment]
+    for name in ("cache", "past_key_values"):
+        if name in params:
+            return name
+    return "cache" if hub.transformers_version() >= (5, 24) else "past_key_values"
+
+
+def output_cache(out: Any) -> Any:
+    """The KV cache a forward returned, under its current (``cache``) or older
+    (``past_key_values``) name; ``None`` if it returned none.
+
+    Reads the output's keys rather than its attributes: the old attribute name still works
+    on transformers 5.24 but logs a deprecation warning.
+    """
+    keys = set(out.keys())
+    for name in ("cache", "past_key_values"):
+        if name in keys:
+            return out[name]
+    return None
+
+
+def forward_with_cache(
+    model: nn.Module, cache: Any, expected_length: int, *, kwarg: str | None = None,
+    **inputs: Any,
+) -> tuple[Any, Any]:  # fmt: skip
+    """One forward of ``model`` on top of ``cache``; returns ``(output, new cache)``.
+
+    Args:
+        model: A ``transformers`` causal LM.
+        cache: A ``transformers`` ``Cache`` (e.g. ``DynamicCache()`` for a prefill).
+        expected_length: Positions the returned cache must hold (the cached ones plus this
+            call's input width); anything else means the cache was not used.
+        kwarg: The cache keyword (:func:`cache_kwarg`); decided here if ``None``.
+        **inputs: ``input_ids``, ``attention_mask``, ``position_ids``...
+
+    Raises:
+        KVCacheError: the model returned no ``Cache``, or one of another length: it ignored
+            the cache it was given, so its logits are those of a context without it.
+    """
+    kwarg = kwarg or cache_kwarg(model)
+    out = model(**inputs, **{kwarg: cache}, use_cache=True)
+    new = output_cache(out)
+    # Not a Cache object (None, or the legacy tuple a model builds for itself): not ours.
+    seq_length = getattr(new, "get_seq_length", None)
+    length = None if seq_length is None else int(seq_length())
+    if length != expected_length:
+        # Imported here: transformers takes seconds to import, and only this message needs it.
+        import transformers
+
+        raise KVCacheError(
+            f"{type(model).__name__}.forward did not use the KV cache passed as `{kwarg}=` "
+            f"(the returned cache holds {length} positions, expected {expected_length}) on "
+            f"transformers {transformers.__version__}: its logits would ignore the cached "
+            "context. This transformers version changed the cache API; install one that "
+            "textgym supports or report it."
+        )
+    return out, new
+
+
+class KVSampler:
+    """Next-token logits for the rows of a vector env, with one KV cache for all rows.
+
+    Each env step appends one token per row, so after the first prefill each call feeds the
+    model one new token per row and reuses the cache: the cost of a ``generate`` loop, but
+    driven by the env. Rows need not stay in step: a row whose context grew by more than one
+    token (a user's reply in a multi-turn task) or that was reset feeds all its new tokens in
+    a block of width ``w``; the other rows' slots in that block are padding masked out of
+    attention. Explicit position ids keep every token at its position in its own context, so
+    the logits equal those of a fresh forward over the row's context. Masked slots pile up
+    with such blocks; once the cache exceeds ``max_cache`` slots it is rebuilt from the rows'
+    contexts in one prefill.
+
+    Rows that are finished for good (:meth:`retire`) leave the cache, so that the long tail
+    of a batch costs only its unfinished rows (a plain ``generate`` keeps computing finished
+    rows until the longest one ends).
+
+    With ``values=True`` the same forward passes also give the value head's estimate of
+    each state (:meth:`logits_and_values`), so PPO needs no separate pass over the batch
+    for the values of the states it acted in.
+
+    Args:
+        policy: The policy whose LM produces the logits.
+        num_rows: Rows of the vector env.
+        max_cache: Rebuild the cache once it would hold more slots than this.
+        pad_id: Token fed in padding slots (never attended to).
+        values: Also compute state values (the policy needs a value head).
+    """
+
+    def __init__(
+        self,
+        policy: SamplingPolicy,
+        num_rows: int,
+        max_cache: int,
+        pad_id: int = 0,
+        values: bool = False,
+    ) -> None:
+        if values and policy.value_head is None:
+            raise ValueError(
+                "KVSampler(values=True) needs a policy with a value head; build it with "
+                "LMPolicy.from_pretrained(..., value_head=True)."
+            )
+        self.policy = policy
+        self.num_rows = num_rows
+        self.max_cache = max_cache
+        self.pad_id = pad_id
+        self.values = values
+        # Decided once per model: the cache keyword of this transformers version.
+        self._cache_kwarg = cache_kwarg(policy.model)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every row's context and bring retired rows back (after ``envs.reset``)."""
+        self._cache: Any = None
+        self._mask: torch.Tensor | None = None
+        self._rows = np.arange(self.num_rows)  # env rows held by the cache, in cache order
+        self._fed = np.zeros(self.num_rows, dtype=np.int64)  # context tokens cached per row
+        self._retired = np.zeros(self.num_rows, dtype=bool)
+
+    def forget(self, rows: np.ndarray) -> None:
+        """Drop the cached context of ``rows`` (the env reset them); they are fed anew."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size == 0:
+            return
+        self._fed[rows] = 0
+        if self._mask is not None:
+            hit = torch.as_tensor(np.isin(self._rows, rows), device=self._mask.device)
+            self._mask[hit] = 0
+
+    def retire(self, rows: np.ndarray) -> None:
+        """Rows that need no more logits until :meth:`reset`; they leave the cache."""
+        self._retired[np.asarray(rows, dtype=np.int64)] = True
+
+    def logits(
+        self, ids: np.ndarray, lengths: np.ndarray, active: np.ndarray
+    ) -> tuple[np.ndarray, torch.Tensor]:
+        """Next-token logits after each active row's context ``ids[r, :lengths[r]]``.
+
+        Returns ``(rows, logits)``: the active rows (ascending) and their ``(len(rows), V)``
+        logits. An inactive row's cached context is dropped (it is fed anew when it is
+        active again), since the env may be resetting it (its action is then ignored).
+        """
+        rows, logits, _ = self.logits_and_values(ids, lengths, active)
+        return rows, logits
+
+    @torch.no_grad()
+    def logits_and_values(
+        self, ids: np.ndarray, lengths: np.ndarray, active: np.ndarray
+    ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor | None]:
+        """As :meth:`logits`, plus each active row's state value ``(len(rows),)`` when the
+        sampler was built with ``values=True`` (else ``None``)."""
+        if (active & self._retired).any():
+            raise RuntimeError("A retired row is active; call reset() before reusing rows.")
+        self._compact()
+        rows = self._rows
+        if rows.size == 0:
+            device = self.policy.device
+            empty = torch.zeros(0, device=device) if self.values else None
+            return rows, torch.zeros(0, self.policy.vocab_size, device=device), empty
+        act = active[rows]
+        new = np.where(act, lengths[rows] - self._fed[rows], 0)
+        if (new < 0).any():
+            bad = int(rows[np.flatnonzero(new < 0)[0]])
+            raise RuntimeError(
+                f"Row {bad}'s context shrank from {self._fed[bad]} to {lengths[bad]} tokens "
+                "without KVSampler.forget(); call forget(rows) for rows the env reset."
+            )
+        if act.any() and (new[act] < 1).any():
+            raise RuntimeError("An active row has no new token to feed; did the env step?")
+        width = int(new.max()) if act.any() else 1
+        past = 0 if self._mask is None else self._mask.shape[1]
+        if self._cache is None or past + width > self.max_cache:
+            logits, values = self._prefill(ids, lengths, act)
+        else:
+            logits, values = self._extend(ids, lengths, act, new, width)
+        self._fed[rows] = np.where(act, lengths[rows], 0)
+        keep = np.flatnonzero(act)
+        index = torch.as_tensor(keep, device=logits.device)
+        return rows[keep], logits[index], None if values is None else values[index]
+
+    def _extend(
+        self, ids: np.ndarray, lengths: np.ndarray, act: np.ndarray, new: np.ndarray, width: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Feed each cached row its new tokens on top of the cache."""
+        device = self.policy.device
+        rows = self._rows
+        n = rows.size
+        block = np.full((n, width), self.pad_id, dtype=np.int64)
+        bmask = np.zeros((n, width), dtype=np.int64)
+        bpos = np.zeros((n, width), dtype=np.int64)
+        # Idle rows see their own padding slot, so that no attention row is fully masked
+        # (which some attention kernels turn into NaN); the slot is hidden again below.
+        bmask[:, 0] = 1
+        if width == 1:
+            # The common case: one token per row, vectorised.
+            k = np.flatnonzero(act)
+            pos = lengths[rows[k]] - 1
+            block[k, 0] = ids[rows[k], pos]
+            bpos[k, 0] = pos
+        else:
+            for k in np.flatnonzero(act):
+                m, start = int(new[k]), int(self._fed[rows[k]])
+                # Real tokens first, padding after: padding queries then still see the row's
+                # earlier tokens, so again no attention row is fully masked.
+                block[k, :m] = ids[rows[k], start : start + m]
+                bmask[k, :m] = 1
+                bpos[k, :m] = np.arange(start, start + m)
+        mask = torch.cat([self._mask, torch.as_tensor(bmask, device=device)], dim=1)
+        out, self._cache = forward_with_cache(
+            self.policy.model,
+            self._cache,
+            mask.shape[1],
+            kwarg=self._cache_kwarg,
+            input_ids=torch.as_tensor(block, device=device),
+            attention_mask=mask,
+            position_ids=torch.as_tensor(bpos, device=device),
+            output_hidden_states=self.values,
+        )
+        if not act.all():
+            mask[torch.as_tensor(~act, device=device)] = 0
+        self._mask = mask
+        return self._at(out, torch.as_tensor(np.maximum(new - 1, 0), device=device))
+
+    def _prefill(
+        self, ids: np.ndarray, lengths: np.ndarray, act: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Rebuild the cache from the cached rows' whole contexts (right-padded)."""
+        # Imported here: transformers takes seconds to import, and `textgym train --help`
+        # imports this module without needing it.
+        from transformers import DynamicCache
+
+        device = self.policy.device
+        rows = self._rows
+        # Idle rows keep one visible slot so that their padding queries are not fully
+        # masked; their logits are never used and their context is dropped.
+        lens = np.where(act, lengths[rows], 1)
+        width = int(lens.max())
+        block = np.array(ids[rows, :width], dtype=np.int64)
+        cols = np.arange(width)[None, :]
+        visible = cols < lens[:, None]
+        block[~visible] = self.pad_id
+        mask = torch.as_tensor(visible.astype(np.int64), device=device)
+        out, self._cache = forward_with_cache(
+            self.policy.model,
+            DynamicCache(),
+            width,
+            kwarg=self._cache_kwarg,
+            input_ids=torch.as_tensor(block, device=device),
+            attention_mask=mask,
+            position_ids=torch.as_tensor(np.minimum(cols, lens[:, None] - 1), device=device),
+            output_hidden_states=self.values,
+        )
+        if not act.all():
+            mask[torch.as_tensor(~act, device=device)] = 0
+        self._mask = mask
+        return self._at(out, torch.as_tensor(lens - 1, device=device))
+
+    def _at(self, out: Any, last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Each cached row's logits (and value) at its column ``last[row]`` of the block."""
+        index = torch.arange(last.numel(), device=last.device)
+        logits = out.logits[index, last][:, : self.policy.vocab_size].float()
+        if not self.values:
+            return logits, None
+        assert self.policy.value_head is not None
+        hidden = out.hidden_states[-1][index, last]
+        return logits, self.policy.value_head(hidden.float()).squeeze(-1)
+
+    def _compact(self) -> None:
+        """Drop retired rows from the cache once they are a quarter of it (each drop copies
+        the cache, so doing it per finished row would cost more than it saves)."""
+        gone = self._retired[self._rows]
+        if not gone.any():
+            return
+        if self._cache is not None and gone.sum() * 4 < gone.size and not gone.all():
+            return
+        keep = np.flatnonzero(~gone)
+        self._rows = self._rows[keep]
+        if self._cache is None or keep.size == 0:
+            self._cache, self._mask = None, None
+            return
+        index = torch.as_tensor(keep, device=self.policy.device)
+        self._cache.reorder_cache(index)
+        assert self._mask is not None
+        self._mask = self._mask[index]
