@@ -30,14 +30,9 @@ from typing import Any
 
 import pytest
 
-from benchmarks.compare import (
-    BenchConfig,
-    MissingFileError,
-    ResultsFileError,
-    ResumeMismatchError,
-    bench,
-    make_config,
-)
+from benchmarks.cli import MissingFileError, ResultsFileError
+from benchmarks.compare import BenchConfig, bench, make_config
+from benchmarks.runner import ResumeMismatchError
 from textgym.errors import ConfigError, UserError
 from textgym.files import DirectoryInUseError, WriteError
 
