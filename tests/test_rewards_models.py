@@ -18,7 +18,8 @@ from transformers import (
 
 import textgym
 from textgym.rewards import ExactMatch, RewardContext, parse_reward
-from textgym.rewards.models import EmbeddingSimilarity, LMJudge, ModelLoadError, RewardModel
+from textgym.rewards.judge import LMJudge
+from textgym.rewards.models import EmbeddingSimilarity, ModelLoadError, RewardModel
 from textgym.tasks.base import Problem, Turn
 from textgym.tasks.copy import CopyTask
 

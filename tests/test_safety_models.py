@@ -47,7 +47,8 @@ from textgym import hub
 from textgym.errors import UserError
 from textgym.hub import HubError, ModelLoadError, ModelPathError, NotCausalLMError
 from textgym.rewards.base import RewardContext
-from textgym.rewards.models import EmbeddingSimilarity, LMJudge, RewardModel
+from textgym.rewards.judge import LMJudge
+from textgym.rewards.models import EmbeddingSimilarity, RewardModel
 from textgym.tasks.base import Problem, Task
 from textgym.tokenizer import TokenizerError, TokenizerLoadError, load_tokenizer
 from textgym.users.base import Reply, Responder

@@ -1,8 +1,10 @@
 """The ``textgym`` command: ``list | play | train | bench | rate | train-rm``.
 
-``train`` and ``bench`` hand their arguments to ``agents`` and ``benchmarks``; they are
-imported only when asked for, so ``textgym list`` stays fast and the package arrows
-(agents -> textgym, never back) hold at import time.
+Every command but ``list`` is an entry point in the ``textgym.commands`` group (see
+pyproject.toml): ``train`` lives in ``agents`` and ``bench`` in ``benchmarks``, which import
+textgym, so textgym finds them through the installed package's metadata and never imports
+them by name (arrows point one way: benchmarks -> agents -> textgym). A command is loaded
+only when asked for, so ``textgym list`` stays fast.
 
 Every sub-command runs inside :func:`run_command`, the one place that turns a user's
 mistake into at most two lines on stderr and exit status 2: a
@@ -16,21 +18,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
-import importlib
 import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from importlib import metadata
 from typing import NoReturn
 
 from textgym.errors import UserError
 
-COMMANDS: dict[str, tuple[str, str]] = {
-    "play": ("textgym.play", "play the agent yourself in the terminal (textgym play <id>)"),
-    "train": ("agents.train", "train an agent (textgym train --algo ppo --env <id>)"),
-    "bench": ("benchmarks.compare", "compare algorithms across the suite (textgym bench)"),
-    "rate": ("textgym.rewards.human", "rate agent turns in the terminal (human feedback)"),
-    "train-rm": ("textgym.rewards.human", "train a reward model from collected ratings"),
+ENTRY_POINTS = "textgym.commands"
+COMMANDS: dict[str, str] = {
+    "play": "play the agent yourself in the terminal (textgym play <id>)",
+    "train": "train an agent (textgym train --algo ppo --env <id>)",
+    "bench": "compare algorithms across the suite (textgym bench)",
+    "rate": "rate agent turns in the terminal (human feedback)",
+    "train-rm": "train a reward model from collected ratings",
 }
 NAMES = ("list", *COMMANDS)
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
@@ -210,19 +213,23 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _delegate(module: str, what: str, argv: Sequence[str]) -> int:
+def _delegate(what: str, argv: Sequence[str]) -> int:
+    found = [ep for ep in metadata.entry_points(group=ENTRY_POINTS) if ep.name == what]
+    if not found:
+        raise CommandLineError(
+            f"The command {what!r} is not installed (no {ENTRY_POINTS!r} entry point named "
+            "it); reinstall textgym with `pip install -e .` from its checkout."
+        )
     try:
-        mod = importlib.import_module(module)
+        command = found[0].load()
     except ModuleNotFoundError as exc:
+        module = found[0].module
         if exc.name is None or not module.startswith(exc.name):
             raise  # the module exists but one of its imports is missing: a broken install
         raise CommandLineError(
             f"{module} is not available ({exc}); reinstall textgym with `pip install -e .`."
         ) from exc
-    if what in ("rate", "train-rm"):
-        # One module, two sub-commands: it parses the sub-command itself, under our name.
-        return int(mod.main([what, *argv], prog="textgym") or 0)
-    return int(mod.main(list(argv)) or 0)
+    return int(command(list(argv)) or 0)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -236,7 +243,7 @@ def _parser() -> argparse.ArgumentParser:
         "--write", metavar="FILE", help="update the table between FILE's env-table markers"
     )
     listing.set_defaults(func=_list)
-    for name, (_, help_) in COMMANDS.items():
+    for name, help_ in COMMANDS.items():
         # Dispatched before parsing (see main); listed here for `textgym --help`.
         sub.add_parser(name, help=help_, add_help=False).set_defaults(func=None)
     return parser
@@ -244,8 +251,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     if argv and argv[0] in COMMANDS:
-        module, _ = COMMANDS[argv[0]]
-        return _delegate(module, argv[0], argv[1:])
+        return _delegate(argv[0], argv[1:])
     if argv and not argv[0].startswith("-") and argv[0] not in NAMES:
         close = difflib.get_close_matches(argv[0], NAMES, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""

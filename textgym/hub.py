@@ -1,7 +1,7 @@
 """One resolver for every model and tokenizer textgym loads: a local directory or a hub name.
 
 Every loader (the policy, the env tokenizer, :class:`~textgym.rewards.models.RewardModel`,
-:class:`~textgym.rewards.models.LMJudge`,
+:class:`~textgym.rewards.judge.LMJudge`,
 :class:`~textgym.rewards.models.EmbeddingSimilarity`,
 :class:`~textgym.users.lm.LMResponder`) goes through :func:`resolve` and
 :func:`from_pretrained`, so they all follow one rule:

@@ -93,3 +93,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "textgym") -> int:
         f'Use it with RewardModel("{result.path}") or reward=\'reward_model("{result.path}")\'.'
     )
     return 0
+
+
+def rate(argv: Sequence[str]) -> int:
+    """``textgym rate ...`` (the ``textgym.commands`` entry point)."""
+    return main(["rate", *argv], prog="textgym")
+
+
+def train_rm(argv: Sequence[str]) -> int:
+    """``textgym train-rm ...`` (the ``textgym.commands`` entry point)."""
+    return main(["train-rm", *argv], prog="textgym")

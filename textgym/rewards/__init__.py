@@ -6,10 +6,11 @@
 * :mod:`~textgym.rewards.combinators` — clipping, normalisation, per-token shaping;
 * :mod:`~textgym.rewards.verifiable` — checks against the gold answer;
 * :mod:`~textgym.rewards.text` — heuristic text rewards;
-* :mod:`~textgym.rewards.registry` — rewards by name: :func:`parse_reward`,
-  :func:`register_reward`;
-* :mod:`~textgym.rewards.models` — reward model, embedding similarity, LM judge (lazy);
-* :mod:`~textgym.rewards.human` — terminal rater, rating log, reward-model trainer (lazy);
+* :mod:`~textgym.rewards.registry` — rewards by name: :func:`register_reward`;
+* :mod:`~textgym.rewards.spec` — the spec language: :func:`parse_reward`;
+* :mod:`~textgym.rewards.models` — reward model, embedding similarity (lazy);
+* :mod:`~textgym.rewards.judge` — an LM as judge (lazy);
+* :mod:`~textgym.rewards.human` — human feedback, re-exported from :mod:`textgym.feedback`;
 * :mod:`~textgym.rewards.tradeoff` — how components trade off over episodes.
 """
 
@@ -36,13 +37,12 @@ from textgym.rewards.combinators import (
 )
 from textgym.rewards.registry import (
     REWARDS,
-    RewardSpecError,
     UnknownRewardError,
     make_reward,
-    parse_reward,
     register_reward,
     reward_names,
 )
+from textgym.rewards.spec import RewardSpecError, parse_reward
 from textgym.rewards.text import (
     BannedWords,
     Concision,
@@ -65,7 +65,7 @@ from textgym.rewards.verifiable import (
 _LAZY = {
     "RewardModel": "textgym.rewards.models",
     "EmbeddingSimilarity": "textgym.rewards.models",
-    "LMJudge": "textgym.rewards.models",
+    "LMJudge": "textgym.rewards.judge",
     "ModelLoadError": "textgym.rewards.models",
     "HumanReward": "textgym.rewards.human",
 }
