@@ -9,10 +9,8 @@ curve sits on the same axes as the learners' in ``progress.csv``::
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from agents.tabular import EpisodicAgent, register_agent
@@ -27,6 +25,8 @@ class RandomAgent(EpisodicAgent):
     ``deterministic=True`` does not make it greedy (there is nothing to be greedy about): it
     stays uniform, so ``evaluate`` measures the random policy.
 
+    Its constructor is :class:`~agents.tabular.EpisodicAgent`'s:
+
     Args:
         env: A gymnasium env (or registered id) with a ``Discrete`` action space.
         seed: Seeds the agent's RNG and the env's first reset.
@@ -36,22 +36,6 @@ class RandomAgent(EpisodicAgent):
     """
 
     algo = "random"
-
-    def __init__(
-        self,
-        env: gym.Env | str | None,
-        *,
-        seed: int = 0,
-        log_dir: str | os.PathLike[str] | None = None,
-        log_interval: int = 1000,
-        tensorboard: bool | None = None,
-        **unknown: Any,
-    ) -> None:
-        if unknown:
-            self._reject(unknown)
-        super().__init__(
-            env, seed=seed, log_dir=log_dir, log_interval=log_interval, tensorboard=tensorboard
-        )
 
     def _policy(self, obs: Any, deterministic: bool, mask: np.ndarray | None) -> int:
         return self._random_allowed(mask)
