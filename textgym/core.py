@@ -381,7 +381,10 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         return text
 
     def _obs(self) -> dict[str, np.ndarray]:
-        return observation(self.episode.ids, self.episode.attn, self.copy)
+        episode = self.episode
+        if self.copy:  # the default, inline: a step's other cost is a few hundred ns
+            return {"input_ids": episode.ids.copy(), "attention_mask": episode.attn.copy()}
+        return observation(episode.ids, episode.attn, copy=False)
 
     def _check_action(self, action: Any) -> int:
         # The common cases (a Python int or a numpy integer) skip the slow ABC checks.
