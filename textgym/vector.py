@@ -264,7 +264,9 @@ class TextVectorEnv(VectorEnv):
         return tuple(env.render() for env in self.envs)
 
     def close_extras(self, **kwargs: Any) -> None:
-        for env in self.envs:
+        # getattr: Gymnasium's __del__ calls close() even when __init__ refused its arguments
+        # before the sub-envs existed.
+        for env in getattr(self, "envs", ()):
             env.close()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
