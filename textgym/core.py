@@ -32,6 +32,8 @@ from textgym.episode import (
 )
 from textgym.errors import ConfigError, UserError
 from textgym.rewards.base import Reward, RewardContext, as_reward, evaluate
+from textgym.rewards.spec import parse_reward
+from textgym.tasks import TASKS
 from textgym.tasks.base import Problem, Task, Turn
 from textgym.tasks.checks import ConfigTypeError, check_bool, check_int, describe
 from textgym.tokenizer import ChatFormat, load_tokenizer
@@ -112,8 +114,6 @@ def make_task(task: str | Task, **task_kwargs: Any) -> Task:
         TypeError: an argument the task does not take, with the accepted ones listed.
         KeyError: an unknown task name, with the known ones listed.
     """
-    from textgym.tasks import TASKS
-
     if isinstance(task, Task):
         if task_kwargs:
             raise ConfigTypeError(
@@ -286,12 +286,7 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         if reward is None:
             return as_reward(self.task.default_reward())
         if isinstance(reward, str):
-            from textgym import rewards
-
-            parse = getattr(rewards, "parse_reward", None)
-            if parse is None:
-                raise TypeError("Rewards named by string need textgym.rewards.parse_reward.")
-            return parse(reward)
+            return parse_reward(reward)
         if not (isinstance(reward, Reward) or callable(reward)):
             raise ConfigTypeError(
                 "reward must be a textgym Reward or a function ctx -> float (or a spec "

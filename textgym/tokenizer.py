@@ -249,6 +249,8 @@ class ChatFormat:
 
 def corpus() -> list[str]:
     """Every string the built-in tasks can produce, gathered from the task registry."""
+    # Imported on use: `import textgym` loads this module before the task families, which
+    # are only complete once the package is; the corpus is needed to rebuild the vocabulary.
     from textgym.tasks import task_corpus
 
     return task_corpus()
