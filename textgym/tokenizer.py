@@ -128,11 +128,32 @@ def build_tokenizer(texts: Iterable[str], words: Iterable[str] = ()) -> Any:
     )
 
 
+# What a saved tokenizer leaves in its directory (fast, BPE, WordPiece, SentencePiece).
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "vocab.txt",
+    "merges.txt",
+    "tokenizer.model",
+    "spiece.model",
+)
+
+
 @functools.lru_cache(maxsize=8)
 def _load_cached(name: str) -> Any:
     # Imported here: transformers takes seconds to import; tabular users never load one.
     from transformers import AutoTokenizer
 
+    path = Path(name)
+    if path.is_dir() and not any((path / f).is_file() for f in _TOKENIZER_FILES):
+        # Some transformers releases (5.0) load a directory without tokenizer files as a
+        # two-token default tokenizer instead of failing: refuse it here, for every release.
+        raise TokenizerLoadError(
+            f"Could not load the tokenizer from {name!r}: the directory holds none of "
+            f"{', '.join(_TOKENIZER_FILES)}. Pass a directory written by "
+            "`tokenizer.save_pretrained(dir)`, a hub name, or None for textgym's default."
+        )
     try:
         return hub.from_pretrained(AutoTokenizer, name, "tokenizer", hint=_HINT)
     except ModelLoadError:
