@@ -700,3 +700,35 @@ def test_the_sweep_covers_every_kind_of_input() -> None:
     assert kinds == {"cli", "config", "sft", "tabular", "file"}
     assert len({r.name for r in ROWS}) == len(ROWS)  # ids are unique
     assert sum(r.error is None for r in ROWS) >= 5  # valid edges are in the table too
+
+
+def test_a_lock_on_a_full_disk_is_a_write_error_and_leaves_no_lock_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from textgym.files import DirectoryLock, WriteError
+
+    def full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(WriteError, match="disk is full"):
+        DirectoryLock(tmp_path).acquire()
+    monkeypatch.undo()
+    lock = DirectoryLock(tmp_path).acquire()  # the failed attempt left nothing held
+    assert lock.held
+    lock.release()
+
+
+def test_a_run_killed_before_its_first_checkpoint_can_start_afresh(tmp_path: Path) -> None:
+    from agents.lm import rundir
+
+    (tmp_path / "progress.csv").write_text("step,wall_time,key,value\n0,0.1,eval/x,1.0\n")
+    with pytest.raises(CheckpointError, match="No checkpoint"):
+        rundir.check_start(tmp_path, resume=True)
+    rundir.check_start(tmp_path, resume=False)  # nothing to resume: a fresh start may go
+    assert not (tmp_path / "progress.csv").exists()
+    # With a checkpoint the old run is resumable, so a fresh start is still refused.
+    (tmp_path / "progress.csv").write_text("step,wall_time,key,value\n")
+    save_checkpoint(tmp_path / "checkpoint.safetensors", {"model": {}, "update": 1})
+    with pytest.raises(ConfigError, match="already holds a run"):
+        rundir.check_start(tmp_path, resume=False)

@@ -177,8 +177,17 @@ class DirectoryLock:
                     f"The {self.what} {str(self.directory)!r} is in use by another process "
                     f"(pid {holder}); {self.hint}."
                 ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+            except OSError:
+                os.close(fd)
+                raise
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:
+            # Closing the descriptor drops the flock: a full disk must not leave this
+            # process holding a lock it never recorded (a retry would find it "in use").
+            os.close(fd)
+            raise write_error(self.directory / LOCK_NAME, exc, "lock file") from exc
         self._fd = fd
         return self
 

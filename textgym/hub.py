@@ -94,17 +94,14 @@ def looks_like_path(name: str) -> bool:
     """Whether ``name`` can only be a local path (so it must not be sent to the hub).
 
     True for names starting with ``/``, ``.``, ``~``, names with a backslash or more than one
-    ``/``, names the hub would refuse as a repo id, and ``dir/x`` when ``dir`` exists
-    locally (a typo in a local path rather than a hub id).
+    ``/``, and names the hub would refuse as a repo id. ``org/name`` stays a hub id even when
+    a local ``org/`` folder exists (a downloaded sibling must not hide the hub).
     """
     if not name or name.startswith(("/", ".", "~")) or os.path.isabs(name):
         return True
     if "\\" in name or (os.sep != "/" and os.sep in name) or name.count("/") > 1:
         return True
-    if not _REPO_ID.match(name) or "--" in name or ".." in name or name.endswith(".git"):
-        return True
-    head = name.split("/", 1)[0]
-    return "/" in name and Path(head).is_dir()
+    return not _REPO_ID.match(name) or "--" in name or ".." in name or name.endswith(".git")
 
 
 def resolve(name_or_path: str | os.PathLike[str], what: str = "model", *, hint: str = "") -> Source:

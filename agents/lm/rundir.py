@@ -73,7 +73,16 @@ def check_start(run_dir: Path, resume: bool) -> None:
     """
     if resume and not checkpoint_path(run_dir).exists():
         load_checkpoint(run_dir)  # raises, saying what is missing and how to start instead
-    if not resume and (run_dir / PROGRESS_NAME).exists():
+    progress = run_dir / PROGRESS_NAME
+    unresumable = not checkpoint_path(run_dir).exists() and not (run_dir / REPORT_NAME).exists()
+    if not resume and progress.exists() and unresumable:
+        # Killed before its first checkpoint: nothing can resume it, so a fresh start
+        # replaces its log (else --resume and a fresh start would each send the user to
+        # the other).
+        progress.unlink()
+        for events in run_dir.glob("events.out.tfevents.*"):
+            events.unlink()
+    if not resume and progress.exists():
         # Appending a fresh run to an old log would mix two learning curves.
         raise ConfigError(
             f"run_dir {str(run_dir)!r} already holds a run ({PROGRESS_NAME}). Pass "

@@ -133,9 +133,11 @@ class LMTrainer:
         try:
             self._setup(created)
         except BaseException:
-            self.close()
+            # Removed while the lock is still held: released first, another process could
+            # lock the directory's file just before it is unlinked.
             if created and self.is_main:
                 rundir.remove_if_only_lock(self.run_dir)
+            self.close()
             raise
 
     def _setup(self, created: bool) -> None:
@@ -319,7 +321,10 @@ class LMTrainer:
         )
         bar = None
         try:
-            if self.is_main and not cfg.resume:
+            if self.is_main:
+                # Rewritten on every start and resume: a later `--resume` with no flags takes
+                # its defaults from here, so it must hold the settings in effect (a budget
+                # raised on the last resume included).
                 rundir.write_config(self.run_dir, self.config_dict())
             if self.update_count == 0 and "initial_eval" not in self.extra_state:
                 self.extra_state["initial_eval"] = self._evaluate_and_log(logger)
