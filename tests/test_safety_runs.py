@@ -732,3 +732,21 @@ def test_a_run_killed_before_its_first_checkpoint_can_start_afresh(tmp_path: Pat
     save_checkpoint(tmp_path / "checkpoint.safetensors", {"model": {}, "update": 1})
     with pytest.raises(ConfigError, match="already holds a run"):
         rundir.check_start(tmp_path, resume=False)
+
+
+def test_a_crafted_deep_header_or_a_directory_is_a_checkpoint_error(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from agents.common.checkpoint import CHECKPOINT_FORMAT, FORMAT_VERSION
+
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    header = {"format": CHECKPOINT_FORMAT, "version": str(FORMAT_VERSION)}
+    header["state"] = "[" * 5000 + "]" * 5000  # deeper than json can recurse
+    save_file({"w": torch.zeros(1)}, str(deep / "checkpoint.safetensors"), metadata=header)
+    with pytest.raises(CheckpointError, match="is damaged"):
+        load_checkpoint(deep)
+    folder = tmp_path / "folder"
+    (folder / "checkpoint.safetensors").mkdir(parents=True)
+    with pytest.raises(CheckpointError, match="is not a file"):
+        load_checkpoint(folder)

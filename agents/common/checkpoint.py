@@ -221,6 +221,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         path = path / CHECKPOINT_NAME
         if not path.exists() and (run_dir / LEGACY_CHECKPOINT_NAME).exists():
             raise _legacy_error(run_dir / LEGACY_CHECKPOINT_NAME)
+    if path.exists() and not path.is_file():
+        raise CheckpointError(
+            f"{str(path)!r} is not a file; a checkpoint is the single file {CHECKPOINT_NAME}."
+        )
     if not path.exists():
         raise CheckpointError(
             f"No checkpoint at {str(path)!r}. Resume from a run directory that contains "
@@ -232,8 +236,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             metadata = f.metadata() or {}
             tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
     except Exception as exc:  # noqa: BLE001 - every parse failure means the same to the user
-        with open(path, "rb") as raw:
-            magic = raw.read(2)
+        try:
+            with open(path, "rb") as raw:
+                magic = raw.read(2)
+        except OSError:
+            magic = b""
         # torch.save's zip or a bare pickle: named as such (safetensors never unpickles).
         if magic == b"PK" or magic[:1] == b"\x80":
             raise _legacy_error(path) from None
@@ -255,7 +262,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         )
     try:
         state = _decode(json.loads(metadata["state"]), tensors)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
+        # RecursionError: a crafted header nested thousands deep; refused like any damage.
         raise CheckpointError(
             f"{str(path)!r} is damaged: its header does not describe its tensors "
             f"({type(exc).__name__}: {exc})."
