@@ -1,11 +1,9 @@
 """The loop every LM algorithm shares: collect rounds, update, log, evaluate, checkpoint.
 
-An algorithm (``agents/reinforce.py``, ``agents/ppo.py``, ``agents/grpo.py``) subclasses
-:class:`LMTrainer` with its config dataclass and its :meth:`LMTrainer.update`; everything
-else lives here, once. Training goes through ``accelerate``: one process is the plain CPU
-(or GPU) case, ``accelerate launch`` gives data-parallel training across processes, GPUs
-and machines, where each process collects its own rollouts (different seeds) and gradients
-are averaged by DDP.
+An algorithm (``agents/reinforce.py``, ``ppo.py``, ``grpo.py``) subclasses :class:`LMTrainer`
+with its config dataclass and :meth:`LMTrainer.update`; the rest lives here, once. Training
+goes through ``accelerate``: one process is the plain case; ``accelerate launch`` runs DDP,
+each process collecting its own rollouts (different seeds), gradients averaged.
 """
 
 from __future__ import annotations
@@ -133,8 +131,7 @@ class LMTrainer:
         try:
             self._setup(created)
         except BaseException:
-            # Removed while the lock is still held: released first, another process could
-            # lock the directory's file just before it is unlinked.
+            # Removed before the lock is released, so no other process can lock it meanwhile.
             if created and self.is_main:
                 rundir.remove_if_only_lock(self.run_dir)
             self.close()
@@ -322,9 +319,7 @@ class LMTrainer:
         bar = None
         try:
             if self.is_main:
-                # Rewritten on every start and resume: a later `--resume` with no flags takes
-                # its defaults from here, so it must hold the settings in effect (a budget
-                # raised on the last resume included).
+                # Rewritten on every (re)start: a bare --resume takes its defaults from here.
                 rundir.write_config(self.run_dir, self.config_dict())
             if self.update_count == 0 and "initial_eval" not in self.extra_state:
                 self.extra_state["initial_eval"] = self._evaluate_and_log(logger)
