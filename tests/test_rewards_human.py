@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from textgym.errors import ConfigError, UserError
@@ -260,17 +261,8 @@ def test_rlhf_loop_end_to_end(tmp_path: Path) -> None:
 
 
 def fd_targets() -> list[str]:
-    """What this process has open (Linux), to prove a file was closed."""
-    fds = Path("/proc/self/fd")
-    if not fds.is_dir():
-        pytest.skip("needs /proc/self/fd")
-    targets = []
-    for fd in fds.iterdir():
-        try:
-            targets.append(os.readlink(fd))
-        except OSError:
-            continue
-    return targets
+    """The files this process has open, to prove a file was closed (psutil: any OS)."""
+    return [f.path for f in psutil.Process().open_files()]
 
 
 def write_log(path: Path, ratings: list[Rating]) -> None:
