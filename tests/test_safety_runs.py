@@ -750,3 +750,18 @@ def test_a_crafted_deep_header_or_a_directory_is_a_checkpoint_error(tmp_path: Pa
     (folder / "checkpoint.safetensors").mkdir(parents=True)
     with pytest.raises(CheckpointError, match="is not a file"):
         load_checkpoint(folder)
+
+
+def test_the_logger_writes_tensorboard_events_when_asked(tmp_path: Path) -> None:
+    # The `tensorboard` extra, installed by .ci/run: the same metrics reach the event file.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from agents.common import Logger
+
+    with Logger(tmp_path, tensorboard=True) as logger:
+        logger.log(3, {"charts/success_rate": 0.5})
+    events = list(tmp_path.glob("events.out.tfevents.*"))
+    assert events, list(tmp_path.iterdir())
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("charts/success_rate")] == [(3, 0.5)]
