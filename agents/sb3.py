@@ -24,7 +24,6 @@ same keys as every other textgym agent, and can evaluate periodically and stop a
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import time
@@ -40,7 +39,7 @@ from torch import nn
 
 import textgym  # noqa: F401 - registers textgym/* ids, so SB3 can build envs from id strings
 from agents.common import EvalResult, Logger, evaluate_policy
-from textgym.errors import ConfigError
+from textgym.errors import ConfigError, did_you_mean
 
 __all__ = [
     "AllowedTokens",
@@ -150,8 +149,7 @@ def policy_kwargs(
     if unknown:
         accepted = ["encoder", "embed_dim", "features_dim", "net_arch"]
         name = sorted(unknown)[0]
-        close = difflib.get_close_matches(name, accepted, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, accepted)
         raise TypeError(
             f"policy_kwargs() got an unknown argument {name!r}.{hint} Accepted: {accepted}. "
             "Other SB3 policy options can be added to the returned dict."

@@ -1,12 +1,18 @@
-"""``textgym train``: train an LM agent from the command line.
+"""``textgym train``: train an agent (an LM, or a tabular learner) from the command line.
 
     textgym train --algo ppo --env textgym/Reasoning-v0 --time-budget 600
     textgym train --algo grpo --env textgym/Reasoning-v0 --model ./my_model --seed 2
     textgym train --algo ppo --run-dir runs/x --resume          # continue a killed run
+    textgym train --algo qlearning --env textgym/Copy-Tiny-v0 --total-timesteps 2000 \
+        --seed 0 --run-dir runs/q
     accelerate launch --multi_gpu --num_processes 2 -m agents.train --algo grpo ... --cpu
 
-Every field of the algorithm's config dataclass is a flag (``--kl-coef 0.05``,
-``--no-norm-adv``); ``textgym train --algo ppo --help`` lists them with their docstrings.
+Every algorithm is a class with a config dataclass (``config_class``) that is built from its
+config and trained by ``learn()`` (:class:`Algorithm`): the LM trainers
+(:class:`agents.lm.trainer.LMTrainer`) and the tabular runs (:mod:`agents.tabular.run`)
+alike, each writing the one run directory of :mod:`textgym.runs`. Every field of the config
+dataclass is a flag (``--kl-coef 0.05``, ``--no-norm-adv``); ``textgym train --algo ppo
+--help`` lists them with their docstrings.
 Arguments are checked (algorithm, env id, every value's range, model path, vocabulary,
 checkpoint) before any training starts. A mistake in them, or a run directory that is in use
 or cannot be written, is a :class:`textgym.errors.UserError`: printed as one
@@ -15,170 +21,103 @@ or cannot be written, is a :class:`textgym.errors.UserError`: printed as one
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import difflib
 import importlib
-import json
 import sys
-import types
-import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Protocol
 
-from agents.lm.config import TrainConfig, field_docs
-from agents.lm.trainer import LMTrainer
-from textgym.errors import ConfigError, UserError
+from textgym import runs
+from textgym.errors import ConfigError, UserError, did_you_mean
+from textgym.tools.flags import Flag, FlagParser, peek
+from textgym.tools.flags import build_parser as flag_parser
 
+#: Every algorithm ``--algo`` names, as ``module:class`` (imported only when chosen).
 ALGORITHMS: dict[str, str] = {
     "reinforce": "agents.reinforce:Reinforce",
     "ppo": "agents.ppo:PPO",
     "grpo": "agents.grpo:GRPO",
+    "qlearning": "agents.tabular.run:QLearningRun",
+    "sarsa": "agents.tabular.run:SARSARun",
 }
 
 
-def trainer_class(algo: str) -> type[LMTrainer]:
+class Algorithm(Protocol):
+    """What ``textgym train`` needs of an algorithm class.
+
+    ``config_class`` is a dataclass whose fields (each with a one-line docstring) are the
+    flags, including ``run_dir``, ``resume`` and ``progress``; the constructor takes the run
+    directory and checks that the run may start; ``learn()`` trains and writes the run.
+    """
+
+    config_class: ClassVar[type[Any]]
+
+    def __init__(self, config: Any) -> None: ...
+
+    def learn(self) -> Any: ...
+
+
+def trainer_class(algo: str) -> type[Algorithm]:
     """The trainer class of ``algo``.
 
     Raises:
         ConfigError: an unknown algorithm, with the known ones and the closest match.
     """
     if algo not in ALGORITHMS:
-        close = difflib.get_close_matches(algo, list(ALGORITHMS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"Unknown algorithm {algo!r}.{hint} Choose one of {sorted(ALGORITHMS)}.")
+        raise ConfigError(
+            f"Unknown algorithm {algo!r}.{did_you_mean(algo, ALGORITHMS)} Choose one of "
+            f"{sorted(ALGORITHMS)}."
+        )
     module, name = ALGORITHMS[algo].split(":")
     return getattr(importlib.import_module(module), name)
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad value raises :class:`ConfigError` instead of printing the whole
-    usage (dozens of flags) and exiting: ``main`` prints it in one line like every error."""
-
-    def error(self, message: str) -> typing.NoReturn:
-        raise ConfigError(f"{message}. `{self.prog} --help` lists every flag and its type.")
-
-
-def _none_or(kind: type) -> Any:
-    def convert(text: str) -> Any:
-        return None if text.lower() in ("none", "null", "") else kind(text)
-
-    convert.__name__ = kind.__name__
-    return convert
-
-
-def build_parser(
-    config_class: type[TrainConfig], algo: str
-) -> tuple[argparse.ArgumentParser, list[str]]:
-    """An argparse parser with one flag per config field, documented by its docstring, and
-    every flag it accepts (``--no-x`` for booleans; without ``--help``)."""
-    parser = _Parser(
-        prog=f"textgym train --algo {algo}",
-        description=f"Train a causal LM with {algo} on a textgym env.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+def build_parser(config_class: type, algo: str) -> tuple[FlagParser[Any], list[str]]:
+    """The flags of ``--algo algo``: one per config field, documented by its docstring
+    (:mod:`textgym.tools.flags`), and every flag the parser accepts."""
+    parser = flag_parser(
+        config_class,
+        f"textgym train --algo {algo}",
+        f"Train {algo} on a textgym env (flags: the fields of {config_class.__name__}).",
+        flags={"env_id": Flag(aliases=("--env",))},
+        command=f"--algo {algo}",
     )
-    actions = [parser.add_argument("--algo", default=algo, help=f"one of {sorted(ALGORITHMS)}")]
-    docs = field_docs(config_class)
-    hints = typing.get_type_hints(config_class)
-    for f in dataclasses.fields(config_class):
-        kind = hints[f.name]
-        names = [_flag(f.name)]
-        if f.name == "env_id":
-            names.append("--env")
-        kwargs: dict[str, Any] = {
-            "dest": f.name,
-            "default": f.default,
-            "help": docs.get(f.name, ""),
-        }
-        args = typing.get_args(kind)
-        optional = type(None) in args and (
-            typing.get_origin(kind) is typing.Union or isinstance(kind, types.UnionType)
-        )
-        base = next((a for a in args if a is not type(None)), kind) if optional else kind
-        if base is bool:
-            action = parser.add_argument(*names, action=argparse.BooleanOptionalAction, **kwargs)
-        elif typing.get_origin(base) is Literal:
-            action = parser.add_argument(*names, choices=list(typing.get_args(base)), **kwargs)
-        else:
-            action = parser.add_argument(
-                *names, type=_none_or(base) if optional else base, **kwargs
-            )
-        actions.append(action)
-    return parser, [name for action in actions for name in action.option_strings]
+    parser.add_argument("--algo", default=algo, help=f"one of {sorted(ALGORITHMS)}")
+    return parser, parser.known_flags()
 
 
-def _check_flags(
-    parser: argparse.ArgumentParser, known: list[str], argv: Sequence[str], algo: str
-) -> None:
-    """An unknown flag names the closest ``known`` one (argparse only says "unrecognized")."""
-    _, unknown = parser.parse_known_args(argv)
-    flags = [a.split("=", 1)[0] for a in unknown if a.startswith("--") and a != "--"]
-    if not flags:
-        return
-    flag = flags[0]
-    # Initials first (--lr for --learning-rate), then close spellings (--time-budgt).
-    close = [k for k in known if "".join(w[0] for w in k[2:].split("-")) == flag[2:]]
-    close = close or difflib.get_close_matches(flag, known, n=1)
-    hint = f" Did you mean {' or '.join(close)}?" if close else ""
-    raise ConfigError(
-        f"Unknown flag {flag} for --algo {algo}.{hint} `textgym train --algo {algo} --help` "
-        "lists every flag."
-    )
-
-
-def parse_args(argv: Sequence[str]) -> tuple[type[LMTrainer], TrainConfig]:
+def parse_args(argv: Sequence[str]) -> tuple[type[Algorithm], Any]:
     """``argv`` -> (trainer class, config); raises :class:`ConfigError` on a bad algorithm."""
-    pre = _Parser(prog="textgym train", add_help=False)
-    pre.add_argument("--algo", default=None)
-    known, _ = pre.parse_known_args(argv)
-    if known.algo is None:
+    algo = peek(argv, "--algo")
+    if algo is None:
         if any(a in ("-h", "--help") for a in argv):
             print(
                 f"usage: textgym train --algo {{{','.join(ALGORITHMS)}}} [--help] [flags]\n\n"
-                "Train an LM agent on a textgym env. The flags depend on the algorithm:\n"
+                "Train an agent on a textgym env: an LM (reinforce, ppo, grpo) or a table\n"
+                "(qlearning, sarsa). The flags depend on the algorithm:\n"
                 "`textgym train --algo ppo --help` lists every one with its meaning.\n\n"
                 "  textgym train --algo ppo --env textgym/Reasoning-v0 --time-budget 600\n"
-                "  textgym train --algo ppo --run-dir runs/x --resume"
+                "  textgym train --algo ppo --run-dir runs/x --resume\n"
+                "  textgym train --algo qlearning --env textgym/Copy-Tiny-v0 "
+                "--total-timesteps 2000 --run-dir runs/q"
             )
             raise SystemExit(0)
         raise ConfigError(f"Missing --algo: choose one of {sorted(ALGORITHMS)} (e.g. --algo ppo).")
-    cls = trainer_class(known.algo)
-    parser, flags = build_parser(cls.config_class, known.algo)
-    _check_flags(parser, flags, argv, known.algo)
+    cls = trainer_class(algo)
+    parser, _ = build_parser(cls.config_class, algo)
     ns = vars(parser.parse_args(argv))
     if ns.get("resume") and ns.get("run_dir"):
         # A resumed run keeps the settings it was started with (its config.json); flags given
         # now override them, e.g. a larger --total-updates to train on.
-        saved = Path(ns["run_dir"]) / "config.json"
+        saved = Path(ns["run_dir"]) / runs.CONFIG_NAME
         if saved.exists():
             fields = {f.name for f in dataclasses.fields(cls.config_class)}
-            stored = _read_config(saved)
+            stored = runs.read_config(saved)
             parser.set_defaults(**{k: v for k, v in stored.items() if k in fields})
             ns = vars(parser.parse_args(argv))
     ns.pop("algo")
     return cls, cls.config_class(**ns)
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    """A run's ``config.json``; a torn or foreign file is a clear error, not a traceback."""
-    try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(
-            f"{str(path)!r} is not a readable run config ({type(exc).__name__}: {exc}); "
-            "restore it, or pass every setting as a flag with the file removed."
-        ) from None
-    if not isinstance(stored, dict):
-        raise ConfigError(
-            f"{str(path)!r} is not a run config (a JSON object of settings); restore it, or "
-            "pass every setting as a flag with the file removed."
-        )
-    return stored
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,7 +21,6 @@ Writes ``benchmarks/results/baselines.{json,md,png}`` and the table in
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -58,6 +57,8 @@ from benchmarks.envs import registration_order, tiny_env_ids
 from benchmarks.render import flat_line, panels, save_png, table
 from benchmarks.stats import group_by, mean, median_or_none
 from textgym.files import atomic_write
+from textgym.tools import flags
+from textgym.tools.flags import FlagParser
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -365,31 +366,30 @@ def _meta(seeds_tabular: Sequence[int], seeds_sb3: Sequence[int]) -> dict[str, A
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
+@dataclass
+class BaselinesArgs:
+    """The flags of ``python -m benchmarks.baselines``."""
+
+    envs: list[str] | None = None
+    """env ids (default: every tiny variant)"""
+    algos: list[str] = flags.flag(default_factory=lambda: list(ALGOS), choices=ALGOS)
+    """the algorithms to run"""
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    """random and tabular seeds"""
+    sb3_seeds: list[int] = field(default_factory=lambda: [0])
+    """SB3 seeds (slower)"""
+    out: Path = RESULTS
+    """results directory"""
+    readme: bool = True
+    """update the table in README.md and docs/readme/baselines.md"""
+    render_only: bool = False
+    """re-write the table, plot and README from an existing baselines.json (no runs)"""
+
+
+def build_parser() -> FlagParser[BaselinesArgs]:
     """The command line of ``python -m benchmarks.baselines``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.baselines", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "--envs", nargs="+", default=None, help="env ids (default: every tiny variant)"
-    )
-    parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=ALGOS)
-    parser.add_argument(
-        "--seeds", nargs="+", type=int, default=[0, 1, 2], help="random and tabular seeds"
-    )
-    parser.add_argument("--sb3-seeds", nargs="+", type=int, default=[0], help="SB3 seeds (slower)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
-    parser.add_argument(
-        "--no-readme",
-        action="store_true",
-        help="do not update the table in README.md and docs/readme/baselines.md",
-    )
-    parser.add_argument(
-        "--render-only",
-        action="store_true",
-        help="re-write the table, plot and README from an existing baselines.json (no runs)",
-    )
-    return parser
+    prog = "python -m benchmarks.baselines"
+    return flags.build_parser(BaselinesArgs, prog, __doc__.splitlines()[0])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -421,7 +421,7 @@ def read_runs(path: Path) -> tuple[list[Run], dict[str, Any]]:
     return runs, meta
 
 
-def execute(args: argparse.Namespace) -> int:
+def execute(args: BaselinesArgs) -> int:
     """Run the parsed command line; user errors raise (a ``UserError``)."""
     # Everything is checked before any run: a bad seed would otherwise surface minutes in.
     envs = check_env_ids(args.envs) if args.envs else tuple(tiny_env_ids())
@@ -431,7 +431,7 @@ def execute(args: argparse.Namespace) -> int:
     check_out_dir(args.out)
     if args.render_only:
         runs, meta = read_runs(args.out / "baselines.json")
-        write_outputs(runs, meta, args.out, readme=not args.no_readme)
+        write_outputs(runs, meta, args.out, readme=args.readme)
         return 0
 
     torch.set_num_threads(1)  # 2 shared cores: more threads only add contention
@@ -455,7 +455,7 @@ def execute(args: argparse.Namespace) -> int:
                 )
     meta = _meta(args.seeds, args.sb3_seeds)
     meta["total_seconds"] = time.perf_counter() - start
-    write_outputs(runs, meta, args.out, readme=not args.no_readme)
+    write_outputs(runs, meta, args.out, readme=args.readme)
     return 0
 
 

@@ -8,17 +8,18 @@ exit status 2.
 
 from __future__ import annotations
 
-import argparse
-import difflib
 import json
 import math
 import sys
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import textgym
-from textgym.errors import ConfigError, UserError
+from textgym.errors import ConfigError, UserError, did_you_mean
+from textgym.tools.flags import FlagParser
+
+C = TypeVar("C")
 
 #: Seeds go to numpy, Gymnasium, torch and SB3 (whose ``np.random.seed`` takes < 2**32),
 #: offset by up to 20_000 for evaluation: this range is valid for all of them.
@@ -31,12 +32,6 @@ class MissingFileError(UserError, FileNotFoundError):
 
 class ResultsFileError(UserError, ValueError):
     """A results file given to read is torn, unreadable or not what it should be."""
-
-
-def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """`` Did you mean 'x'?`` for the closest of ``known``, or ``""``."""
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def check_known(
@@ -158,18 +153,18 @@ def read_json(path: Path, missing: str, torn: str) -> Any:
 
 
 def run_main(
-    parser: argparse.ArgumentParser,
-    execute: Callable[[argparse.Namespace], int],
+    parser: FlagParser[C],
+    execute: Callable[[C], int],
     argv: Sequence[str] | None,
 ) -> int:
-    """Parse ``argv`` and run ``execute``; a user error prints one line and returns 2.
+    """Parse ``argv`` into the benchmark's flags and run ``execute`` on them; a user error
+    (a bad flag included) prints one line and returns 2.
 
     Bugs keep their traceback: only a :class:`UserError` (a bad flag value, an output in
     use or holding another configuration, an unwritable directory) is shortened.
     """
-    args = parser.parse_args(argv)
     try:
-        return execute(args)
+        return execute(parser.parse(argv))
     except UserError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2

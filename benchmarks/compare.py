@@ -22,7 +22,6 @@ the interquartile mean (scipy), and is written as ``results.json``, ``results.cs
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -63,6 +62,8 @@ from benchmarks.runner import (
 from benchmarks.stats import bootstrap_ci, group_by, iqm, mean
 from textgym.errors import ConfigError
 from textgym.files import atomic_write
+from textgym.tools import flags
+from textgym.tools.flags import FlagParser, flag
 
 #: Re-exported: the errors a caller of :func:`bench` and :func:`make_config` catches.
 __all__ = [
@@ -374,35 +375,36 @@ def bench(
         return write_outputs(results, config.out, config.as_dict())
 
 
-def build_parser() -> argparse.ArgumentParser:
+@dataclass
+class BenchArgs:
+    """The flags of ``textgym bench``."""
+
+    preset: str = flag("quick", choices=sorted(PRESETS))
+    """which envs, algorithms, seeds and budget to run"""
+    envs: list[str] | None = flag(None, nargs="*")
+    """override the preset's envs"""
+    algos: list[str] | None = flag(None, nargs="*")
+    """override the preset's algorithms"""
+    seeds: list[int] | None = flag(None, nargs="*")
+    """override the preset's seeds"""
+    budget: str = "{}"
+    """JSON overrides of the preset's budget, e.g. '{"tabular_timesteps": 3000,
+    "eval_episodes": 20}' (the keys are below)"""
+    out: Path = Path("bench_results")
+    """output directory (a rerun resumes it)"""
+    restart: bool = False
+    """discard every earlier result in --out and start over"""
+    progress: bool = True
+    """show a progress bar"""
+
+
+def build_parser() -> FlagParser[BenchArgs]:
     """The command line of ``textgym bench``."""
-    parser = argparse.ArgumentParser(
-        prog="textgym bench",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="quick")
-    parser.add_argument("--envs", nargs="*", help="override the preset's envs")
-    parser.add_argument("--algos", nargs="*", help="override the preset's algorithms")
-    parser.add_argument("--seeds", nargs="*", type=int, help="override the preset's seeds")
-    parser.add_argument(
-        "--budget",
-        default="{}",
-        help="JSON overrides of the preset's budget, e.g. "
-        '\'{"tabular_timesteps": 3000, "eval_episodes": 20}\'; keys: '
-        + "; ".join(f"{key}: {what}" for key, (_, what) in BUDGET_KEYS.items()),
-    )
-    parser.add_argument("--out", type=Path, default=Path("bench_results"), help="output directory")
-    parser.add_argument(
-        "--restart",
-        action="store_true",
-        help="discard every earlier result in --out and start over",
-    )
-    parser.add_argument("--no-progress", action="store_true")
-    return parser
+    keys = "\n".join(f"  {key}: {what}" for key, (_, what) in BUDGET_KEYS.items())
+    return flags.build_parser(BenchArgs, "textgym bench", __doc__, epilog=f"--budget keys:\n{keys}")
 
 
-def execute(args: argparse.Namespace) -> int:
+def execute(args: BenchArgs) -> int:
     """Run the parsed command line; a user error raises (a :class:`UserError`).
 
     Raises:
@@ -412,7 +414,7 @@ def execute(args: argparse.Namespace) -> int:
     config = make_config(
         args.preset, args.envs, args.algos, args.seeds, parse_budget(args.budget), args.out
     )
-    rows = bench(config, restart=args.restart, progress=not args.no_progress)
+    rows = bench(config, restart=args.restart, progress=args.progress)
     print(markdown(rows, before_after(rows)))
     print(f"wrote {args.out}/results.json, results.csv, results.md, curves.png, scores.png")
     return 0

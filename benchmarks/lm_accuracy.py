@@ -15,7 +15,6 @@ The time budget counts collection and updates; evaluation runs outside it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shlex
@@ -23,6 +22,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,8 @@ from benchmarks.cli import (
 from benchmarks.render import panels, save_png, table
 from benchmarks.stats import group_by
 from textgym.files import atomic_write
+from textgym.tools import flags
+from textgym.tools.flags import FlagParser
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -275,35 +277,43 @@ def _print_summary(results: list[dict[str, Any]]) -> None:
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
+@dataclass
+class LMAccuracyArgs:
+    """The flags of ``python -m benchmarks.lm_accuracy``."""
+
+    algos: list[str] = flags.flag(default_factory=lambda: ["ppo", "grpo"])
+    """the LM algorithms to train"""
+    envs: list[str] = flags.flag(
+        default_factory=lambda: ["textgym/Reasoning-v0", "textgym/CustomerService-v0"]
+    )
+    """the envs to train and evaluate on"""
+    seeds: list[int] = flags.flag(default_factory=lambda: [1])
+    """seeds of the runs"""
+    time_budget: float = 600.0
+    """training seconds per run"""
+    eval_every: int = 10
+    """updates between held-out evaluations"""
+    threads: int = 2
+    """torch CPU threads"""
+    model: str = "default"
+    """the model to start from: 'default', a local directory or a hub name"""
+    runs: str = "runs/lm_accuracy"
+    """where the run directories go"""
+    out: str = str(RESULTS / "lm_accuracy.json")
+    """the summary JSON (a PNG plot is written next to it)"""
+    eval_only: bool = False
+    """evaluate --model on the held-out split with the same protocol, without training"""
+    combine: list[str] | None = flags.flag(None, metavar="JSON")
+    """merge the results of earlier runs (e.g. run in parallel) into --out and its plot"""
+
+
+def build_parser() -> FlagParser[LMAccuracyArgs]:
     """The command line of ``python -m benchmarks.lm_accuracy``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.lm_accuracy",
-        description="RL lift of the default model's held-out accuracy.",
+    prog, doc = (
+        "python -m benchmarks.lm_accuracy",
+        "RL lift of the default model's held-out accuracy.",
     )
-    parser.add_argument("--algos", nargs="+", default=["ppo", "grpo"])
-    parser.add_argument(
-        "--envs", nargs="+", default=["textgym/Reasoning-v0", "textgym/CustomerService-v0"]
-    )
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1])
-    parser.add_argument("--time-budget", type=float, default=600.0, help="training seconds per run")
-    parser.add_argument("--eval-every", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--model", default="default")
-    parser.add_argument("--runs", default="runs/lm_accuracy", help="run directories")
-    parser.add_argument("--out", default=str(RESULTS / "lm_accuracy.json"))
-    parser.add_argument(
-        "--eval-only",
-        action="store_true",
-        help="evaluate --model on the held-out split with the same protocol, without training",
-    )
-    parser.add_argument(
-        "--combine",
-        nargs="+",
-        metavar="JSON",
-        help="merge the results of earlier runs (e.g. run in parallel) into --out and its plot",
-    )
-    return parser
+    return flags.build_parser(LMAccuracyArgs, prog, doc)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -311,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_main(build_parser(), lambda args: execute(args, argv), argv)
 
 
-def check_args(args: argparse.Namespace) -> None:
+def check_args(args: LMAccuracyArgs) -> None:
     """Every flag of a training run, checked before the first (minutes-long) run starts.
 
     Raises:
@@ -328,7 +338,7 @@ def check_args(args: argparse.Namespace) -> None:
     check_out_file(args.out)
 
 
-def execute(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+def execute(args: LMAccuracyArgs, argv: Sequence[str] | None = None) -> int:
     """Run the parsed command line (``argv`` is recorded as the command); user errors raise."""
     if args.combine:
         check_out_file(args.out)

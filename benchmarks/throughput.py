@@ -18,7 +18,6 @@ what a ratio of 1.0 would leave for each turn end against the least work a turn 
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import gc
 import json
@@ -26,6 +25,7 @@ import platform
 import pstats
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ from benchmarks.render import Column, columns_table
 from textgym.errors import ConfigError
 from textgym.files import atomic_write
 from textgym.rewards.base import RewardContext
+from textgym.tools import flags
+from textgym.tools.flags import FlagParser
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -422,20 +424,27 @@ def report_markdown(report: dict[str, Any]) -> str:
     return "\n\n".join(tables) + "\n"
 
 
-def build_parser() -> argparse.ArgumentParser:
+@dataclass
+class ThroughputArgs:
+    """The flags of ``python -m benchmarks.throughput``."""
+
+    envs: list[str] | None = flags.flag(None, nargs="*")
+    """env ids (default: one per family)"""
+    steps: int = 20_000
+    """single-env steps per run (the vector env takes steps // num_envs * 4 vector steps)"""
+    num_envs: int = 64
+    """sub-envs of the vector env"""
+    repeats: int = 3
+    """runs per env, alternating with CartPole (the best of each counts)"""
+    trainers: bool = False
+    """also measure the LM trainers against TRL"""
+    out: Path = RESULTS
+    """results directory"""
+
+
+def build_parser() -> FlagParser[ThroughputArgs]:
     """The command line of ``python -m benchmarks.throughput``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.throughput",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--envs", nargs="*", default=None, help="env ids (default: one per family)")
-    parser.add_argument("--steps", type=int, default=20_000)
-    parser.add_argument("--num-envs", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--trainers", action="store_true", help="also measure LM trainers vs TRL")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    return parser
+    return flags.build_parser(ThroughputArgs, "python -m benchmarks.throughput", __doc__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -443,7 +452,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_main(build_parser(), execute, argv)
 
 
-def check_args(args: argparse.Namespace) -> None:
+def check_args(args: ThroughputArgs) -> None:
     """Every flag checked before measuring (a bad one would surface minutes in, or never).
 
     Raises:
@@ -454,7 +463,6 @@ def check_args(args: argparse.Namespace) -> None:
     for flag in ("steps", "num_envs", "repeats"):
         check_positive(getattr(args, flag), "--" + flag.replace("_", "-"), integer=True)
     if args.steps < args.num_envs:
-        # The vector measurement runs steps // num_envs * 4 vector steps: none below this.
         raise ConfigError(
             f"--steps ({args.steps}) must be at least --num-envs ({args.num_envs}): the vector "
             "measurement runs steps // num-envs * 4 steps of all sub-envs."
@@ -462,7 +470,7 @@ def check_args(args: argparse.Namespace) -> None:
     check_out_dir(args.out)
 
 
-def execute(args: argparse.Namespace) -> int:
+def execute(args: ThroughputArgs) -> int:
     """Run the parsed command line; user errors raise (a ``UserError``)."""
     check_args(args)
     env_ids = args.envs or family_env_ids()

@@ -24,12 +24,12 @@ included.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,8 @@ from benchmarks.render import table
 from textgym import hub
 from textgym.rewards.base import RewardContext
 from textgym.tasks.base import Problem, Turn
+from textgym.tools import flags
+from textgym.tools.flags import FlagParser
 
 RESULTS = Path(__file__).parent / "results" / "lm_trainer_throughput.json"
 ENV_ID = "textgym/Reasoning-v0"
@@ -88,12 +90,11 @@ def opening_ids(env_id: str, seed: int) -> list[int]:
 def reward_fn(env_id: str) -> Callable[[str, str], float]:
     """The env's reward for a single-turn completion text and a gold answer."""
     env = gym.make(env_id).unwrapped
-    reward, task = env.reward, env.task
+    reward = env.reward
 
     def score(text: str, answer: str) -> float:
         problem = Problem(prompt="", answer=answer)
         ctx = RewardContext(
-            task=task,
             problem=problem,
             turns=(Turn("agent", text),),
             text=text,
@@ -440,25 +441,39 @@ def _version(pkg: str) -> str:
         return "not installed"
 
 
-def build_parser() -> argparse.ArgumentParser:
+@dataclass
+class TrainerThroughputArgs:
+    """The flags of ``python -m benchmarks.trainer_throughput``."""
+
+    model: str = "default"
+    """causal LM: 'default' (textgym's embedded model), a local directory or a hub name"""
+    env_id: str = ENV_ID
+    """the env whose prompts and reward every contender trains on"""
+    batch: int = 64
+    """completions per step (batch / group prompts x group samples)"""
+    group: int = 8
+    """samples per prompt"""
+    steps: int = 4
+    """timed steps per block"""
+    warmup: int = 1
+    """untimed steps before each block"""
+    repeats: int = 3
+    """blocks per contender, in alternation (the median counts)"""
+    threads: int = 2
+    """torch CPU threads"""
+    contenders: str = "raw,trl,grpo,ppo"
+    """comma-separated contenders to measure"""
+    out: str = str(RESULTS)
+    """the JSON file to write"""
+
+
+def build_parser() -> FlagParser[TrainerThroughputArgs]:
     """The command line of ``python -m benchmarks.trainer_throughput``."""
-    p = argparse.ArgumentParser(
-        description="Generated tokens/s: textgym GRPO and PPO vs TRL vs a raw reference loop."
-    )
-    p.add_argument("--model", default="default")
-    p.add_argument("--env-id", default=ENV_ID)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--group", type=int, default=8)
-    p.add_argument("--steps", type=int, default=4)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--contenders", default="raw,trl,grpo,ppo")
-    p.add_argument("--out", default=str(RESULTS))
-    return p
+    prog, doc = "python -m benchmarks.trainer_throughput", __doc__.split("\n\n")[0]
+    return flags.build_parser(TrainerThroughputArgs, prog, doc)
 
 
-def execute(args: argparse.Namespace) -> int:
+def execute(args: TrainerThroughputArgs) -> int:
     """Measure with the parsed flags, write the JSON and print the headline figures."""
     result = measure(
         args.model, args.env_id, args.batch, args.group, args.steps, args.warmup, args.repeats,

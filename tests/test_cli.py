@@ -24,10 +24,22 @@ def test_subcommands_have_help(command: str, capsys: pytest.CaptureFixture[str])
     assert "usage" in capsys.readouterr().out
 
 
-def test_unknown_command_fails(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["fly"])
-    assert exc.value.code == 2
+def test_unknown_command_fails_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fly"]) == 2
+    assert capsys.readouterr().err == (
+        "textgym: error: invalid choice: 'fly' (choose from list, play, train, bench, rate, "
+        "train-rm). `textgym --help` lists the commands.\n"
+    )
+    assert main(["plya"]) == 2
+    assert "Did you mean 'play'?" in capsys.readouterr().err
+
+
+def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: textgym {list,play,train,bench,rate,train-rm} ...")
+    for line in ("  list      show every registered environment id", "  train-rm  train a"):
+        assert line in out
 
 
 def test_list_writes_the_env_table_between_markers(tmp_path, capsys) -> None:  # noqa: ANN001
@@ -83,15 +95,28 @@ def test_run_command_keeps_other_gymnasium_errors_as_bugs() -> None:
         run_command("textgym x", body)
 
 
-def test_usage_errors_are_two_lines_and_the_patch_is_undone(capsys) -> None:  # noqa: ANN001
-    import argparse
+def test_usage_errors_are_one_line_naming_the_flag_and_the_help() -> None:
+    """A flag's mistake is a ConfigError raised by the flag parser itself: no usage block,
+    no patched argparse, no SystemExit."""
+    from textgym.feedback.cli import rate
 
-    original = argparse.ArgumentParser.error
-    with pytest.raises(SystemExit) as exc:
-        main(["rate", "--log"])
-    assert exc.value.code == 2
-    assert capsys.readouterr().err.splitlines() == [
-        "textgym rate: error: argument --log: expected one argument",
-        "`textgym rate --help` shows the usage.",
-    ]
-    assert argparse.ArgumentParser.error is original
+    with pytest.raises(ConfigError) as exc:
+        rate(["--log"])
+    assert str(exc.value) == (
+        "argument --log: expected one argument. `textgym rate --help` lists every flag and its "
+        "type."
+    )
+
+
+def test_every_command_names_its_unknown_flags_closest_match(capsys) -> None:  # noqa: ANN001
+    for argv, hint in [
+        (["list", "--markdwn"], "Did you mean --markdown?"),
+        (["play", "--epsiodes", "2"], "Did you mean --episodes?"),
+        (["rate", "--smaples", "x", "--log", "y"], "Did you mean --samples?"),
+        (["train-rm", "--bs", "4"], "Did you mean --batch-size?"),
+        (["bench", "--agos", "random"], "Did you mean --algos?"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"Unknown flag {argv[1]} for textgym {argv[0]}." in err
+        assert hint in err, err

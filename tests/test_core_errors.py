@@ -84,8 +84,12 @@ def _tokenizer_without(token: str):
 
 
 def test_tokenizer_without_eot() -> None:
-    with pytest.raises(TokenizerError, match=r"no eos token.*end-of-turn"):
-        TextEnv("copy", tokenizer=_tokenizer_without("eos_token"))
+    tok = _tokenizer_without("eos_token")
+    # With a chat template the turn ends where the template ends an assistant turn.
+    assert TextEnv("copy", tokenizer=tok).chat.eot_id == tok.convert_tokens_to_ids("<eot>")
+    tok.chat_template = None
+    with pytest.raises(TokenizerError, match=r"no eos token.*ends an agent turn.*chat template"):
+        TextEnv("copy", tokenizer=tok)
 
 
 def test_tokenizer_without_pad() -> None:

@@ -6,7 +6,6 @@ Models are tiny random GPT-2s built in a temporary directory (no downloads).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import gymnasium as gym
@@ -19,9 +18,7 @@ import textgym
 from agents.common.rollout import Episode, RolloutCollector, gae, make_batch, whiten
 from agents.lm.policy import LMPolicy, ModelMismatchError, token_logprobs
 from agents.lm.sampler import KVSampler
-from textgym.rewards.base import RewardContext
-from textgym.tasks.base import Problem, Task, Turn
-from textgym.users.base import Reply, Responder
+from tests.helpers import ChatTask
 from textgym.vector import TextVectorEnv
 
 VOCAB = len(textgym.default_tokenizer())
@@ -42,44 +39,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_model(tmp_path_factory.mktemp("tiny_lm"))
 
 
-class EchoResponder(Responder):
-    """Replies with a few words (varying length) for two turns, then ends the dialogue."""
-
-    def reset(self, problem: Problem, rng: np.random.Generator) -> None:
-        self.rng = rng
-
-    def respond(self, turns: Sequence[Turn]) -> Reply:
-        agent_turns = sum(t.role == "agent" for t in turns)
-        words = " ".join(["red", "blue", "green"][: 1 + int(self.rng.integers(3))])
-        return Reply(f"say {words} please", done=agent_turns >= 3)
-
-
-class EchoTask(Task):
-    """A three-turn task with a scripted user, to exercise multi-turn rollouts."""
-
-    name = "echo_test"
-    multi_turn = True
-    max_length = 96
-    max_new_tokens = 6
-
-    def sample(self, rng: np.random.Generator) -> Problem:
-        return Problem(prompt="copy: red blue", answer="red blue")
-
-    def default_reward(self):  # noqa: ANN201 - a plain function is a reward
-        return lambda ctx: float(ctx.text.strip() == "red")
-
-    def success(self, ctx: RewardContext) -> bool:
-        return False
-
-    def oracle(self, problem: Problem, turns: Sequence[Turn]) -> str:
-        return "red"
-
-    def responder(self) -> Responder:
-        return EchoResponder()
-
-
 def multi_turn_envs(n: int) -> TextVectorEnv:
-    return TextVectorEnv(n, task=EchoTask(), copy=False)
+    return TextVectorEnv(n, task=ChatTask(), copy=False)
 
 
 def copy_envs(n: int) -> gym.vector.VectorEnv:

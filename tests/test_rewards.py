@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
 import textgym
+from tests.helpers import make_ctx, run_oracle
+from textgym.envs.copy import CopyTask
 from textgym.rewards import (
     Abstention,
     AnswerFormat,
@@ -33,33 +34,8 @@ from textgym.rewards import (
     reward_names,
 )
 from textgym.rewards.registry import REWARDS
-from textgym.tasks.base import Problem, Turn
-from textgym.tasks.copy import CopyTask
 
 TASK = CopyTask()
-
-
-def make_ctx(
-    text: str,
-    *,
-    prompt: str = "copy: red",
-    answer: str | None = "red",
-    metadata: Mapping[str, Any] | None = None,
-    earlier: tuple[str, ...] = (),
-) -> RewardContext:
-    """A context whose turns are: prompt, then alternating earlier agent turns, then ``text``."""
-    turns = [Turn("user", prompt)]
-    for t in earlier:
-        turns += [Turn("agent", t), Turn("user", "go on")]
-    turns.append(Turn("agent", text))
-    return RewardContext(
-        task=TASK,
-        problem=Problem(prompt=prompt, answer=answer, metadata=metadata or {}),
-        turns=tuple(turns),
-        text=text,
-        token_ids=np.arange(len(text.split()), dtype=np.int64),
-        turn_index=len(earlier),
-    )
 
 
 # -- verifiable -------------------------------------------------------------------------
@@ -90,6 +66,48 @@ def test_verifiable_rewards() -> None:
         0.0,
         -0.5,
     ]
+
+
+@pytest.mark.parametrize(
+    ("reward", "unanswered"),
+    [(NumericMatch(), 0.0), (AnswerFormat(), 0.0), (Abstention(), 0.0), (Correctness(), -0.5)],
+    ids=["numeric_match", "format", "abstention", "correctness"],
+)
+@pytest.mark.parametrize("text", ["answer: 3", "I don't know"])
+def test_a_truncated_turn_has_no_answer(reward: Reward, unanswered: float, text: str) -> None:
+    assert reward(make_ctx(text, answer="3", truncated=True)) == unanswered
+    assert reward(make_ctx("blue", answer="3")) == unanswered  # the same as no answer at all
+
+
+def test_bare_answers_count_only_when_asked_for() -> None:
+    for reward, right in [(NumericMatch, 1.0), (AnswerFormat, 1.0), (Correctness, 1.0)]:
+        assert reward(bare=True)(make_ctx(" 3 ", answer="3")) == right
+        assert reward()(make_ctx(" 3 ", answer="3")) < right
+    assert parse_reward("correctness(bare=True)")(make_ctx("3", answer="3")) == 1.0
+    assert parse_reward("correctness(bare=False)")(make_ctx("3", answer="3")) == -0.5
+    with pytest.raises(TypeError, match="bare must be True or False"):
+        Correctness(bare="yes")
+    with pytest.raises(ValueError, match="truth value"):
+        register_reward("True", ExactMatch)
+
+
+@pytest.mark.parametrize("env_id", textgym.env_ids())
+def test_each_default_reward_is_the_spec_the_docs_print(env_id: str) -> None:
+    default = gym.make(env_id)
+    spec = gym.make(env_id, reward=default.unwrapped.task.reward_spec)
+    rng = np.random.default_rng(0)
+    for seed in range(6):
+        for env in (default, spec):
+            env.reset(seed=seed)
+        done = False
+        while not done:  # half oracle, half random tokens (wrong and truncated turns)
+            oracle = seed % 2 == 0
+            action = default.unwrapped.oracle_action() if oracle else int(rng.integers(100))
+            *got, terminated, truncated, info = default.step(action)
+            *want, _, _, info_spec = spec.step(action)
+            assert got[1] == want[1]
+            assert info.get("reward_components") == info_spec.get("reward_components")
+            done = terminated or truncated
 
 
 # -- heuristic text ---------------------------------------------------------------------
@@ -130,10 +148,7 @@ def test_relevance_is_keyword_coverage() -> None:
     from textgym.users.base import Reply
 
     ctx = make_ctx("your refund", metadata=meta)
-    per_turn = RewardContext(
-        ctx.task, ctx.problem, ctx.turns, ctx.text, ctx.token_ids,
-        reply=Reply("ok", outcome={"keywords": ["refund"]}),
-    )  # fmt: skip
+    per_turn = replace(ctx, reply=Reply("ok", outcome={"keywords": ["refund"]}))
     assert r(per_turn) == 1.0  # the responder's per-turn keywords come first
     topic = Relevance(key="topic")
     assert topic(make_ctx("about billing", metadata={"topic": "billing"})) == 1.0
@@ -154,7 +169,7 @@ def test_repetition_within_and_across_turns() -> None:
     assert 0.0 < half < 1.0
     # Contexts built without the current turn in ``turns`` are handled the same.
     ctx = make_ctx("hello there", earlier=("hello there",))
-    trimmed = RewardContext(ctx.task, ctx.problem, ctx.turns[:-1], ctx.text, ctx.token_ids)
+    trimmed = replace(ctx, turns=ctx.turns[:-1])
     assert r(trimmed) == 0.0
 
 
@@ -242,16 +257,6 @@ def test_register_reward() -> None:
 
 
 # -- end to end through gym.make ---------------------------------------------------------
-
-
-def run_oracle(env: gym.Env, seed: int = 0) -> tuple[float, dict[str, Any]]:
-    env.reset(seed=seed)
-    total, info = 0.0, {}
-    while True:
-        _, r, terminated, truncated, info = env.step(env.unwrapped.oracle_action())
-        total += float(r)
-        if terminated or truncated:
-            return total, info
 
 
 def test_gym_make_with_reward_object_function_and_string() -> None:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import make_ctx
 from textgym.rewards import (
     Clip,
     LengthCost,
@@ -19,22 +20,8 @@ from textgym.rewards import (
     Weighted,
     evaluate,
 )
-from textgym.tasks.base import Problem, Turn
-from textgym.tasks.copy import CopyTask
 
 VOCAB = 7
-TASK = CopyTask()
-
-
-def make_ctx(text: str) -> RewardContext:
-    problem = Problem(prompt="copy: red", answer="red")
-    return RewardContext(
-        task=TASK,
-        problem=problem,
-        turns=(Turn("user", problem.prompt), Turn("agent", text)),
-        text=text,
-        token_ids=np.arange(len(text.split())),
-    )
 
 
 class Affine(Reward):

@@ -15,6 +15,7 @@ import numpy as np
 import psutil
 import pytest
 
+from tests.helpers import InterruptAfter, make_ctx, run_oracle
 from textgym.errors import ConfigError, UserError
 from textgym.feedback.cli import main
 from textgym.feedback.log import Rating, RatingLog, RatingsFileError, parse_log, read_ratings
@@ -22,22 +23,10 @@ from textgym.feedback.rater import HumanReward, Rater, run_session
 from textgym.feedback.samples import samples_from_env
 from textgym.feedback.train import train_reward_model
 from textgym.files import WriteError
-from textgym.rewards import RewardContext
+from textgym.progress import read_log
 from textgym.rewards.models import RewardModel
-from textgym.tasks.base import Problem, Turn
-from textgym.tasks.copy import CopyTask
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def make_ctx(text: str, prompt: str = "help me") -> RewardContext:
-    return RewardContext(
-        task=CopyTask(),
-        problem=Problem(prompt=prompt),
-        turns=(Turn("user", prompt), Turn("agent", text)),
-        text=text,
-        token_ids=np.zeros(1, dtype=np.int64),
-    )
 
 
 # -- the rater ----------------------------------------------------------------------------
@@ -94,12 +83,7 @@ def test_human_reward_in_an_env(tmp_path: Path) -> None:
     import gymnasium as gym
 
     reward = HumanReward(tmp_path / "h.jsonl", input=io.StringIO("x\n5\n"), output=io.StringIO())
-    env = gym.make("textgym/Copy-v0", reward=reward)
-    env.reset(seed=0)
-    while True:
-        _, r, terminated, truncated, info = env.step(env.unwrapped.oracle_action())
-        if terminated or truncated:
-            break
+    r, info = run_oracle(gym.make("textgym/Copy-v0", reward=reward), seed=0)
     assert r == 1.0 and info["reward_components"] == {"human": 1.0}
     assert read_ratings(tmp_path / "h.jsonl")[0].score == 5.0
 
@@ -210,9 +194,17 @@ def test_trained_reward_model_ranks_held_out_samples(tmp_path: Path) -> None:
             f.append(rating)
     # Through the command line, from the log, as a user would.
     assert main(["train", "--log", str(log), "--out", str(tmp_path / "rm"), "--epochs", "25"]) == 0
-    summary = json.loads((tmp_path / "rm" / "textgym_reward_model.json").read_text())
+    # --out is a run directory like every learner's; the model is its final_model/.
+    run = tmp_path / "rm"
+    assert {p.name for p in run.iterdir()} == {
+        ".lock", "config.json", "progress.csv", "final_model", "report.json",
+    }  # fmt: skip
+    summary = json.loads((run / "final_model" / "textgym_reward_model.json").read_text())
     assert summary["n_preferences"] == 30 and summary["n_scores"] == 10
-    rm = RewardModel(tmp_path / "rm")
+    assert json.loads((run / "report.json").read_text())["n_preferences"] == 30
+    assert json.loads((run / "config.json").read_text())["ratings"] == [str(log)]
+    assert len(read_log(run)["rm/loss"]) == 25
+    rm = RewardModel(run / "final_model")
     pairs = [
         (
             sentence(rng, str(rng.choice(GOOD)), TEST_FILL),
@@ -220,7 +212,12 @@ def test_trained_reward_model_ranks_held_out_samples(tmp_path: Path) -> None:
         )
         for _ in range(40)
     ]
-    scores = [v for v, _ in rm.batch([make_ctx(t) for pair in pairs for t in pair])]
+    scores = [
+        v
+        for v, _ in rm.batch(
+            [make_ctx(t, prompt="help me", answer=None) for pair in pairs for t in pair]
+        )
+    ]
     accuracy = np.mean([scores[2 * i] > scores[2 * i + 1] for i in range(len(pairs))])
     assert accuracy >= 0.9, f"held-out ranking accuracy {accuracy:.2f}"
 
@@ -245,13 +242,9 @@ def test_rlhf_loop_end_to_end(tmp_path: Path) -> None:
     rater = Rater(log, input=io.StringIO(answers), output=io.StringIO())
     assert run_session(samples, rater, mode="preference") == 12
     result = train_reward_model(log, tmp_path / "rm", epochs=3, hidden=32, layers=1)
-    assert result.n_preferences == 12
-    env = gym.make("textgym/Copy-v0", reward=f'exact_match + reward_model("{tmp_path / "rm"}")')
-    env.reset(seed=0)
-    while True:
-        _, r, terminated, truncated, info = env.step(env.unwrapped.oracle_action())
-        if terminated or truncated:
-            break
+    assert result.n_preferences == 12 and result.path == tmp_path / "rm" / "final_model"
+    env = gym.make("textgym/Copy-v0", reward=f'exact_match + reward_model("{result.path}")')
+    r, info = run_oracle(env, seed=0)
     comps = info["reward_components"]
     assert set(comps) == {"exact_match", "reward_model"}
     assert r == pytest.approx(comps["exact_match"] + comps["reward_model"])
@@ -293,8 +286,8 @@ def test_train_rm_reads_a_torn_non_ascii_line_as_the_rater_does(
     assert [r.sample_id for r in read_ratings(log)] == ["s0", "s1", "s2"]
     assert "torn last line" in capsys.readouterr().err
     status = main(["train-rm", "--log", str(log), "--out", str(tmp_path / "rm"), "--epochs", "1"])
-    assert status == 0 and (tmp_path / "rm" / "textgym_reward_model.json").exists()
-    assert json.loads((tmp_path / "rm" / "textgym_reward_model.json").read_text())["n_scores"] == 3
+    summary = tmp_path / "rm" / "final_model" / "textgym_reward_model.json"
+    assert status == 0 and json.loads(summary.read_text())["n_scores"] == 3
     # The rater reads the same log the same way, then cuts the tail before its next append.
     run_session(
         [{"context": "c", "text": "new"}],
@@ -341,16 +334,6 @@ def test_two_raters_appending_to_one_log_lose_nothing(tmp_path: Path) -> None:
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     ids = [r.sample_id for r in read_ratings(log)]
     assert sorted(ids) == sorted(f"{n}{i}" for n in "ab" for i in range(150))
-
-
-class InterruptAfter(io.StringIO):
-    """stdin that gives its lines, then raises KeyboardInterrupt (Ctrl-C while typing)."""
-
-    def readline(self, *args: object) -> str:  # type: ignore[override]
-        line = super().readline()
-        if not line:
-            raise KeyboardInterrupt
-        return line
 
 
 def test_ctrl_c_mid_rating_keeps_every_rating_and_closes_the_log(tmp_path: Path) -> None:
@@ -416,15 +399,14 @@ def test_training_config_is_checked_before_any_work(
     assert not (tmp_path / "rm").exists()
 
 
-def test_an_interrupted_save_leaves_the_previous_model_whole(
+def test_an_interrupted_save_leaves_no_half_model_and_the_next_run_replaces_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from transformers import PreTrainedTokenizerBase
 
     ratings = [Rating("score", "c", f"s{i}", text=f"t {i}", score=1.0 + i) for i in range(4)]
     out = tmp_path / "rm"
-    train_reward_model(ratings, out, epochs=1, hidden=32, layers=1)
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    save_tokenizer = PreTrainedTokenizerBase.save_pretrained
 
     def killed(self: object, directory: object, *args: object, **kwargs: object) -> None:
         (Path(str(directory)) / "tokenizer.json").write_text('{"half": ')  # a partial write
@@ -432,10 +414,30 @@ def test_an_interrupted_save_leaves_the_previous_model_whole(
 
     monkeypatch.setattr(PreTrainedTokenizerBase, "save_pretrained", killed)
     with pytest.raises(KeyboardInterrupt):
-        train_reward_model(ratings, out, epochs=1, hidden=32, layers=1, seed=1)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-    RewardModel(out)  # still loads
+        train_reward_model(ratings, out, epochs=1, hidden=32, layers=1)
+    # No half model, no report, no temporary directory: the run is simply not finished...
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "config.json", "progress.csv"]
+    # ...so the same --out trains again (a killed run has no checkpoint to resume from).
+    monkeypatch.setattr(PreTrainedTokenizerBase, "save_pretrained", save_tokenizer)
+    result = train_reward_model(ratings, out, epochs=1, hidden=32, layers=1)
+    assert len(read_log(out)["rm/loss"]) == 1  # the killed run's curve was replaced
+    RewardModel(result.path)  # loads
+    # Finished, it is replaced by the next run in the same --out (there is no --resume):
+    # the old model loads until the new one is renamed over it.
+    old = {p.name: p.read_bytes() for p in result.path.iterdir()}
+    saved = PreTrainedTokenizerBase.save_pretrained
+
+    def while_saving(self: object, directory: object, *args: object, **kwargs: object) -> None:
+        assert not (out / "report.json").exists()  # unfinished from the start of the run
+        assert {p.name: p.read_bytes() for p in result.path.iterdir()} == old
+        saved(self, directory, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PreTrainedTokenizerBase, "save_pretrained", while_saving)
+    again = train_reward_model(ratings, out, epochs=2, hidden=32, layers=1, seed=1)
+    assert json.loads((out / "report.json").read_text())["epochs"] == 2
+    assert len(read_log(out)["rm/loss"]) == 2  # one curve, the new run's
+    assert not list(out.glob(".*.tmp"))
+    RewardModel(again.path)
 
 
 def test_out_with_other_files_is_refused_and_left_alone(tmp_path: Path) -> None:
@@ -450,4 +452,4 @@ def test_any_hidden_size_trains(tmp_path: Path) -> None:
     """hidden=100 asked BERT for 3 heads, which do not divide 100."""
     ratings = [Rating("score", "c", f"s{i}", text=f"t {i}", score=1.0 + i) for i in range(3)]
     result = train_reward_model(ratings, tmp_path / "rm", epochs=1, hidden=100, layers=1)
-    assert result.n_scores == 3 and (tmp_path / "rm" / "textgym_reward_model.json").exists()
+    assert result.n_scores == 3 and (result.path / "textgym_reward_model.json").exists()

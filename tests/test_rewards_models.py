@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import gymnasium as gym
@@ -17,13 +18,10 @@ from transformers import (
 )
 
 import textgym
-from textgym.rewards import ExactMatch, RewardContext, parse_reward
+from tests.helpers import make_ctx, run_oracle
+from textgym.rewards import ExactMatch, parse_reward
 from textgym.rewards.judge import LMJudge
 from textgym.rewards.models import EmbeddingSimilarity, ModelLoadError, RewardModel
-from textgym.tasks.base import Problem, Turn
-from textgym.tasks.copy import CopyTask
-
-TASK = CopyTask()
 
 
 def bert_config(num_labels: int = 1) -> BertConfig:
@@ -59,15 +57,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def make_ctx(text: str, answer: str = "red blue", metadata: dict | None = None) -> RewardContext:
-    problem = Problem(prompt=f"copy: {answer}", answer=answer, metadata=metadata or {})
-    return RewardContext(
-        task=TASK,
-        problem=problem,
-        turns=(Turn("user", problem.prompt), Turn("agent", text)),
-        text=text,
-        token_ids=np.zeros(len(text.split()), dtype=np.int64),
-    )
+#: Contexts on the problem "copy: red blue".
+copy_ctx = functools.partial(make_ctx, prompt="copy: red blue", answer="red blue")
 
 
 TEXTS = ["red blue", "green", "red blue green yellow black", ""]
@@ -92,7 +83,7 @@ def test_batch_is_one_forward_pass_and_matches_single_calls(
     cls = {"rm": RewardModel, "rm2": RewardModel, "emb": EmbeddingSimilarity, "lm": LMJudge}[kind]
     reward = cls(models[kind])
     reward.model = CountingModule(reward.model)
-    ctxs = [make_ctx(t) for t in TEXTS]
+    ctxs = [copy_ctx(t) for t in TEXTS]
     batched = reward.batch(ctxs)
     # One padded pass for every context (the embedding model adds the uncached reference).
     assert reward.model.calls == [len(TEXTS) + (kind == "emb")]
@@ -104,7 +95,7 @@ def test_batch_is_one_forward_pass_and_matches_single_calls(
 
 
 def test_value_ranges(models: dict[str, Path]) -> None:
-    ctxs = [make_ctx(t) for t in TEXTS]
+    ctxs = [copy_ctx(t) for t in TEXTS]
     probs = [v for v, _ in RewardModel(models["rm2"], label=0).batch(ctxs)]
     assert all(0.0 <= p <= 1.0 for p in probs)
     judge = [v for v, _ in LMJudge(models["lm"]).batch(ctxs)]
@@ -116,18 +107,18 @@ def test_value_ranges(models: dict[str, Path]) -> None:
 def test_embedding_similarity_uses_references(models: dict[str, Path]) -> None:
     emb = EmbeddingSimilarity(models["emb"])
     # Identical to the gold answer: cosine 1.
-    assert emb(make_ctx("red blue")) == pytest.approx(1.0, abs=1e-6)
+    assert emb(copy_ctx("red blue")) == pytest.approx(1.0, abs=1e-6)
     # Metadata references win over the answer; the best reference counts.
-    ctx = make_ctx("green", metadata={"references": ["yellow", "green"]})
+    ctx = copy_ctx("green", metadata={"references": ["yellow", "green"]})
     assert emb(ctx) == pytest.approx(1.0, abs=1e-6)
-    assert emb(make_ctx("green", metadata={"references": "yellow"})) < 1.0 - 1e-6
+    assert emb(copy_ctx("green", metadata={"references": "yellow"})) < 1.0 - 1e-6
     # Reference embeddings are cached across calls.
     assert {"red blue", "yellow", "green"} <= set(emb._cache)
 
 
 def test_lm_judge_rubric_and_tokens(models: dict[str, Path]) -> None:
     judge = LMJudge(models["lm"], rubric="{prompt} {response} correct ? answer :", yes="yes")
-    assert judge.prompt_for(make_ctx("red")) == "copy: red blue red correct ? answer :"
+    assert judge.prompt_for(copy_ctx("red")) == "copy: red blue red correct ? answer :"
     with pytest.raises(ValueError, match="response"):
         LMJudge(models["lm"], rubric="{prompt} ok?")
     with pytest.raises(ValueError, match="same token"):
@@ -167,12 +158,7 @@ def test_model_rewards_in_a_vector_env_are_batched(models: dict[str, Path]) -> N
 
 def test_reward_model_by_string_end_to_end(models: dict[str, Path]) -> None:
     reward = parse_reward(f'exact_match + 0.1*reward_model("{models["rm"]}")')
-    env = gym.make("textgym/Copy-v0", reward=reward)
-    env.reset(seed=0)
-    while True:
-        _, r, terminated, truncated, info = env.step(env.unwrapped.oracle_action())
-        if terminated or truncated:
-            break
+    r, info = run_oracle(gym.make("textgym/Copy-v0", reward=reward), seed=0)
     comps = info["reward_components"]
     assert comps["exact_match"] == 1.0
     assert r == pytest.approx(1.0 + 0.1 * comps["reward_model"])

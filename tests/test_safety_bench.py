@@ -107,7 +107,7 @@ def refused(
         ctx.tmp.joinpath("afile").write_text("not a directory")
         args = [a.replace("{tmp}", str(ctx.tmp)) for a in argv]
         mod = importlib.import_module(f"benchmarks.{module}")
-        parsed = mod.build_parser().parse_args([*out_flags(module, ctx.out), *args])
+        parsed = mod.build_parser().parse([*out_flags(module, ctx.out), *args])
         with pytest.raises(error, match=re.escape(fragment)):
             mod.execute(parsed)
         status, err = ctx.run(module, args)
@@ -430,7 +430,7 @@ def baselines_torn_results(ctx: Context) -> None:
     assert err.count("\n") == 1
     (ctx.out / "baselines.json").write_text('{"runs": []}')
     mod = importlib.import_module("benchmarks.baselines")
-    args = mod.build_parser().parse_args([*out_flags("baselines", ctx.out), "--render-only"])
+    args = mod.build_parser().parse([*out_flags("baselines", ctx.out), "--render-only"])
     with pytest.raises(ResultsFileError, match="is not a baselines result"):
         mod.execute(args)
     assert not (ctx.out / "baselines.md").exists()

@@ -73,9 +73,10 @@ ROWS = [
     row("no-command", [], "required: command"),
     row("unknown-command", ["fly"], "invalid choice: 'fly'"),
     row("misspelt-command", ["trian"], "did you mean 'train'"),
-    row("top-unknown-flag", ["--fast", "list"], "unrecognized arguments: --fast"),
+    row("top-unknown-flag", ["--fast", "list"], "Unknown flag --fast for textgym; flags go after"),
     # -- list
-    row("list-unknown-flag", ["list", "--wide"], "unrecognized arguments: --wide"),
+    row("list-unknown-flag", ["list", "--wide"], "Unknown flag --wide for textgym list."),
+    row("list-misspelt-flag", ["list", "--markdwon"], "Did you mean --markdown?"),
     row("list-env-id", ["list", "textgym/Copy-v0"], "unrecognized arguments: textgym/Copy-v0"),
     row("list-write-missing", ["list", "--write", "{missing}"], "missing.jsonl"),
     row("list-write-no-markers", ["list", "--write", "{bare}"], "no table markers"),
@@ -88,7 +89,8 @@ ROWS = [
     row("play-negative-seed", ["play", "--seed", "-1"], "--seed"),
     row("play-zero-episodes", ["play", "--episodes", "0"], "--episodes"),
     row("play-bad-split", ["play", "--split", "dev"], "invalid choice: 'dev'"),
-    row("play-unknown-flag", ["play", "--speed", "2"], "unrecognized arguments: --speed"),
+    row("play-unknown-flag", ["play", "--speed", "2"], "Unknown flag --speed for textgym play."),
+    row("play-misspelt-flag", ["play", "--sed", "2"], "Did you mean --seed?"),
     # -- train
     row("train-no-algo", ["train"], "Missing --algo"),
     row("train-unknown-algo", ["train", "--algo", "dqn"], "Unknown algorithm 'dqn'"),
@@ -161,6 +163,9 @@ ROWS = [
     # -- rate
     row("rate-no-source", ["rate", "--log", "{tmp}/r.jsonl"], "--samples --env"),
     row("rate-no-log", ["rate", "--samples", "{samples}"], "--log"),
+    row(
+        "rate-misspelt-log", ["rate", "--samples", "{samples}", "--lgo", "x"], "Did you mean --log?"
+    ),
     row(
         "rate-missing-samples",
         ["rate", "--samples", "{missing}", "--log", "{tmp}/r.jsonl"],
@@ -328,7 +333,7 @@ def test_valid_commands_still_work(
         main(["train-rm", "--log", files["ratings"], "--out", f"{tmp_path}/rm", "--epochs", "1"])
         == 0
     )
-    assert (tmp_path / "rm" / "textgym_reward_model.json").exists()
+    assert (tmp_path / "rm" / "final_model" / "textgym_reward_model.json").exists()
     # A second run replaces the model it wrote (a reward model directory may be overwritten).
     assert (
         main(["train-rm", "--log", files["ratings"], "--out", f"{tmp_path}/rm", "--epochs", "1"])

@@ -43,15 +43,13 @@ from agents.lm.policy import (
     forward_with_cache,
     output_cache,
 )
+from tests.helpers import ChatTask
 from textgym import hub
 from textgym.errors import UserError
 from textgym.hub import HubError, ModelLoadError, ModelPathError, NotCausalLMError
-from textgym.rewards.base import RewardContext
 from textgym.rewards.judge import LMJudge
 from textgym.rewards.models import EmbeddingSimilarity, RewardModel
-from textgym.tasks.base import Problem, Task
 from textgym.tokenizer import TokenizerError, TokenizerLoadError, load_tokenizer
-from textgym.users.base import Reply, Responder
 from textgym.users.lm import LMResponder
 from textgym.vector import TextVectorEnv
 
@@ -78,41 +76,6 @@ def _gpt2() -> GPT2Config:
         vocab_size=VOCAB, n_positions=256, n_embd=32, n_layer=2, n_head=2,
         bos_token_id=1, eos_token_id=1, pad_token_id=0,
     )  # fmt: skip
-
-
-class _Chatty(Responder):
-    """Replies with one to three words, so contexts grow by uneven blocks, for two turns."""
-
-    def reset(self, problem: Problem, rng: np.random.Generator) -> None:
-        self.rng = rng
-
-    def respond(self, turns: Any) -> Reply:
-        words = " ".join(["red", "blue", "green"][: 1 + int(self.rng.integers(3))])
-        return Reply(f"say {words}", done=sum(t.role == "agent" for t in turns) >= 3)
-
-
-class _ChatTask(Task):
-    """A three-turn task: the sampler sees prefills, single tokens and multi-token blocks."""
-
-    name = "safety_chat_test"
-    multi_turn = True
-    max_length = 96
-    max_new_tokens = 6
-
-    def sample(self, rng: np.random.Generator) -> Problem:
-        return Problem(prompt="copy: red blue", answer="red blue")
-
-    def default_reward(self):  # noqa: ANN201 - a plain function is a reward
-        return lambda ctx: float(ctx.text.strip() == "red")
-
-    def success(self, ctx: RewardContext) -> bool:
-        return False
-
-    def oracle(self, problem: Problem, turns: Any) -> str:
-        return "red"
-
-    def responder(self) -> Responder:
-        return _Chatty()
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +163,7 @@ def test_sampler_warns_nothing_on_the_installed_transformers(
         assert cache_kwarg(policy.model) == "cache"
     # Multi-turn: prefills, one-token steps, multi-token blocks (user replies) and retired
     # rows leaving the cache; values from the same passes.
-    envs = TextVectorEnv(5, task=_ChatTask(), copy=False)
+    envs = TextVectorEnv(5, task=ChatTask(), copy=False)
     gen = torch.Generator().manual_seed(0)
     episodes = RolloutCollector(envs, policy, 1.0, gen, values=True).collect(list(range(5)))
     assert len(episodes) == 5

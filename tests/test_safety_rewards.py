@@ -63,7 +63,6 @@ NAN, INF = math.nan, math.inf
 def ctx(text: str = "red") -> RewardContext:
     problem = Problem(prompt="copy: red", answer="red")
     return RewardContext(
-        task=TASK,
         problem=problem,
         turns=(Turn("user", problem.prompt), Turn("agent", text)),
         text=text,

@@ -2,7 +2,8 @@
 
 * Checkpoints cannot carry code: a pickle that would create a marker file is refused and the
   marker never appears; the safetensors format round-trips every state exactly.
-* A tabular file's header never decides where textgym writes; tabular saves are atomic.
+* A tabular file's header never decides where textgym writes; tabular saves are atomic; an
+  old ``.npz`` (which could hold pickled arrays) is refused without being opened.
 * ``textgym train`` survives faults with nothing lost: a second process on a run directory is
   refused, a kill between the final model and the report is finished on resume, leftovers of
   killed writes are cleaned, a read-only directory or a full disk is a clear error, and the
@@ -32,6 +33,7 @@ import pytest
 import test_agents_lm
 import torch
 from test_agents_lm import SYNTH_ID, make, tiny_gpt2
+from test_tabular import rewrite_checkpoint
 
 from agents.common.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from agents.tabular import CheckpointError as TabularCheckpointError
@@ -188,22 +190,24 @@ def test_a_checkpoint_write_on_a_full_disk_keeps_the_previous_one(
 
 
 def _rewrite_header(path: Path, out: Path, **changes: Any) -> Path:
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    meta = json.loads(str(arrays.pop("meta")))
-    meta["hyperparameters"].update(changes)
-    np.savez(out, meta=np.array(json.dumps(meta)), **arrays)
-    return out
+    """A tabular checkpoint whose header's hyper-parameters say ``changes``."""
+
+    def edit(state: dict[str, Any]) -> None:
+        state["agent"]["hyperparameters"].update(changes)
+
+    return rewrite_checkpoint(path, out, edit)
 
 
 def test_a_tabular_header_never_decides_where_textgym_writes(tmp_path: Path) -> None:
-    path = QLearning("textgym/Copy-Tiny-v0", seed=0).learn(200).save(tmp_path / "q.npz")
+    path = QLearning("textgym/Copy-Tiny-v0", seed=0).learn(200).save(tmp_path / "q")
     elsewhere = tmp_path / "elsewhere"
-    evil = _rewrite_header(path, tmp_path / "evil.npz", log_dir=str(elsewhere))
-    with pytest.raises(TabularCheckpointError, match="evil.npz.*'log_dir'.*never decides where"):
+    evil = _rewrite_header(path, tmp_path / "evil.safetensors", log_dir=str(elsewhere))
+    with pytest.raises(
+        TabularCheckpointError, match="evil.safetensors.*'log_dir'.*never decides where"
+    ):
         load_tabular(evil, env="textgym/Copy-Tiny-v0")
     with pytest.raises(TabularCheckpointError, match="'tensorboard'"):
-        load_tabular(_rewrite_header(path, tmp_path / "tb.npz", tensorboard=True))
+        load_tabular(_rewrite_header(path, tmp_path / "tb.safetensors", tensorboard=True))
     assert not elsewhere.exists()
     # The caller decides: an honest file logs where load() is told to.
     mine = tmp_path / "mine"
@@ -216,7 +220,7 @@ def test_a_tabular_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     from textgym.files import WriteError
 
     agent = QLearning("textgym/Copy-Tiny-v0", seed=0).learn(300)
-    path = agent.save(tmp_path / "q.npz")
+    path = agent.save(tmp_path / "q")
     before = path.read_bytes()
     agent.learn(300, reset_num_timesteps=False)
 
@@ -224,11 +228,11 @@ def test_a_tabular_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(WriteError, match="q.npz.*disk is full"):
+    with pytest.raises(WriteError, match="q.safetensors.*disk is full"):
         agent.save(path)
     monkeypatch.undo()
     assert path.read_bytes() == before  # the previous checkpoint, whole
-    assert [p.name for p in tmp_path.iterdir()] == ["q.npz"]  # no temporary file left
+    assert [p.name for p in tmp_path.iterdir()] == ["q.safetensors"]  # no temporary file left
     assert load_tabular(path).num_timesteps == 300
 
 
@@ -556,8 +560,10 @@ ROWS: list[Row] = [
         r"unknown hyper-parameter 'surprise' in its header", "surprise"),
     Row("file-tabular-bad-value", "file", "tabular_bad_value", TabularCheckpointError,
         r"invalid hyper-parameters in its header: learning_rate", "learning_rate"),
-    Row("file-tabular-pickled-array", "file", "tabular_pickled_array", TabularCheckpointError,
-        r"not a readable textgym agent checkpoint", "readable"),
+    Row("file-tabular-pickled-npz", "file", "tabular_pickled_npz", TabularCheckpointError,
+        r"bad\.npz.*older textgym.*does not open", "npz"),
+    Row("file-tabular-disguised-pickle", "file", "tabular_disguised_pickle",
+        TabularCheckpointError, r"older textgym.*not opened", "pickle"),
     # Valid inputs at the edges of the ranges: must be accepted.
     _valid_cfg("config-ppo-defaults", "ppo", {}),
     _valid_cfg("config-ppo-edges", "ppo", {"seed": 2**32 - 1, "max_grad_norm": 1e6,
@@ -598,21 +604,23 @@ def build_file(what: str, tmp: Path, synth: dict[str, str]) -> tuple[Any, Path |
         argv = ["--algo", "ppo", "--run-dir", str(run), "--resume", "--no-progress"]
         return (lambda: train_main(argv)), None
     if what.startswith("tabular"):
-        path = QLearning("textgym/Copy-Tiny-v0", seed=0).learn(200).save(tmp / "q.npz")
+        path = QLearning("textgym/Copy-Tiny-v0", seed=0).learn(200).save(tmp / "q")
         marker = tmp / "elsewhere"
-        if what == "tabular_pickled_array":
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-            arrays["q"] = np.array([Evil(tmp / MARKER_NAME)], dtype=object)
-            np.savez(tmp / "bad.npz", **arrays)
+        if what == "tabular_pickled_npz":
+            # An old-style .npz whose array unpickles to code: never opened.
+            np.savez(tmp / "bad.npz", q=np.array([Evil(tmp / MARKER_NAME)], dtype=object))
             return (lambda: load_tabular(tmp / "bad.npz")), tmp / MARKER_NAME
+        if what == "tabular_disguised_pickle":
+            disguised = tmp / "bad.safetensors"
+            disguised.write_bytes(pickle.dumps({"model": Evil(tmp / MARKER_NAME)}))
+            return (lambda: load_tabular(disguised)), tmp / MARKER_NAME
         changes = {
             "tabular_log_dir": {"log_dir": str(marker)},
             "tabular_tensorboard": {"tensorboard": "yes", "log_dir": None},
             "tabular_unknown_key": {"surprise": 1},
             "tabular_bad_value": {"learning_rate": 7.0},
         }[what]
-        bad = _rewrite_header(path, tmp / "bad.npz", **changes)
+        bad = _rewrite_header(path, tmp / "bad.safetensors", **changes)
 
         def load_and_learn() -> Any:
             # An older textgym follows the header: learning then writes where it says.
@@ -720,18 +728,18 @@ def test_a_lock_on_a_full_disk_is_a_write_error_and_leaves_no_lock_held(
 
 
 def test_a_run_killed_before_its_first_checkpoint_can_start_afresh(tmp_path: Path) -> None:
-    from agents.lm import rundir
+    from textgym import runs
 
     (tmp_path / "progress.csv").write_text("step,wall_time,key,value\n0,0.1,eval/x,1.0\n")
     with pytest.raises(CheckpointError, match="No checkpoint"):
-        rundir.check_start(tmp_path, resume=True)
-    rundir.check_start(tmp_path, resume=False)  # nothing to resume: a fresh start may go
+        runs.check_start(tmp_path, resume=True)
+    runs.check_start(tmp_path, resume=False)  # nothing to resume: a fresh start may go
     assert not (tmp_path / "progress.csv").exists()
     # With a checkpoint the old run is resumable, so a fresh start is still refused.
     (tmp_path / "progress.csv").write_text("step,wall_time,key,value\n")
     save_checkpoint(tmp_path / "checkpoint.safetensors", {"model": {}, "update": 1})
     with pytest.raises(ConfigError, match="already holds a run"):
-        rundir.check_start(tmp_path, resume=False)
+        runs.check_start(tmp_path, resume=False)
 
 
 def test_a_crafted_deep_header_or_a_directory_is_a_checkpoint_error(tmp_path: Path) -> None:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
-import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from safetensors import safe_open
+from safetensors.numpy import save_file
 
 import textgym
 from agents.baselines import RandomAgent
 from agents.common import read_log
+from agents.common.checkpoint import save_checkpoint
 from agents.tabular import (
     SARSA,
     CheckpointError,
@@ -259,14 +264,33 @@ def test_progress_bar(capsys: pytest.CaptureFixture[str]) -> None:
 # -- checkpoints --------------------------------------------------------------------------
 
 
+def rewrite_checkpoint(path: Path, out: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """Copy the checkpoint at ``path`` to ``out`` with its JSON header changed by ``edit``
+    (the tensors kept), as someone tampering with a file would."""
+    with safe_open(str(path), framework="np") as f:
+        metadata = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    state = json.loads(metadata["state"])
+    edit(state)
+    metadata["state"] = json.dumps(state)
+    save_file(tensors, str(out), metadata=metadata)
+    return out
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """The JSON document of a checkpoint, read without loading anything else."""
+    with safe_open(str(path), framework="np") as f:
+        return json.loads(f.metadata()["state"])
+
+
 def test_save_load_round_trip(tmp_path) -> None:
     env = gym.make("textgym/Reasoning-Tiny-v0")
     agent = SARSA(env, seed=0, learning_rate=0.3, features=PromptAndLastK(k=2)).learn(3_000)
     path = agent.save(tmp_path / "sarsa")
-    assert path.suffix == ".npz"
-    with np.load(path, allow_pickle=False) as data:  # plain arrays, no pickle
-        meta = json.loads(str(data["meta"]))
-    assert meta["format"] == "textgym-agent" and meta["version"] == 1
+    # The one checkpoint format of every learner: safetensors, with a JSON header.
+    assert path.name == "sarsa.safetensors"
+    meta = read_header(path)["agent"]
+    assert meta["format"] == "textgym-agent" and meta["version"] == 2
     assert meta["algo"] == "sarsa" and meta["env_id"] == "textgym/Reasoning-Tiny-v0"
 
     loaded = SARSA.load(tmp_path / "sarsa")  # suffix optional, no env needed to predict
@@ -280,6 +304,8 @@ def test_save_load_round_trip(tmp_path) -> None:
         obs, _ = env.reset(seed=seed)
         mask = env.unwrapped.action_masks()
         assert loaded.predict(obs, action_masks=mask) == agent.predict(obs, action_masks=mask)
+    # The exploration stream continues where it was saved.
+    assert loaded.rng.bit_generator.state == agent.rng.bit_generator.state
     # agents.tabular.load dispatches on the saved algorithm; learning can continue.
     again = load(path, env=gym.make("textgym/Reasoning-Tiny-v0"))
     assert isinstance(again, SARSA)
@@ -288,50 +314,62 @@ def test_save_load_round_trip(tmp_path) -> None:
 
 
 def test_random_agent_checkpoint(tmp_path) -> None:
-    path = RandomAgent("textgym/Copy-Tiny-v0", seed=5).save(tmp_path / "random.npz")
+    path = RandomAgent("textgym/Copy-Tiny-v0", seed=5).save(tmp_path / "random.safetensors")
+    assert path == tmp_path / "random.safetensors"
     loaded = load(path)
     assert isinstance(loaded, RandomAgent) and loaded.seed == 5
 
 
 def test_load_missing_file_says_so(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="No checkpoint at"):
-        QLearning.load(tmp_path / "nope.npz")
+        QLearning.load(tmp_path / "nope")
 
 
 def test_load_corrupt_file_says_so(tmp_path) -> None:
-    bad = tmp_path / "bad.npz"
-    bad.write_bytes(b"this is not a zip file")
-    with pytest.raises(CheckpointError, match="not a readable textgym agent checkpoint"):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable textgym checkpoint"):
         QLearning.load(bad)
     # A truncated real checkpoint.
-    good = QLearning("textgym/Copy-Tiny-v0", seed=0).learn(200).save(tmp_path / "q.npz")
-    cut = tmp_path / "cut.npz"
+    good = QLearning("textgym/Copy-Tiny-v0", seed=0).learn(200).save(tmp_path / "q")
+    cut = tmp_path / "cut.safetensors"
     cut.write_bytes(good.read_bytes()[:100])
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match="cut.safetensors.*not a readable"):
         QLearning.load(cut)
 
 
-def test_load_rejects_other_npz_versions_and_algorithms(tmp_path) -> None:
-    other = tmp_path / "other.npz"
-    np.savez(other, weights=np.zeros(3))
-    with pytest.raises(CheckpointError):
-        QLearning.load(other)
+def test_an_old_npz_checkpoint_is_refused_unopened(tmp_path) -> None:
+    old = tmp_path / "q.npz"
+    np.savez(old, meta=np.array("{}"), q=np.zeros(3))
+    with pytest.raises(CheckpointError, match=r"q\.npz.*older textgym.*Train the agent again"):
+        QLearning.load(old)
 
-    path = QLearning("textgym/Copy-Tiny-v0", seed=0).learn(200).save(tmp_path / "q.npz")
+
+def test_load_rejects_foreign_files_other_versions_and_algorithms(tmp_path) -> None:
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"weights": np.zeros(3)}, str(foreign))
+    with pytest.raises(CheckpointError, match="not a textgym checkpoint"):
+        QLearning.load(foreign)
+    # An LM run's checkpoint is a textgym checkpoint, but holds no agent.
+    lm = save_checkpoint(tmp_path / "lm.safetensors", {"model": {}, "update": 1})
+    with pytest.raises(CheckpointError, match="holds no tabular agent"):
+        QLearning.load(lm)
+
+    path = QLearning("textgym/Copy-Tiny-v0", seed=0).learn(200).save(tmp_path / "q")
     with pytest.raises(CheckpointError, match="QLearning.load"):
         SARSA.load(path)
 
-    with zipfile.ZipFile(path) as zf:
-        members = {name: zf.read(name) for name in zf.namelist()}
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    meta = json.loads(str(arrays.pop("meta")))
-    meta["version"] = 99
-    future = tmp_path / "future.npz"
-    np.savez(future, meta=np.array(json.dumps(meta)), **arrays)
+    def future(state: dict[str, Any]) -> None:
+        state["agent"]["version"] = 99
+
     with pytest.raises(CheckpointError, match="version 99"):
-        QLearning.load(future)
-    assert members  # the original file is a real zip of arrays
+        QLearning.load(rewrite_checkpoint(path, tmp_path / "future.safetensors", future))
+
+    def wrong_arrays(state: dict[str, Any]) -> None:
+        state["model"]["q"] = state["model"]["keys"]  # the table's values swapped for its keys
+
+    with pytest.raises(CheckpointError, match="damaged"):
+        QLearning.load(rewrite_checkpoint(path, tmp_path / "swapped.safetensors", wrong_arrays))
 
 
 def test_custom_features_must_be_passed_again_on_load(tmp_path) -> None:

@@ -7,6 +7,12 @@ import numpy as np
 import pytest
 
 import textgym
+from tests.helpers import (
+    assert_splits_disjoint,
+    oracle_success_rate,
+    random_success_rate,
+    say,
+)
 from textgym.tasks.customer_service import (
     Action,
     CustomerServiceTask,
@@ -19,64 +25,23 @@ from textgym.tasks.demonstrations import generate_demonstrations
 IDS = [i for i in textgym.env_ids() if "/CustomerService" in i]
 
 
-def say(env: textgym.TextEnv, text: str) -> tuple[float, bool, dict]:
-    """Write one agent turn; return (reward, episode over, info)."""
-    total = 0.0
-    for tok in env.encode_turn(text):
-        _, r, term, trunc, info = env.step(tok)
-        total += r
-        if "turn_text" in info:
-            return total, term or trunc, info
-    raise AssertionError("the turn did not close")
-
-
-def run_oracle(env: textgym.TextEnv, seed: int) -> dict:
-    env.reset(seed=seed)
-    done, info = False, {}
-    while not done:
-        _, done, info = say(env, env.task.oracle(env.problem, env.turns))
-    return info
-
-
 def test_family_is_registered() -> None:
     assert {"textgym/CustomerService-v0", "textgym/CustomerService-Tiny-v0"} <= set(IDS)
 
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_oracle_resolves_test_split(env_id: str) -> None:
-    env = gym.make(env_id, split="test").unwrapped
-    wins = sum(run_oracle(env, seed)["success"] for seed in range(200))
-    assert wins / 200 >= 0.99
+    assert oracle_success_rate(env_id, 200) >= 0.99
 
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_random_policy_is_near_chance(env_id: str) -> None:
-    env = gym.make(env_id).unwrapped
-    rng = np.random.default_rng(0)
-    wins = 0
-    for seed in range(100):
-        env.reset(seed=seed)
-        allowed = np.flatnonzero(env.action_masks())
-        done, info = False, {}
-        while not done:
-            _, _, term, trunc, info = env.step(int(rng.choice(allowed)))
-            done = term or trunc
-        wins += info["success"]
-    assert wins / 100 < 0.1
+    assert random_success_rate(env_id, 100) < 0.1
 
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_splits_are_disjoint(env_id: str) -> None:
-    ids = {}
-    for split in ("train", "test"):
-        env = gym.make(env_id, split=split).unwrapped
-        probs = []
-        for seed in range(200):
-            env.reset(seed=seed)
-            probs.append(env.problem)
-        assert {p.metadata["split"] for p in probs} == {split}
-        ids[split] = {p.id for p in probs}
-    assert ids["train"] and ids["test"] and not ids["train"] & ids["test"]
+    assert_splits_disjoint(env_id, 200)
 
 
 def test_same_seed_same_conversation() -> None:

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import gymnasium as gym
-import numpy as np
 import pytest
 
 import textgym
+from tests.helpers import (
+    assert_splits_disjoint,
+    oracle_success_rate,
+    random_success_rate,
+    say,
+)
 from textgym.tasks.demonstrations import generate_demonstrations
 from textgym.tasks.dialogue import TOPICS, DialogueTask, coverage, question
 
 IDS = [i for i in textgym.env_ids() if "/Dialogue" in i]
 COMPONENTS = {"relevance", "satisfaction", "politeness", "repetition", "concision", "banned_words"}
-
-
-def say(env: textgym.TextEnv, text: str) -> tuple[float, bool, dict]:
-    total = 0.0
-    for tok in env.encode_turn(text):
-        _, r, term, trunc, info = env.step(tok)
-        total += r
-        if "turn_text" in info:
-            return total, term or trunc, info
-    raise AssertionError("the turn did not close")
 
 
 def test_family_is_registered() -> None:
@@ -30,46 +25,18 @@ def test_family_is_registered() -> None:
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_oracle_satisfies_test_split(env_id: str) -> None:
-    env = gym.make(env_id, split="test").unwrapped
-    wins = 0
-    for seed in range(200):
-        env.reset(seed=seed)
-        done, info = False, {}
-        while not done:
-            _, done, info = say(env, env.task.oracle(env.problem, env.turns))
-        wins += info["success"]
-    assert wins / 200 >= 0.99
+    assert oracle_success_rate(env_id, 200) >= 0.99
 
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_random_policy_is_near_chance(env_id: str) -> None:
-    env = gym.make(env_id).unwrapped
-    rng = np.random.default_rng(0)
-    wins = 0
-    for seed in range(100):
-        env.reset(seed=seed)
-        allowed = np.flatnonzero(env.action_masks())
-        done, info = False, {}
-        while not done:
-            _, _, term, trunc, info = env.step(int(rng.choice(allowed)))
-            done = term or trunc
-        wins += info["success"]
     # Tiny: two right words among six, each followed by end of turn: ~ (1/7 * 1/7)^2.
-    assert wins / 100 < 0.05
+    assert random_success_rate(env_id, 100) < 0.05
 
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_splits_are_disjoint(env_id: str) -> None:
-    ids = {}
-    for split in ("train", "test"):
-        env = gym.make(env_id, split=split).unwrapped
-        probs = []
-        for seed in range(200):
-            env.reset(seed=seed)
-            probs.append(env.problem)
-        assert {p.metadata["split"] for p in probs} == {split}
-        ids[split] = {p.id for p in probs}
-    assert ids["train"] and ids["test"] and not ids["train"] & ids["test"]
+    assert_splits_disjoint(env_id, 200)
 
 
 def test_every_component_is_reported() -> None:

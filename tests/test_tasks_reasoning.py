@@ -9,35 +9,17 @@ import numpy as np
 import pytest
 
 import textgym
-from textgym.rewards.base import RewardContext
+from tests.helpers import (
+    assert_splits_disjoint,
+    make_ctx,
+    oracle_success_rate,
+    random_success_rate,
+    say,
+)
+from textgym.envs.reasoning import ReasoningTask, extract_answer
 from textgym.tasks.demonstrations import export_demonstrations, generate_demonstrations
-from textgym.tasks.reasoning import ReasoningReward, ReasoningTask, extract_answer
 
 IDS = [i for i in textgym.env_ids() if "/Reasoning" in i]
-
-
-def play(env: textgym.TextEnv, text: str) -> tuple[float, dict]:
-    total, info = 0.0, {}
-    for tok in env.encode_turn(text):
-        _, r, term, trunc, info = env.step(tok)
-        total += r
-        if term or trunc:
-            break
-    return total, info
-
-
-def ctx_for(
-    task: ReasoningTask, text: str, answer: str = "16", truncated: bool = False
-) -> RewardContext:
-    problem = textgym.Problem(prompt="q", answer=answer)
-    return RewardContext(
-        task=task,
-        problem=problem,
-        turns=(),
-        text=text,
-        token_ids=np.zeros(0, np.int64),
-        truncated=truncated,
-    )
 
 
 def test_family_is_registered() -> None:
@@ -51,47 +33,19 @@ def test_family_is_registered() -> None:
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_oracle_solves_test_split(env_id: str) -> None:
-    env = gym.make(env_id, split="test").unwrapped
-    wins = 0
-    for seed in range(200):
-        env.reset(seed=seed)
-        _, info = play(env, env.task.oracle(env.problem, env.turns))
-        wins += info["success"]
-    assert wins / 200 >= 0.99
+    assert oracle_success_rate(env_id, 200) >= 0.99
 
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_random_policy_is_near_chance(env_id: str) -> None:
-    env = gym.make(env_id).unwrapped
-    rng = np.random.default_rng(0)
-    wins = 0
-    for seed in range(200):
-        env.reset(seed=seed)
-        done, info = False, {}
-        allowed = np.flatnonzero(env.action_masks())
-        while not done:
-            _, _, term, trunc, info = env.step(int(rng.choice(allowed)))
-            done = term or trunc
-        wins += info["success"]
     # Tiny: "▁", a digit, end of turn among 12 masked tokens ~ 1/12 * 1/12 * 1/12 ... < 5%.
-    assert wins / 200 < 0.05
+    assert random_success_rate(env_id, 200) < 0.05
 
 
 @pytest.mark.parametrize("env_id", IDS)
 def test_splits_are_disjoint(env_id: str) -> None:
-    ids = {}
-    keys = {}
-    for split in ("train", "test"):
-        env = gym.make(env_id, split=split).unwrapped
-        probs = []
-        for seed in range(300):
-            env.reset(seed=seed)
-            probs.append(env.problem)
-        ids[split] = {p.id for p in probs}
-        keys[split] = {p.metadata["arithmetic"] for p in probs}
-        assert {p.metadata["split"] for p in probs} == {split}
-    assert ids["train"] and ids["test"]
-    assert not ids["train"] & ids["test"]
+    drawn = assert_splits_disjoint(env_id, 300)
+    keys = {split: {p.metadata["arithmetic"] for p in probs} for split, probs in drawn.items()}
     assert not keys["train"] & keys["test"]  # not even the same arithmetic
 
 
@@ -133,23 +87,38 @@ def test_oracle_chain_of_thought_is_short_and_correct() -> None:
     assert np.mean(lengths) <= 30 and max(lengths) <= env.max_new_tokens
 
 
-def test_reward_orders_right_abstain_wrong() -> None:
-    task, reward = ReasoningTask(), ReasoningReward()
-    right = reward(ctx_for(task, "8*2=16. answer: 16"))
-    abstain = reward(ctx_for(task, "i don't know"))
-    wrong = reward(ctx_for(task, "answer: 15"))
-    missing = reward(ctx_for(task, "blue green"))
-    truncated = reward(ctx_for(task, "answer: 16", truncated=True))
+@pytest.mark.parametrize("bare", [False, True], ids=["tagged", "bare"])
+def test_reward_orders_right_abstain_wrong(bare: bool) -> None:
+    reward = ReasoningTask(bare_answer=bare).default_reward()
+    right_text = "16" if bare else "8*2=16. answer: 16"
+
+    def score(text: str, truncated: bool = False) -> float:
+        return reward(make_ctx(text, answer="16", truncated=truncated))
+
+    right, abstain, wrong = score(right_text), score("i don't know"), score("answer: 15")
+    missing = score("blue green")
     assert right > abstain > wrong >= missing
-    assert truncated == missing
-    total, parts = reward.score(ctx_for(task, "answer: 15"))
+    # A truncated turn never gave its answer, however right the text so far.
+    assert score(right_text, truncated=True) == missing
+    assert score("i don't know", truncated=True) == missing
+    total, parts = reward.score(make_ctx("answer: 15", answer="16"))
     assert parts == {"correctness": -0.5, "format": 1.0} and total == pytest.approx(-0.4)
+
+
+@pytest.mark.parametrize("bare", [False, True], ids=["tagged", "bare"])
+def test_success_is_full_correctness(bare: bool) -> None:
+    task = ReasoningTask(bare_answer=bare)
+    reward = task.default_reward()
+    for text in ["answer: 16", "16", "i don't know", "answer: 15", "", "16 answer: 7"]:
+        for truncated in (False, True):
+            ctx = make_ctx(text, answer="16", truncated=truncated)
+            assert task.success(ctx) == (reward.score(ctx)[1]["correctness"] == 1.0)
 
 
 def test_abstention_in_the_env() -> None:
     env = gym.make("textgym/Reasoning-v0").unwrapped
     env.reset(seed=0)
-    r, info = play(env, "i don't know")
+    r, _, info = say(env, "i don't know")
     assert info["success"] is False and r == pytest.approx(0.1)
     assert env.tokenizer.unk_token_id not in env.context_ids
 
@@ -171,7 +140,7 @@ def test_prompts_and_oracle_use_no_unknown_tokens(env_id: str) -> None:
     unk = env.tokenizer.unk_token_id
     for seed in range(100):
         env.reset(seed=seed)
-        play(env, env.task.oracle(env.problem, env.turns))
+        say(env, env.task.oracle(env.problem, env.turns))
         assert unk not in env.context_ids
 
 

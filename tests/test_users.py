@@ -12,7 +12,7 @@ import textgym
 from textgym.tasks.base import Turn
 from textgym.tasks.customer_service import CustomerServiceTask, detect_intent
 
-MULTI_TURN = [i for i in textgym.env_ids() if gym.make(i).unwrapped.task.multi_turn]
+MULTI_TURN = [i for i in textgym.env_ids() if gym.make(i).unwrapped.task.responder() is not None]
 
 NASTY = [
     "",

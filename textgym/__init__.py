@@ -11,6 +11,7 @@ from textgym.tasks.base import Task
 from textgym.tokenizer import TokenizerError, default_tokenizer, load_tokenizer
 from textgym.types import Problem, Reply, RewardContext, Turn
 from textgym.users.base import Responder
+from textgym.wrappers import TurnLevel, TurnLevelVector
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,8 @@ __all__ = [
     "TextEnv",
     "TokenizerError",
     "Turn",
+    "TurnLevel",
+    "TurnLevelVector",
     "default_tokenizer",
     "env_ids",
     "load_tokenizer",

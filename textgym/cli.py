@@ -6,26 +6,26 @@ textgym, so textgym finds them through the installed package's metadata and neve
 them by name (arrows point one way: benchmarks -> agents -> textgym). A command is loaded
 only when asked for, so ``textgym list`` stays fast.
 
-Every sub-command runs inside :func:`run_command`, the one place that turns a user's
-mistake into at most two lines on stderr and exit status 2: a
-:class:`~textgym.errors.UserError` from anywhere, an unknown env id from gymnasium, and
-argparse's usage errors (which otherwise print the whole usage first). Ctrl-C prints one
-line and exits 130. Anything else is a bug and keeps its traceback.
+Every command's flags come from a config dataclass through :mod:`textgym.tools.flags`,
+whose parsers raise a one-line :class:`~textgym.errors.ConfigError` for any mistake. Every
+sub-command runs inside :func:`run_command`, the one place that turns a user's mistake into
+at most two lines on stderr and exit status 2: a :class:`~textgym.errors.UserError` from
+anywhere and an unknown env id from gymnasium. Ctrl-C prints one line and exits 130.
+Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import difflib
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
-from typing import NoReturn
 
-from textgym.errors import UserError
+from textgym.errors import UserError, closest
+from textgym.tools.commands import Command, dispatch
+from textgym.tools.flags import build_parser, flag
 
 ENTRY_POINTS = "textgym.commands"
 COMMANDS: dict[str, str] = {
@@ -63,11 +63,11 @@ def closest_env_id(name: str, ids: Sequence[str]) -> str | None:
     for env_id in ids:  # the namespace left out: "Reasoning-v0"
         if env_id.rsplit("/", 1)[-1] == bare and env_id != name:
             return env_id
-    close = difflib.get_close_matches(name, list(ids), n=1, cutoff=0.6)
+    close = closest(name, ids)
     if close:
         return close[0]
     by_name = {env_id.rsplit("/", 1)[-1]: env_id for env_id in ids}
-    close = difflib.get_close_matches(bare, list(by_name), n=1, cutoff=0.6)
+    close = closest(bare, by_name)
     return by_name[close[0]] if close else None
 
 
@@ -116,29 +116,6 @@ def _print_error(prog: str, message: str) -> None:
     print(f"{prog}: error: " + "\n".join(lines), file=sys.stderr)
 
 
-def _brief_usage_error(self: argparse.ArgumentParser, message: str) -> NoReturn:
-    """argparse's ``error`` without the usage block, which wraps to several lines before
-    the one that matters; the second line says where the full usage is."""
-    print(f"{self.prog}: error: {message}\n`{self.prog} --help` shows the usage.", file=sys.stderr)
-    raise SystemExit(2)
-
-
-@contextlib.contextmanager
-def brief_usage_errors() -> Iterator[None]:
-    """Make every argparse parser's usage error two lines while the block runs.
-
-    ``train`` and ``bench`` build their parsers in ``agents`` and ``benchmarks``; patching
-    the method for the length of one command reaches them without those packages knowing
-    about the command line's conventions.
-    """
-    original = argparse.ArgumentParser.error
-    argparse.ArgumentParser.error = _brief_usage_error  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        argparse.ArgumentParser.error = original  # type: ignore[method-assign]
-
-
 def run_command(prog: str, body: Callable[[], int | None], argv: Sequence[str] = ()) -> int:
     """Run one command, turning user errors into two lines and an exit status.
 
@@ -151,33 +128,45 @@ def run_command(prog: str, body: Callable[[], int | None], argv: Sequence[str] =
         ``body``'s status; 2 after a user error; 130 after Ctrl-C.
 
     Raises:
-        SystemExit: from argparse (``--help`` exits 0, a usage error 2).
+        SystemExit: from ``--help``, which exits 0 after printing the help.
         Exception: anything that is not the user's mistake, with its traceback.
     """
-    with brief_usage_errors():
-        try:
-            return int(body() or 0)
-        except UserError as exc:
-            _print_error(prog, str(exc))
-            return 2
-        except KeyboardInterrupt:
-            print(f"{prog}: interrupted", file=sys.stderr)
-            return INTERRUPTED
-        except Exception as exc:
-            if not _gym_user_error(exc):
-                raise
-            _print_error(prog, _gym_message(exc, argv))
-            return 2
+    try:
+        return int(body() or 0)
+    except UserError as exc:
+        _print_error(prog, str(exc))
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as exc:
+        if not _gym_user_error(exc):
+            raise
+        _print_error(prog, _gym_message(exc, argv))
+        return 2
 
 
 # -- the commands -------------------------------------------------------------------------
 
 
-def _list(args: argparse.Namespace) -> int:
+@dataclass
+class ListArgs:
+    """The flags of ``textgym list``."""
+
+    markdown: bool = False
+    """print the README's Markdown table of the envs instead"""
+    write: str | None = flag(None, metavar="FILE")
+    """update the table between FILE's env-table markers"""
+
+
+def list_command(argv: Sequence[str], prog: str = "textgym list") -> int:
+    """``textgym list [--markdown] [--write FILE]``: every registered environment id."""
     import gymnasium as gym
 
     from textgym.envs import ENV_SPECS, markdown_table, write_table
 
+    parser = build_parser(ListArgs, prog, "Show every registered textgym environment id.")
+    args = parser.parse(argv)
     if args.write:
         try:
             write_table(args.write)
@@ -214,6 +203,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _delegate(what: str, argv: Sequence[str]) -> int:
+    """Run the installed ``textgym.commands`` entry point ``what`` with ``argv``."""
     found = [ep for ep in metadata.entry_points(group=ENTRY_POINTS) if ep.name == what]
     if not found:
         raise CommandLineError(
@@ -232,34 +222,11 @@ def _delegate(what: str, argv: Sequence[str]) -> int:
     return int(command(list(argv)) or 0)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="textgym", description="Text tasks as token-level Gymnasium environments."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    listing = sub.add_parser("list", help="show every registered environment id")
-    listing.add_argument("--markdown", action="store_true", help="print the Markdown table")
-    listing.add_argument(
-        "--write", metavar="FILE", help="update the table between FILE's env-table markers"
-    )
-    listing.set_defaults(func=_list)
+def _commands() -> dict[str, Command]:
+    commands = {"list": Command("show every registered environment id", list_command)}
     for name, help_ in COMMANDS.items():
-        # Dispatched before parsing (see main); listed here for `textgym --help`.
-        sub.add_parser(name, help=help_, add_help=False).set_defaults(func=None)
-    return parser
-
-
-def _dispatch(parser: argparse.ArgumentParser, argv: list[str]) -> int:
-    if argv and argv[0] in COMMANDS:
-        return _delegate(argv[0], argv[1:])
-    if argv and not argv[0].startswith("-") and argv[0] not in NAMES:
-        close = difflib.get_close_matches(argv[0], NAMES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        parser.error(f"invalid choice: {argv[0]!r} (choose from {', '.join(NAMES)}){hint}")
-    args = parser.parse_args(argv)
-    if args.func is None:  # e.g. `textgym --flag train`: options go after the command
-        parser.error(f"put the options after the command: textgym {args.command} [options]")
-    return int(args.func(args))
+        commands[name] = Command(help_, lambda argv, _, name=name: _delegate(name, argv))
+    return commands
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -267,8 +234,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in NAMES else None
     prog = f"textgym {command}" if command else "textgym"
-    parser = _parser()
-    return run_command(prog, lambda: _dispatch(parser, argv), argv[1:] if command else argv)
+    description = "Text tasks as token-level Gymnasium environments."
+    return run_command(
+        prog,
+        lambda: dispatch("textgym", description, _commands(), argv),
+        argv[1:] if command else argv,
+    )
 
 
 if __name__ == "__main__":

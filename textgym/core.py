@@ -11,7 +11,6 @@ The MDP (see the class docstring for the details):
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import numbers
 from collections.abc import Callable, Mapping
@@ -20,6 +19,8 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+from textgym.chat import ChatFormat
 
 # EpisodeError, InputError and InputTypeError are defined with the episode state and
 # keep their import path here.
@@ -30,13 +31,14 @@ from textgym.episode import (
     InputTypeError,
     TextCodec,
 )
-from textgym.errors import ConfigError, UserError
+from textgym.errors import ConfigError, UserError, did_you_mean
+from textgym.fitting import action_mask, fitted_budgets
 from textgym.rewards.base import Reward, RewardContext, as_reward, evaluate
 from textgym.rewards.spec import parse_reward
 from textgym.tasks import TASKS
 from textgym.tasks.base import Problem, Task, Turn
 from textgym.tasks.checks import ConfigTypeError, check_bool, check_int, describe
-from textgym.tokenizer import ChatFormat, load_tokenizer
+from textgym.tokenizer import default_tokenizer, load_tokenizer
 
 #: Longest context an env takes. The observation buffers are allocated up front, so an
 #: absurd ``max_length`` would otherwise try to allocate terabytes.
@@ -87,7 +89,7 @@ def check_reset_options(
         )
     for key in options:
         if key not in known:
-            hint = _suggest(key, list(known)) if isinstance(key, str) else ""
+            hint = did_you_mean(key, list(known)) if isinstance(key, str) else ""
             if key == "reset_mask":
                 hint = " reset_mask is an option of vector envs (gym.make_vec)."
             raise InputError(f"Unknown reset option {key!r}.{hint} Known options: {list(known)}.")
@@ -100,11 +102,6 @@ def check_reset_options(
             f"rng), or Problem(prompt=..., answer=...)) or None, got {describe(problem)}."
         )
     return problem
-
-
-def _suggest(name: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def make_task(task: str | Task, **task_kwargs: Any) -> Task:
@@ -129,7 +126,7 @@ def make_task(task: str | Task, **task_kwargs: Any) -> Task:
         )
     if task not in TASKS:
         raise UnknownTaskError(
-            f"Unknown task {task!r}. Known tasks: {sorted(TASKS)}.{_suggest(task, list(TASKS))}"
+            f"Unknown task {task!r}. Known tasks: {sorted(TASKS)}.{did_you_mean(task, list(TASKS))}"
         )
     cls = TASKS[task]
     params = [
@@ -140,7 +137,7 @@ def make_task(task: str | Task, **task_kwargs: Any) -> Task:
     unknown = [k for k in task_kwargs if k not in params]
     if unknown:
         env_params = [p for p in inspect.signature(TextEnv).parameters if p != "task_kwargs"]
-        hint = _suggest(unknown[0], params + env_params)
+        hint = did_you_mean(unknown[0], params + env_params)
         raise ConfigTypeError(
             f"Unknown argument {unknown[0]!r} for task {task!r} (TextEnv() got an unexpected "
             f"keyword argument {unknown[0]!r}).{hint} TextEnv takes "
@@ -198,6 +195,7 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
     * ``render_mode``: ``"ansi"`` or ``"human"``.
     * ``copy``: return fresh observation arrays (default). ``False`` returns read-only views
       of the env's buffers, which the next step updates: faster, for learners that copy.
+    * ``system_prompt``: the system message of every episode (default: the task's, if any).
 
     ## Registered Configurations
     See ``textgym list`` or the README's table.
@@ -218,10 +216,16 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         max_new_tokens: int | None = None,
         render_mode: str | None = None,
         copy: bool = True,
+        system_prompt: str | None = None,
         **task_kwargs: Any,
     ) -> None:
         # Plain arguments first: a bad flag fails before a tokenizer or a reward loads.
         self.copy = check_bool(copy, "copy")
+        if system_prompt is not None and not isinstance(system_prompt, str):
+            raise ConfigTypeError(
+                f"system_prompt must be a str or None (the task's own), got "
+                f"{describe(system_prompt)}."
+            )
         if max_length is not None:
             max_length = check_int(max_length, "max_length", 8, MAX_LENGTH)
         if max_new_tokens is not None:
@@ -239,19 +243,20 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         self.tokenizer = tokenizer
         self.chat = ChatFormat.for_tokenizer(tokenizer)
         self.reward: Reward = self._resolve_reward(reward)
-        # A task's own defaults are checked too: a task built by hand can carry any value.
-        self.max_length = check_int(
-            max_length if max_length is not None else self.task.max_length,
-            "max_length",
-            8,
-            MAX_LENGTH,
-        )
-        self.max_new_tokens = check_int(
-            max_new_tokens if max_new_tokens is not None else self.task.max_new_tokens,
-            "max_new_tokens",
-            1,
-            MAX_LENGTH,
-        )
+        codec = TextCodec(tokenizer, self.chat)
+        if max_length is None or max_new_tokens is None:
+            # A task's own defaults are checked too: a task built by hand can carry any value.
+            budgets = (
+                check_int(self.task.max_length, "max_length", 8, MAX_LENGTH),
+                check_int(self.task.max_new_tokens, "max_new_tokens", 1, MAX_LENGTH),
+            )
+            if tokenizer is not default_tokenizer():
+                # The task's budgets are in default-tokenizer tokens: fit them to this one.
+                budgets = fitted_budgets(self.task, budgets, system_prompt, codec)
+            max_length = max_length or min(budgets[0], MAX_LENGTH)
+            max_new_tokens = max_new_tokens or min(budgets[1], MAX_LENGTH)
+        self.max_length: int = max_length
+        self.max_new_tokens: int = max_new_tokens
         if render_mode == "rgb_array":
             # stable-baselines3 builds envs from id strings with render_mode="rgb_array";
             # text has no frames, so rendering is off rather than the construction failing.
@@ -273,11 +278,22 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
             }
         )
         self.action_space = spaces.Discrete(self.vocab_size)
-        self._mask_table = self._build_action_mask()
+        words = self.task.allowed_words()
+        self._mask_table = action_mask(
+            None if words is None else list(words),
+            tokenizer.get_vocab(),
+            self.vocab_size,
+            self.chat.eot_id,
+            codec.encode,
+        )
         self._shaping = shaping_table(self.reward, self.vocab_size)
         # The conversation state: problem, turns, context buffer and turn boundaries.
         self.episode = Episode(
-            self.task, TextCodec(tokenizer, self.chat), self.max_length, self.max_new_tokens
+            self.task,
+            codec,
+            self.max_length,
+            self.max_new_tokens,
+            system_prompt,
         )
 
     # -- construction helpers -------------------------------------------------------------
@@ -294,22 +310,6 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
                 "reward=lambda ctx: float(ctx.text == ctx.answer)."
             )
         return as_reward(reward)
-
-    def _build_action_mask(self) -> np.ndarray:
-        words = self.task.allowed_words()
-        mask = np.ones(self.vocab_size, dtype=bool)
-        if words is None:
-            return mask
-        vocab = self.tokenizer.get_vocab()
-        missing = [w for w in words if w not in vocab]
-        if missing:
-            # A foreign tokenizer spells these words differently; fall back to no restriction
-            # rather than masking out the tokens the agent needs.
-            return mask
-        mask[:] = False
-        mask[[vocab[w] for w in words]] = True
-        mask[self.chat.eot_id] = True
-        return mask
 
     # -- Gymnasium API --------------------------------------------------------------------
 
@@ -433,6 +433,15 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
     def turns(self) -> list[Turn]:
         """The conversation so far as text, the prompt first."""
         return self.episode.turns
+
+    def messages(self) -> list[dict[str, str]]:
+        """The conversation so far as ``{"role": "system" | "user" | "assistant", "content":
+        str}`` dicts, the format of transformers' chat templates and TRL.
+
+        With a templated tokenizer, at the start of every agent turn the context is exactly
+        ``tokenizer.apply_chat_template(env.messages(), add_generation_prompt=True)``.
+        """
+        return self.episode.messages()
 
     @property
     def context_ids(self) -> np.ndarray:

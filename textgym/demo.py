@@ -2,31 +2,39 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import gymnasium as gym
 
 import textgym  # noqa: F401  (registers the ids)
 from textgym.cli import run_command
 from textgym.errors import ConfigError
+from textgym.tools.flags import build_parser, flag
 
 PROG = "python -m textgym.demo"
+
+
+@dataclass
+class DemoArgs:
+    """The flags of ``python -m textgym.demo``."""
+
+    env_id: str = flag("textgym/Copy-v0", positional=True)
+    """the env id to play (`textgym list` shows them)"""
+    seed: int = 0
+    """seed of the episode"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Play one oracle episode and print the conversation, rewards and success.
 
     Raises:
-        ConfigError: a negative ``--seed``.
+        ConfigError: a bad flag or a negative ``--seed``.
         gymnasium.error.UnregisteredEnv: an unknown env id (``python -m textgym.demo``
             prints it in one line with the closest registered id).
     """
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
-    parser.add_argument("env_id", nargs="?", default="textgym/Copy-v0")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = build_parser(DemoArgs, PROG, __doc__).parse(argv)
     if args.seed < 0:
         raise ConfigError(f"--seed must be a non-negative integer, got {args.seed}.")
     env = gym.make(args.env_id, render_mode="ansi")

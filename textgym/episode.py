@@ -21,11 +21,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from textgym.chat import ChatFormat, encode_plain, messages
 from textgym.errors import UserError
 from textgym.rewards.base import RewardContext
 from textgym.tasks.base import Problem, Task, Turn
 from textgym.tasks.checks import ConfigTypeError, describe
-from textgym.tokenizer import ChatFormat, encode_plain
 from textgym.tokenizer import _backend as default_backend
 from textgym.users.base import Reply, Responder
 
@@ -125,6 +125,9 @@ class TextCodec:
         text outside the vocabulary is spelt."""
         chat = self.chat
         ids = {chat.pad_id, chat.eot_id}
+        if chat.templated:  # every token the template writes by id is the env's alone
+            for frame in (chat.opening, chat.opening_system, chat.reply):
+                ids.update(p for p in frame.pieces if type(p) is int)
         for marker in (chat.user_ids, chat.agent_ids):
             if len(marker) == 1:
                 ids.update(marker)
@@ -193,10 +196,22 @@ class Episode:
         codec: Text to ids and back (shared by the episodes of a vector env).
         max_length: The context's size in tokens.
         max_new_tokens: The most tokens of one agent turn.
+        system_prompt: The system message of every episode; ``None`` takes the task's
+            (:meth:`Task.system_prompt`), if it has one.
     """
 
-    def __init__(self, task: Task, codec: TextCodec, max_length: int, max_new_tokens: int) -> None:
+    def __init__(
+        self,
+        task: Task,
+        codec: TextCodec,
+        max_length: int,
+        max_new_tokens: int,
+        system_prompt: str | None = None,
+    ) -> None:
         self.task = task
+        self.system_prompt = system_prompt
+        #: This episode's system message (``None``: there is none).
+        self.system: str | None = None
         self.codec = codec
         self.chat = codec.chat
         self.eot_id = codec.chat.eot_id
@@ -226,6 +241,11 @@ class Episode:
     def turn_start(self) -> int:
         """Where the agent's current turn starts in the context."""
         return self._cells[TURN_START]
+
+    def messages(self) -> list[dict[str, str]]:
+        """The conversation so far as ``{"role", "content"}`` dicts (system, user,
+        assistant), the format of ``tokenizer.apply_chat_template`` and TRL."""
+        return messages(self.system, self.turns)
 
     def context_ids(self) -> np.ndarray:
         """The context so far (a copy, without padding)."""
@@ -267,6 +287,11 @@ class Episode:
             problem = self.task.sample(rng)
         self.failure = None
         self.problem = problem
+        self.system = (
+            self.system_prompt
+            if self.system_prompt is not None
+            else self.task.system_prompt(problem)
+        )
         self.turns = [Turn("user", problem.prompt)]
         self.agent_turns = 0
         # Only the written prefix needs clearing: the rest is still padding.
@@ -337,9 +362,7 @@ class Episode:
             if reply.done:
                 self.terminated = True
             else:
-                chat = self.chat
-                nxt = [*chat.user_ids, *self.codec.encode(reply.text), chat.eot_id]
-                nxt += chat.agent_ids
+                nxt = self.chat.reply_ids(reply.text, self.codec.encode)
                 # The agent must be able to write at least one token after the reply.
                 if length + len(nxt) >= self.max_length:
                     self.truncated = True
@@ -347,7 +370,6 @@ class Episode:
                     self._write(nxt)
         self.done = self.terminated or self.truncated
         return RewardContext(
-            task=self.task,
             problem=self.problem,
             turns=tuple(self.turns[:-1] if reply is not None else self.turns),
             text=text,
@@ -390,9 +412,9 @@ class Episode:
         return reply
 
     def _opening(self, prompt: str) -> list[int]:
-        """``<user> prompt <eot> <agent>`` as ids, cut to leave room for one agent token."""
-        chat = self.chat
-        opening = [*chat.user_ids, *self.codec.encode(prompt), chat.eot_id, *chat.agent_ids]
+        """The system message, the prompt and the agent's cue as ids (``<user> prompt <eot>
+        <agent>`` by default), cut to leave room for one agent token."""
+        opening = self.chat.opening_ids(self.system, prompt, self.codec.encode)
         # The first agent token needs a free slot; a longer prompt is cut from the left so
         # the turn markers (what the policy conditions on most) survive.
         if len(opening) > self.max_length - 1:

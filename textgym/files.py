@@ -7,7 +7,10 @@ models, reports, benchmark results, ratings) goes through this module:
   then moves it into place with ``os.replace``: a reader sees the old file or the new one,
   never half of one, even after ``kill -9``. A full or read-only disk raises
   :class:`WriteError` naming the file and what to do, and the temporary file is removed.
-* :func:`clean_temporary_files` removes the temporaries a killed write left behind.
+* :func:`atomic_write_dir` does the same for a whole directory (a saved model): written
+  into a temporary sibling, fsynced, then renamed into place.
+* :func:`clean_temporary_files` removes the temporaries a killed write left behind (files
+  and directories alike).
 * :class:`DirectoryLock` makes a directory exclusive to one process (an advisory
   ``flock`` on ``<dir>/.lock``, released by the kernel when the process dies, so a killed
   run never leaves a stale lock behind).
@@ -17,7 +20,9 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -111,23 +116,97 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
     return path
 
 
+def atomic_write_dir(
+    path: str | os.PathLike[str],
+    write: Callable[[Path], object],
+    what: str = "directory",
+    hint: str = "",
+) -> Path:
+    """Publish a directory all or nothing: ``write(tmp)`` fills a temporary sibling of
+    ``path``, which is fsynced and renamed to ``path`` (an older ``path`` is replaced).
+
+    A kill before the rename leaves ``path`` as it was, plus a hidden ``.<name>.*.tmp``
+    directory that :func:`clean_temporary_files` removes; any exception out of ``write``
+    removes it at once.
+
+    Args:
+        path: The directory to (re)place, e.g. ``<run_dir>/final_model``.
+        write: Writes the directory's contents into the path it is given (e.g.
+            ``model.save_pretrained``).
+        what: How to name ``path`` to the user (``"final model"``).
+        hint: What to do after a failed write (e.g. "then resume with --resume").
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        WriteError: the parent directory cannot be written (full disk, read-only).
+    """
+    path = Path(path)
+    tmp: Path | None = None
+    old: Path | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent))
+        write(tmp)
+        _fsync_tree(tmp)
+        if path.exists():
+            # rename(2) cannot replace a non-empty directory: the old one is moved aside.
+            old = Path(
+                tempfile.mkdtemp(prefix=f".{path.name}.old.", suffix=".tmp", dir=path.parent)
+            )
+            os.replace(path, old)
+        os.replace(tmp, path)
+        tmp = None
+        _fsync(path.parent)
+    except OSError as exc:
+        raise write_error(path, exc, what, hint) from exc
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if path.is_dir() else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file under ``root`` and the directories themselves, so that a rename of
+    ``root`` never publishes files whose data is not on disk yet."""
+    for path in sorted(root.rglob("*"), reverse=True):
+        _fsync(path)
+    _fsync(root)
+
+
 def clean_temporary_files(directory: str | os.PathLike[str]) -> list[Path]:
-    """Remove the temporary files that killed :func:`atomic_write` calls left in ``directory``.
+    """Remove what killed :func:`atomic_write` and :func:`atomic_write_dir` calls left in
+    ``directory`` (hidden ``.*.tmp`` files and directories).
 
     Only call this while holding the directory's :class:`DirectoryLock`: another writer's
     temporary file is in use until its ``os.replace``.
 
     Returns:
-        The files removed.
+        The files and directories removed.
     """
     directory = Path(directory)
     if not directory.is_dir():
         return []
     removed = []
     for tmp in directory.glob(".*.tmp"):
-        if tmp.is_file():
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.is_file() or tmp.is_symlink():
             tmp.unlink(missing_ok=True)
-            removed.append(tmp)
+        else:
+            continue
+        removed.append(tmp)
     return removed
 
 

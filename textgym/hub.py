@@ -21,7 +21,6 @@ command line prints them in one line.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from textgym.errors import UserError
+from textgym.errors import UserError, closest
 
 #: A hub repo id: ``name`` or ``namespace/name`` (the rule ``huggingface_hub`` validates).
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9_.\-]+/)?[A-Za-z0-9_.\-]{1,96}$")
@@ -269,7 +268,7 @@ def _closest(path: Path) -> str:
         names = [p.name for p in path.parent.iterdir()]
     except OSError:
         return ""
-    for close in difflib.get_close_matches(path.name, names, n=3, cutoff=0.75):
+    for close in closest(path.name, names, n=3, cutoff=0.75):
         candidate = path.parent.joinpath(close, *rest)
         if candidate.exists():
             return f" (did you mean {str(candidate)!r}?)"

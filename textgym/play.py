@@ -10,15 +10,16 @@ Commands: ``:oracle`` shows what the task's oracle would say, ``:quit`` (or Ctrl
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import gymnasium as gym
 
 from textgym.cli import UnknownEnvError, run_command, unknown_env_message
 from textgym.errors import ConfigError
+from textgym.tools.flags import build_parser, flag
 
 HELP = "type your turn and press enter; ':oracle' shows the oracle's turn, ':quit' leaves."
 
@@ -90,21 +91,30 @@ def play_episode(
             return info
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@dataclass
+class PlayArgs:
+    """The flags of ``textgym play``."""
+
+    env_id: str = flag("textgym/Reasoning-v0", positional=True)
+    """the textgym id to play (`textgym list` shows them)"""
+    seed: int | None = None
+    """seed of the first episode; the next ones count up from it (none: random)"""
+    episodes: int = 1
+    """episodes to play"""
+    split: Literal["train", "test"] | None = None
+    """the problems to play: the train or the held-out test split (none: the env's own)"""
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "textgym play") -> int:
     """``textgym play <id> [--seed S] [--episodes N] [--split test]``.
 
     Raises:
         UnknownEnvError: ``env_id`` is not a textgym id (the message names the closest).
-        ConfigError: ``--episodes`` below 1 or a negative ``--seed``.
+        ConfigError: a bad flag, ``--episodes`` below 1 or a negative ``--seed``.
     """
     import textgym
 
-    parser = argparse.ArgumentParser(prog="textgym play", description=__doc__.split("\n")[0])
-    parser.add_argument("env_id", nargs="?", default="textgym/Reasoning-v0")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the first episode")
-    parser.add_argument("--episodes", type=int, default=1)
-    parser.add_argument("--split", choices=["train", "test"], default=None)
-    args = parser.parse_args(list(argv) if argv is not None else None)
+    args = build_parser(PlayArgs, prog, __doc__.split("\n")[0]).parse(argv)
     if args.episodes < 1:
         raise ConfigError(f"--episodes must be at least 1, got {args.episodes}.")
     if args.seed is not None and args.seed < 0:
@@ -135,4 +145,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(run_command("python -m textgym.play", main, sys.argv[1:]))
+    PROG = "python -m textgym.play"
+    raise SystemExit(run_command(PROG, lambda: main(prog=PROG), sys.argv[1:]))

@@ -20,25 +20,33 @@ import functools
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from textgym import hub
-from textgym.errors import UserError
+from textgym.chat import AGENT, USER, ChatFormat, TokenizerError, encode_plain
 from textgym.hub import HubError, ModelLoadError, ModelPathError
 
 DEFAULT_TOKENIZER_PATH = Path(__file__).parent / "data" / "tokenizer"
 WORDS_PATH = Path(__file__).parent / "data" / "words.txt"
 
-PAD, EOT, UNK, USER, AGENT = "<pad>", "<eot>", "<unk>", "<user>", "<agent>"
+PAD, EOT, UNK = "<pad>", "<eot>", "<unk>"
 SPECIAL_TOKENS = (PAD, EOT, UNK, USER, AGENT)
+#: The default tokenizer's chat template: ``<user>`` text ``<eot>``, ``<agent>`` text
+#: ``<eot>``, and ``<agent>`` as the generation prompt. It reproduces the marker layout token
+#: for token; a system message leads the first user message (``<user>system prompt<eot>``).
+CHAT_TEMPLATE = (
+    "{%- set system = messages[0]['content'] + ' ' if messages and messages[0]['role'] == "
+    "'system' else '' -%}"
+    "{%- for message in messages if message['role'] != 'system' -%}"
+    "{%- if message['role'] == 'user' -%}"
+    "<user>{% if loop.first %}{{ system }}{% endif %}{{ message['content'] }}<eot>"
+    "{%- else -%}<agent>{{ message['content'] }}<eot>{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}<agent>{%- endif -%}"
+)
 SPACE = "\u2581"  # "▁", the metaspace marker
 PUNCTUATION = list(".,:;?!'\"()[]{}=+-*/%$#@&<>_|~^`\\")
-
-
-class TokenizerError(UserError, ValueError):
-    """A tokenizer cannot drive a :class:`~textgym.core.TextEnv` as given."""
 
 
 class TokenizerLoadError(TokenizerError, ModelLoadError):
@@ -116,7 +124,7 @@ def build_tokenizer(texts: Iterable[str], words: Iterable[str] = ()) -> Any:
     backend = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
     backend.pre_tokenizer = pre
     backend.decoder = dec
-    return PreTrainedTokenizerFast(
+    tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         pad_token=PAD,
         eos_token=EOT,
@@ -126,6 +134,8 @@ def build_tokenizer(texts: Iterable[str], words: Iterable[str] = ()) -> Any:
         model_max_length=4096,
         clean_up_tokenization_spaces=False,
     )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
 
 
 # What a saved tokenizer leaves in its directory (fast, BPE, WordPiece, SentencePiece).
@@ -138,6 +148,13 @@ _TOKENIZER_FILES = (
     "tokenizer.model",
     "spiece.model",
 )
+
+
+def has_tokenizer(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a local directory holding a saved tokenizer (a model directory
+    written by ``save_pretrained`` with its tokenizer, say)."""
+    path = Path(path)
+    return path.is_dir() and any((path / f).is_file() for f in _TOKENIZER_FILES)
 
 
 @functools.lru_cache(maxsize=8)
@@ -229,43 +246,17 @@ def default_tokenizer() -> Any:
     return load_tokenizer(None)
 
 
-@dataclass(frozen=True)
-class ChatFormat:
-    """How turns are laid out in the context for one tokenizer.
-
-    A context reads ``<user> prompt <eot> <agent> reply <eot> <user> ... <agent>``. With a
-    tokenizer that lacks the ``<user>``/``<agent>`` tokens (e.g. GPT-2) the markers are the
-    encoded strings ``"\\nUser:"`` and ``"\\nAgent:"``; the end-of-turn token is the eos token.
-    """
-
-    pad_id: int
-    eot_id: int
-    user_ids: tuple[int, ...]
-    agent_ids: tuple[int, ...]
-
-    @classmethod
-    def for_tokenizer(cls, tokenizer: Any) -> ChatFormat:
-        """Derive the layout, failing clearly when the tokenizer cannot end a turn or pad."""
-        name = type(tokenizer).__name__
-        eot = getattr(tokenizer, "eos_token_id", None)
-        if eot is None:
-            raise TokenizerError(
-                f"The tokenizer ({name}) has no eos token, which textgym uses as the "
-                "end-of-turn token. Set one, e.g. `tokenizer.eos_token = '<|endoftext|>'`."
-            )
-        pad = getattr(tokenizer, "pad_token_id", None)
-        if pad is None:
-            raise TokenizerError(
-                f"The tokenizer ({name}) has no pad token, needed to pad observations to "
-                "max_length. Set one, e.g. `tokenizer.pad_token = tokenizer.eos_token`."
-            )
-        vocab = tokenizer.get_vocab()
-        if USER in vocab and AGENT in vocab:
-            user, agent = (vocab[USER],), (vocab[AGENT],)
-        else:
-            user = tuple(tokenizer.encode("\nUser:", add_special_tokens=False))
-            agent = tuple(tokenizer.encode("\nAgent:", add_special_tokens=False))
-        return cls(pad_id=int(pad), eot_id=int(eot), user_ids=user, agent_ids=agent)
+__all__ = [
+    "CHAT_TEMPLATE",
+    "ChatFormat",
+    "TokenizerError",
+    "TokenizerLoadError",
+    "build_tokenizer",
+    "default_tokenizer",
+    "encode_plain",
+    "has_tokenizer",
+    "load_tokenizer",
+]
 
 
 def corpus() -> list[str]:
@@ -288,28 +279,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-def encode_plain(tokenizer: Any, text: str) -> list[int]:
-    """``text`` as ids with special-token text kept inert (``"<eot>"`` is spelled, not a
-    control token), for text the agent does not control: prompts, replies, transcripts.
-
-    A Rust backend is switched to ``encode_special_tokens`` for this one call and restored at
-    once, since the tokenizer object is shared; a slow tokenizer gets
-    ``split_special_tokens=True`` where it takes it. Callers that must be certain (the env)
-    also check the result against their control ids.
-    """
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None and hasattr(backend, "encode_special_tokens"):
-        previous = backend.encode_special_tokens
-        backend.encode_special_tokens = True
-        try:
-            return list(backend.encode(text, add_special_tokens=False).ids)
-        finally:
-            backend.encode_special_tokens = previous
-    if backend is not None:
-        return list(backend.encode(text, add_special_tokens=False).ids)
-    try:
-        return list(tokenizer.encode(text, add_special_tokens=False, split_special_tokens=True))
-    except TypeError:  # a tokenizer without the option: the caller's control-id check remains
-        return list(tokenizer.encode(text, add_special_tokens=False))

@@ -61,8 +61,6 @@ class RewardContext:
     """Everything a reward may look at when an agent turn ends.
 
     Attributes:
-        task: The :class:`~textgym.tasks.base.Task` the episode is about (typed ``Any``:
-            this module sits below the Task interface, which builds on it).
         problem: The task instance (prompt, gold answer, metadata).
         turns: The conversation so far, ending with this agent turn (the user's reply to it,
             if any, is in ``reply``).
@@ -74,7 +72,6 @@ class RewardContext:
         reply: The responder's reply to this turn (multi-turn tasks), else ``None``.
     """
 
-    task: Any
     problem: Problem
     turns: tuple[Turn, ...]
     text: str

@@ -1,11 +1,13 @@
-"""Checkpoints and seeding: one format for every LM agent, that cannot carry code.
+"""Checkpoints and seeding: one format for every learner, that cannot carry code.
 
 A checkpoint is a single `safetensors <https://huggingface.co/docs/safetensors>`_ file,
-``checkpoint.safetensors``: the tensors (model and optimizer state, torch's RNG states) are
-its tensors, and everything else (counters, config, python's and numpy's RNG states, the
-optimizer's parameter groups, the algorithm's extra state) is one JSON document in its
-metadata header. Loading it parses JSON and copies raw tensor bytes, nothing more: a run
-directory received from someone else cannot run code, whatever the file holds.
+``checkpoint.safetensors`` in a run directory (:mod:`textgym.runs`): the tensors (an LM's
+model and optimizer state, torch's RNG states, a tabular agent's Q-table) are its tensors,
+and everything else (counters, config, python's and numpy's RNG states, the optimizer's
+parameter groups, the algorithm's extra state) is one JSON document in its metadata header.
+Loading it parses JSON and copies raw tensor bytes, nothing more: a run directory received
+from someone else cannot run code, whatever the file holds. LM runs, tabular agents
+(:mod:`agents.tabular.checkpoint`) and supervised fine-tuning all write this one format.
 
 Why safetensors + JSON rather than ``torch.load(weights_only=True)`` with an allow-list:
 ``weights_only`` is still the pickle machinery, restricted by a list of globals that must
@@ -36,28 +38,39 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 
-from textgym.errors import UserError
 from textgym.files import atomic_write
+from textgym.runs import (
+    CHECKPOINT_NAME,
+    LEGACY_CHECKPOINT_NAME,
+    CheckpointError,
+    checkpoint_path,
+    legacy_checkpoint_error,
+    missing_checkpoint_error,
+)
 
-CHECKPOINT_NAME = "checkpoint.safetensors"
-#: What textgym releases before the safetensors format wrote (a pickle; never opened now).
-LEGACY_CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_FORMAT = "textgym-lm-checkpoint"
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_NAME",
+    "FORMAT_VERSION",
+    "LEGACY_CHECKPOINT_NAME",
+    "CheckpointError",
+    "checkpoint_path",
+    "load_checkpoint",
+    "rng_state",
+    "save_checkpoint",
+    "set_random_seed",
+    "set_rng_state",
+]
+
+CHECKPOINT_FORMAT = "textgym-checkpoint"
+#: The format's name when only LM runs wrote it (the same layout, read alike).
+_FORMAT_ALIASES = (CHECKPOINT_FORMAT, "textgym-lm-checkpoint")
 FORMAT_VERSION = 1
 
 # Tags of the JSON encoding (see the module docstring); a dict holding one of these keys is
 # a tagged value, so plain dicts with such a key are stored through the "items" form.
 _TENSOR, _TUPLE, _ITEMS, _NDARRAY = "__tensor__", "__tuple__", "__items__", "__ndarray__"
 _TAGS = (_TENSOR, _TUPLE, _ITEMS, _NDARRAY)
-
-
-class CheckpointError(UserError, FileNotFoundError, ValueError):
-    """A checkpoint is missing, unreadable, not in textgym's format, or does not fit.
-
-    The one checkpoint error of every learner (LM runs here, tabular ``.npz`` files in
-    :mod:`agents.tabular.checkpoint`): a ``FileNotFoundError`` for callers that catch a
-    missing run, and a ``ValueError`` for those that catch a bad file.
-    """
 
 
 def set_random_seed(seed: int) -> None:
@@ -86,11 +99,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def checkpoint_path(run_dir: str | os.PathLike[str]) -> Path:
-    """Where a run directory keeps its checkpoint."""
-    return Path(run_dir) / CHECKPOINT_NAME
 
 
 # -- encoding -------------------------------------------------------------------------------
@@ -196,15 +204,6 @@ def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path
     return atomic_write(path, safetensors_bytes(encoder.tensors, metadata=metadata))
 
 
-def _legacy_error(path: Path) -> CheckpointError:
-    return CheckpointError(
-        f"{str(path)!r} is a checkpoint of an older textgym (a pickle, which can run code when "
-        f"loaded), so it is not opened. Start a new run in another --run-dir; a run of your "
-        f"own can be finished with the textgym release that started it. Runs of this release "
-        f"resume from {CHECKPOINT_NAME}."
-    )
-
-
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint` (a file or its run directory).
 
@@ -220,17 +219,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         run_dir = path
         path = path / CHECKPOINT_NAME
         if not path.exists() and (run_dir / LEGACY_CHECKPOINT_NAME).exists():
-            raise _legacy_error(run_dir / LEGACY_CHECKPOINT_NAME)
+            raise legacy_checkpoint_error(run_dir / LEGACY_CHECKPOINT_NAME)
     if path.exists() and not path.is_file():
         raise CheckpointError(
             f"{str(path)!r} is not a file; a checkpoint is the single file {CHECKPOINT_NAME}."
         )
     if not path.exists():
-        raise CheckpointError(
-            f"No checkpoint at {str(path)!r}. Resume from a run directory that contains "
-            f"{CHECKPOINT_NAME} (written every --checkpoint-every updates), or start a new run "
-            "without --resume."
-        )
+        raise missing_checkpoint_error(path)
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = f.metadata() or {}
@@ -243,13 +238,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             magic = b""
         # torch.save's zip or a bare pickle: named as such (safetensors never unpickles).
         if magic == b"PK" or magic[:1] == b"\x80":
-            raise _legacy_error(path) from None
+            raise legacy_checkpoint_error(path) from None
         raise CheckpointError(
             f"{str(path)!r} is not a readable textgym checkpoint (truncated, corrupt, or another "
             f"kind of file): {type(exc).__name__}: {exc}. Resume from an intact run directory "
             "or start a new run."
         ) from None
-    if metadata.get("format") != CHECKPOINT_FORMAT:
+    if metadata.get("format") not in _FORMAT_ALIASES:
         raise CheckpointError(
             f"{str(path)!r} is a safetensors file but not a textgym checkpoint (its header has "
             f"format={metadata.get('format')!r}, expected {CHECKPOINT_FORMAT!r})."

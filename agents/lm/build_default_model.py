@@ -19,14 +19,13 @@ Takes a few minutes on 2 CPU cores.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +38,10 @@ from agents.lm.default_model import DEFAULT_MODEL_DIR
 from agents.lm.envs import has_split, make_envs
 from agents.lm.policy import LMPolicy
 from agents.lm.supervised import SFTConfig, encode_demonstration, sft
+from textgym.cli import run_command
 from textgym.tasks.demonstrations import export_demonstrations, load_demonstrations
 from textgym.tokenizer import default_tokenizer
+from textgym.tools.flags import build_parser
 
 #: (env id, number of demonstrations); envs not registered yet are skipped.
 DEMONSTRATIONS: tuple[tuple[str, int], ...] = (
@@ -184,17 +185,28 @@ def _write(model: Any, tokenizer: Any, info: dict[str, Any], out: Path) -> None:
         raise
 
 
+PROG = "python -m agents.lm.build_default_model"
+
+
+@dataclass
+class BuildArgs:
+    """The flags of ``python -m agents.lm.build_default_model``."""
+
+    out: str = str(DEFAULT_MODEL_DIR)
+    """output directory (replaced atomically)"""
+    steps: int = SFT.steps
+    """SFT steps"""
+    noise: float = NOISE
+    """label-noise rate of the demonstrations"""
+    threads: int = 2
+    """torch threads"""
+    eval_episodes: int = 256
+    """greedy eval episodes per env"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m agents.lm.build_default_model [--out DIR] [--steps N]``."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(DEFAULT_MODEL_DIR), help="output directory")
-    parser.add_argument("--steps", type=int, default=SFT.steps, help="SFT steps")
-    parser.add_argument("--noise", type=float, default=NOISE, help="label-noise rate")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument(
-        "--eval-episodes", type=int, default=256, help="greedy eval episodes per env"
-    )
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser(BuildArgs, PROG, __doc__.split("\n\n")[0]).parse(argv)
     cfg = SFTConfig(**{**vars(SFT), "steps": args.steps})
     build(
         args.out,
@@ -207,4 +219,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(PROG, main))

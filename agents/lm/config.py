@@ -4,17 +4,13 @@ Each field carries its valid values as a :class:`Check` in ``TrainConfig.CHECKS`
 algorithm's config subclasses :class:`TrainConfig`, extends the table with its own fields and
 may add :meth:`TrainConfig.consistency_problems` between fields. A config is checked when it is
 made, so a config built in Python and one parsed by ``textgym train`` fail alike, before any
-model is loaded. :func:`field_docs` reads the one-line docstring under each field, which is
-what ``textgym train --help`` shows.
+model is loaded. :func:`field_docs` (from :mod:`textgym.tools.flags`, re-exported here) reads
+the one-line docstring under each field, which is what ``textgym train --help`` shows.
 """
 
 from __future__ import annotations
 
-import ast
-import dataclasses
-import inspect
 import math
-import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -22,6 +18,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from textgym.errors import ConfigError
+from textgym.tokenizer import has_tokenizer
+from textgym.tools.flags import field_docs as field_docs  # re-exported: its old home
 
 #: The largest seed: numpy seeds with 32 bits, and Gymnasium refuses larger seeds too.
 MAX_SEED = 2**32 - 1
@@ -155,7 +153,7 @@ class TrainConfig:
     model: str = "default"
     """causal LM: 'default' (textgym's embedded model), a local directory or a hub name"""
     tokenizer: str | None = None
-    """tokenizer for the env (None: textgym's default); must match the model's vocabulary"""
+    """tokenizer for the env (None: the model directory's own, else textgym's default)"""
     seed: int = 1
     """seed of the run (problems, sampling, initialisation)"""
     num_envs: int = 64
@@ -228,6 +226,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         normalize_numbers(self, self.CHECKS)
         self.validate()
+        if self.tokenizer is None and self.model != "default" and has_tokenizer(self.model):
+            # A model saved with its tokenizer (a chat model and its template) plays on it:
+            # its token ids mean that tokenizer's words. Recorded, so the run says so.
+            self.tokenizer = self.model
 
     def validate(self) -> None:
         """Check every field against :attr:`CHECKS`, then the fields against each other.
@@ -248,26 +250,3 @@ class TrainConfig:
     def episodes_per_update(self) -> int:
         """Episodes collected per update by one process."""
         return self.num_envs * self.rounds_per_update
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    """The one-line docstring under each dataclass field (for ``--help``)."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        except (OSError, TypeError):
-            continue
-        body = tree.body[0].body  # type: ignore[attr-defined]
-        for node, nxt in zip(body, body[1:], strict=False):
-            if (
-                isinstance(node, ast.AnnAssign)
-                and isinstance(node.target, ast.Name)
-                and isinstance(nxt, ast.Expr)
-                and isinstance(nxt.value, ast.Constant)
-                and isinstance(nxt.value.value, str)
-            ):
-                docs[node.target.id] = nxt.value.value.strip()
-    return docs

@@ -7,14 +7,13 @@ tokenizer and one batch of context buffers.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from typing import Any
 
 import gymnasium as gym
 
 import textgym  # noqa: F401  (registers the ids that these functions look up)
-from textgym.errors import ConfigError
+from textgym.errors import ConfigError, did_you_mean
 from textgym.tasks import TASKS
 
 
@@ -27,8 +26,7 @@ def check_env_id(env_id: str) -> None:
     if env_id in gym.registry:
         return
     known = [k for k in gym.registry if k.startswith("textgym/")]
-    close = difflib.get_close_matches(env_id, known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(env_id, known)
     raise ConfigError(
         f"Unknown environment {env_id!r}.{hint} Registered textgym ids: {sorted(known)} "
         "(see `textgym list`)."

@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from agents.common.checkpoint import (
-    checkpoint_path,
     load_checkpoint,
     rng_state,
     save_checkpoint,
@@ -56,10 +55,12 @@ from agents.lm.config import (
 from agents.lm.default_model import resolve_model
 from agents.lm.envs import check_env_id, has_split, make_envs
 from agents.lm.policy import LMPolicy, ModelNotFoundError, token_logprobs
-from agents.lm.rundir import FINAL_MODEL_NAME, REPORT_NAME, RUN_IDENTITY
+from agents.lm.rundir import RUN_IDENTITY
+from textgym import runs
 from textgym.errors import ConfigError
+from textgym.runs import FINAL_MODEL_NAME, REPORT_NAME, checkpoint_path
 
-# Re-exported from the modules they moved to (config, envs, rundir, default_model, policy).
+# Re-exported from the modules they moved to (config, envs, runs, default_model, policy).
 __all__ = [
     "COUNT",
     "COUNT_OR_ZERO",
@@ -121,10 +122,10 @@ class LMTrainer:
         self.is_main = acc.is_main_process
         set_random_seed(config.seed + 1000 * self.rank)
         self.run_dir = Path(
-            config.run_dir or rundir.default_run_dir(config.env_id, self.algo, config.seed)
+            config.run_dir or runs.default_run_dir(config.env_id, self.algo, config.seed)
         )
         # The run directory is this trainer's from here until learn() returns (or close()).
-        self._lock = rundir.run_lock(self.run_dir)
+        self._lock = runs.run_lock(self.run_dir)
         created = not self.run_dir.exists()
         if self.is_main:
             self._lock.acquire()
@@ -133,7 +134,7 @@ class LMTrainer:
         except BaseException:
             # Removed before the lock is released, so no other process can lock it meanwhile.
             if created and self.is_main:
-                rundir.remove_if_only_lock(self.run_dir)
+                runs.remove_if_only_lock(self.run_dir)
             self.close()
             raise
 
@@ -141,8 +142,8 @@ class LMTrainer:
         config, acc = self.config, self.accelerator
         if self.is_main and not created:
             # Temporary files of a write that a kill interrupted (safe: we hold the lock).
-            rundir.clean_temporaries(self.run_dir)
-        rundir.check_start(self.run_dir, config.resume)
+            runs.clean_temporaries(self.run_dir)
+        runs.check_start(self.run_dir, config.resume)
 
         self.envs = make_envs(config.env_id, config.num_envs, config.tokenizer, None)
         self.split = "test" if has_split(config.env_id) else None
@@ -297,8 +298,7 @@ class LMTrainer:
         written atomically, in that order); a run killed before that resumes and finishes.
 
         Raises:
-            DirectoryInUseError: another process took the run directory since
-                :meth:`close` released it.
+            DirectoryInUseError: another process took the run directory since close().
             WriteError: the run directory cannot be written (full disk, read-only).
         """
         if self.is_main:
@@ -320,7 +320,7 @@ class LMTrainer:
         try:
             if self.is_main:
                 # Rewritten on every (re)start: a bare --resume takes its defaults from here.
-                rundir.write_config(self.run_dir, self.config_dict())
+                runs.write_config(self.run_dir, self.config_dict())
             if self.update_count == 0 and "initial_eval" not in self.extra_state:
                 self.extra_state["initial_eval"] = self._evaluate_and_log(logger)
             bar = tqdm(
@@ -355,8 +355,8 @@ class LMTrainer:
             if self.is_main:
                 self._write_final_model()
                 report = self.report()
-                # Last: report.json is what marks the run finished (rundir.outputs_complete).
-                rundir.write_report(self.run_dir, report)
+                # Last: report.json is what marks the run finished (runs.is_finished).
+                runs.write_report(self.run_dir, report)
                 print(self.format_report(report))
             self.accelerator.wait_for_everyone()
         finally:
@@ -424,7 +424,7 @@ class LMTrainer:
     def load(self, run_dir: str | Path) -> None:
         """Restore a checkpoint written by :meth:`save` (model, optimizer, counters, RNGs)."""
         state = load_checkpoint(run_dir)
-        rundir.check_same_run(run_dir, state["config"], self.config_dict())
+        runs.check_same_run(run_dir, state["config"], self.config_dict(), RUN_IDENTITY)
         self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.update_count = int(state["update"])
@@ -455,7 +455,7 @@ class LMTrainer:
         A run killed after its last update but before its final evaluation, final model or
         report was written has work left: ``learn()`` finishes it.
         """
-        if self._final_evaluated() and rundir.outputs_complete(self.run_dir, self.update_count):
+        if self._final_evaluated() and runs.is_finished(self.run_dir, updates=self.update_count):
             rundir.check_budget_left(
                 self.run_dir, self.config, self.update_count, self.train_seconds
             )

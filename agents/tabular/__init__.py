@@ -11,22 +11,30 @@ The API follows stable-baselines3::
 
     agent = QLearning("textgym/Copy-Tiny-v0", seed=0).learn(2_000)
     action, _ = agent.predict(obs, deterministic=True, action_masks=env.action_masks())
-    agent.save("copy_q.npz"); agent = QLearning.load("copy_q.npz")
+    agent.save("copy_q"); agent = QLearning.load("copy_q.safetensors")
     agent.evaluate(n_episodes=100)          # EvalResult(success_rate=..., mean_return=...)
 
-Checkpoints are ``.npz`` files read without pickle, whose header never decides where
-textgym writes (:mod:`agents.tabular.checkpoint`); learning curves go through
-:class:`agents.common.Logger` under the keys every agent uses.
+From the command line, in a run directory like every learner's (:mod:`agents.tabular.run`)::
+
+    textgym train --algo qlearning --env textgym/Copy-Tiny-v0 --total-timesteps 2000 \
+        --seed 0 --run-dir runs/q                      # then: load("runs/q")
+
+Checkpoints are the safetensors + JSON checkpoints every learner writes, which cannot run
+code and whose header never decides where textgym writes (:mod:`agents.tabular.checkpoint`);
+learning curves go through :class:`agents.common.Logger` under the keys every agent uses.
 
 Layout, each module importing only those above it:
 
 * :mod:`~agents.tabular.features`: state abstractions, the epsilon schedule and
   epsilon-greedy choice, action masks.
 * :mod:`~agents.tabular.checks`: argument checks (ranges, env spaces, unknown names).
-* :mod:`~agents.tabular.checkpoint`: the ``.npz`` format, :func:`register_agent`, loading.
+* :mod:`~agents.tabular.checkpoint`: the agent in a checkpoint, :func:`register_agent`, loading.
 * :mod:`~agents.tabular.base`: :class:`EpisodicAgent`, the learn / predict / evaluate loop.
 * :mod:`~agents.tabular.table`: :class:`TabularAgent`, the Q-table and epsilon-greedy acting.
 * :mod:`~agents.tabular.qlearning`, :mod:`~agents.tabular.sarsa`: one update rule each.
+* :mod:`~agents.tabular.run`: ``textgym train --algo qlearning|sarsa`` in a run directory.
+  Not imported here: its config checks come from :mod:`agents.lm.config`, whose package
+  imports transformers, which the agents themselves do not need.
 
 Adding an algorithm takes one new file and one import line here:
 

@@ -5,9 +5,11 @@ what differs: :meth:`~EpisodicAgent._act` (the behaviour action), ``_observe`` (
 from one transition) and ``_policy`` (acting for ``predict``), plus the checkpoint hooks
 ``_arrays``/``_restore`` if it learns arrays. The API follows stable-baselines3: ``learn``
 returns ``self``; ``predict(obs, state, episode_start, deterministic, action_masks)``.
-Checkpoints are :mod:`agents.tabular.checkpoint`'s ``.npz`` files; learning curves go
-through :class:`agents.common.Logger` under the keys every agent uses
-(``charts/episodic_return``, ``charts/success_rate``, ``eval/success_rate``, ...).
+Checkpoints are the safetensors + JSON checkpoints every learner writes
+(:mod:`agents.tabular.checkpoint`); learning curves go through :class:`agents.common.Logger`
+under the keys every agent uses (``charts/episodic_return``, ``charts/success_rate``,
+``eval/success_rate``, ...). ``textgym train --algo qlearning`` runs an agent in a run
+directory (:mod:`agents.tabular.run`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import copy
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from agents.common import EvalResult, Logger, evaluate_policy
-from agents.tabular.checkpoint import load_agent, write_npz
+from agents.tabular.checkpoint import load_agent, write_agent
 from agents.tabular.checks import MAX_SEED, check_env, check_int, reject_unknown
 from agents.tabular.features import action_mask_fn, allowed_actions
 from textgym.errors import ConfigError
@@ -138,6 +141,14 @@ class EpisodicAgent(abc.ABC):
         """The constructor arguments that define the learner (saved in checkpoints)."""
         return {"seed": self.seed, "log_interval": self.log_interval}
 
+    def log(self, metrics: dict[str, float]) -> None:
+        """Record ``metrics`` at the current timestep in ``log_dir`` (nothing without one);
+        the log stays open until :meth:`close`."""
+        if self.log_dir is not None and self._logger is None:
+            self._logger = Logger(self.log_dir, tensorboard=self.tensorboard)
+        if self._logger is not None:
+            self._logger.log(self.num_timesteps, metrics)
+
     # -- acting ---------------------------------------------------------------------------
 
     def predict(
@@ -206,6 +217,8 @@ class EpisodicAgent(abc.ABC):
         eval_seed: int = 10_000,
         target_success: float | None = None,
         reset_num_timesteps: bool = True,
+        callback: Callable[[EpisodicAgent], bool | None] | None = None,
+        exploration_span: tuple[int, int] | None = None,
     ) -> Self:
         """Train for ``total_timesteps`` env steps (token actions); returns ``self``.
 
@@ -221,6 +234,12 @@ class EpisodicAgent(abc.ABC):
             target_success: Stop as soon as an evaluation reaches this success rate and
                 record it in :attr:`solved_at`; ``None`` trains for the whole budget.
             reset_num_timesteps: Start the step count (and the log's x axis) from 0.
+            callback: Called with the agent after every episode (before the next reset,
+                the moment a checkpoint can be resumed exactly); returning ``False`` stops
+                learning, as in SB3.
+            exploration_span: ``(start, total)``: step ``t`` of this call explores as step
+                ``start + t`` of a run of ``total`` steps, so that a resumed run's schedule
+                continues where it stopped. By default the schedule spans this call.
 
         Returns:
             ``self``, so ``agent = QLearning(env).learn(10_000)`` works.
@@ -233,6 +252,9 @@ class EpisodicAgent(abc.ABC):
         check_int("total_timesteps", total_timesteps, minimum=1)
         check_int("eval_freq", eval_freq, minimum=0)
         check_int("n_eval_episodes", n_eval_episodes, minimum=1)
+        start, span = exploration_span or (0, total_timesteps)
+        check_int("exploration_span[1]", span, minimum=1)
+        check_int("exploration_span[0]", start, minimum=0, maximum=span)
         if target_success is not None:
             if not 0.0 <= target_success <= 1.0:
                 raise ConfigError(f"target_success must be in [0, 1], got {target_success}.")
@@ -256,6 +278,8 @@ class EpisodicAgent(abc.ABC):
                 eval_freq,
                 target_success,
                 progress_bar,
+                callback,
+                (start, span),
             )
         finally:
             bar.close()
@@ -275,6 +299,8 @@ class EpisodicAgent(abc.ABC):
         eval_freq: int,
         target_success: float | None,
         progress_bar: bool,
+        callback: Callable[[EpisodicAgent], bool | None] | None,
+        schedule: tuple[int, int],
     ) -> None:
         assert self.env is not None
         env = self.env
@@ -287,12 +313,13 @@ class EpisodicAgent(abc.ABC):
         recent_succ: list[bool] = []
         ep_ret, ep_len = 0.0, 0
         eval_seconds = 0.0
+        start_seconds = self.train_seconds
         t0 = time.perf_counter()
         obs, _ = env.reset(seed=self.seed if self._first_reset else None)
         self._first_reset = False
         self._episode_reset()
         for t in range(total_timesteps):
-            epsilon = self._exploration(t / total_timesteps)
+            epsilon = self._exploration((schedule[0] + t) / schedule[1])
             action = self._act(obs, epsilon)
             obs, reward, terminated, truncated, info = env.step(action)
             # Gymnasium's TimeLimit sets truncated on the step that terminates too; the
@@ -304,6 +331,8 @@ class EpisodicAgent(abc.ABC):
             if not (terminated or truncated):
                 continue
             self.num_episodes += 1
+            # Kept current at every episode end, for a checkpoint the callback writes.
+            self.train_seconds = start_seconds + time.perf_counter() - t0 - eval_seconds
             success = bool(info.get("success", False))
             window_ret.append(ep_ret)
             window_len.append(ep_len)
@@ -336,7 +365,7 @@ class EpisodicAgent(abc.ABC):
                 record = {
                     "timesteps": self.num_timesteps,
                     "episodes": self.num_episodes,
-                    "seconds": self.train_seconds + time.perf_counter() - t0 - eval_seconds,
+                    "seconds": self.train_seconds,
                     "success_rate": result.success_rate,
                     "mean_return": result.mean_return,
                 }
@@ -350,10 +379,12 @@ class EpisodicAgent(abc.ABC):
                 if target_success is not None and result.success_rate >= target_success:
                     self.solved_at = record
                     break
+            if callback is not None and callback(self) is False:
+                break
             obs, _ = env.reset()
             self._episode_reset()
         bar.update(self.num_timesteps - start_step - bar.n)
-        self.train_seconds += time.perf_counter() - t0 - eval_seconds
+        self.train_seconds = start_seconds + time.perf_counter() - t0 - eval_seconds
 
     def _eval_env(self, eval_env: gym.Env | str | None) -> gym.Env:
         if eval_env is not None:
@@ -386,11 +417,21 @@ class EpisodicAgent(abc.ABC):
 
     # -- checkpoints ----------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a ``.npz`` checkpoint (suffix added if missing); returns the path written.
+    def save(self, path: str | os.PathLike[str], *, extra: dict[str, Any] | None = None) -> Path:
+        """Write a checkpoint (``.safetensors`` added if missing); returns the path written.
 
-        The file holds plain arrays and one JSON string (format, version, algorithm,
-        hyper-parameters); :meth:`load` reads it without pickle.
+        The file is the one checkpoint format of every learner: the learned arrays as
+        tensors, and a JSON header (format, version, algorithm, hyper-parameters, counters,
+        the RNG state, so that learning continues the same exploration stream after
+        :meth:`load`); nothing in it can run code when loaded.
+
+        Args:
+            path: The file to write.
+            extra: More state to store beside the agent (tensors, numbers, strings, lists
+                and dicts; a run keeps its config and its env's RNG state there).
+
+        Raises:
+            WriteError: the file cannot be written (full disk, read-only directory).
         """
         spec = getattr(self.env, "spec", None)
         header = {
@@ -400,8 +441,10 @@ class EpisodicAgent(abc.ABC):
             "n_actions": getattr(self, "_n_actions", None),
             "num_timesteps": self.num_timesteps,
             "num_episodes": self.num_episodes,
+            "train_seconds": self.train_seconds,
+            "rng": self.rng.bit_generator.state,
         }
-        return write_npz(path, header, self._arrays())
+        return write_agent(path, header, self._arrays(), extra)
 
     @classmethod
     def load(
@@ -413,15 +456,16 @@ class EpisodicAgent(abc.ABC):
         """Rebuild an agent saved with :meth:`save`.
 
         Args:
-            path: The checkpoint (``.npz`` may be omitted).
+            path: The checkpoint (``.safetensors`` may be omitted), or a ``textgym train``
+                run directory.
             env: Env to continue learning in; not needed for ``predict``.
             **kwargs: Overrides of saved constructor arguments (e.g. ``features`` for a
                 checkpoint trained with a custom features function), and where the agent
                 logs (``log_dir``, ``tensorboard``): those are never read from the file.
 
         Raises:
-            FileNotFoundError: no file at ``path``.
-            CheckpointError: the file is not a textgym agent checkpoint, is corrupt, has
+            CheckpointError: no file at ``path`` (also a ``FileNotFoundError``), or the file
+                is not a textgym agent checkpoint (an old ``.npz`` too), is corrupt, has
                 another format version, holds a different algorithm than ``cls``, or its
                 header holds anything but valid hyper-parameters of that algorithm.
         """

@@ -7,7 +7,6 @@ what is accepted.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from typing import Any
 
@@ -16,7 +15,7 @@ import numpy as np
 from gymnasium import spaces
 
 import textgym  # noqa: F401 - registers the textgym/* ids that learners accept by name
-from textgym.errors import ConfigError
+from textgym.errors import ConfigError, did_you_mean
 
 __all__ = [
     "MAX_SEED",
@@ -88,8 +87,7 @@ def reject_unknown(cls: type, kwargs: dict[str, Any]) -> None:
     unknown = sorted(k for k in kwargs if k not in known)
     if not unknown:
         return
-    close = difflib.get_close_matches(unknown[0], known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(unknown[0], known)
     raise TypeError(
         f"{cls.__name__} got an unknown hyper-parameter {unknown[0]!r}.{hint} Accepted: {known}."
     )

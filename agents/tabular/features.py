@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import abc
-import difflib
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
@@ -21,7 +20,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from textgym.errors import ConfigError
+from textgym.errors import ConfigError, did_you_mean
 
 __all__ = [
     "FEATURES",
@@ -179,8 +178,7 @@ def make_features(features: str | StateFeatures | Callable[[Any], Any]) -> State
         return features
     if isinstance(features, str):
         if features not in FEATURES:
-            close = difflib.get_close_matches(features, list(FEATURES), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(features, FEATURES)
             raise ValueError(
                 f"Unknown features {features!r}.{hint} Built-ins: {sorted(FEATURES)}; or pass a "
                 "StateFeatures instance (e.g. PromptAndLastK(k=3)) or a function obs -> key."

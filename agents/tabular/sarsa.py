@@ -10,6 +10,10 @@ schedule, state keys and checkpoints come from :class:`~agents.tabular.table.Tab
 
     agent = SARSA("textgym/Copy-Tiny-v0", seed=0).learn(2_000)
     agent.evaluate(n_episodes=100)          # EvalResult(success_rate=..., mean_return=...)
+
+or, in a run directory (:mod:`agents.tabular.run`)::
+
+    textgym train --algo sarsa --env textgym/Copy-Tiny-v0 --total-timesteps 2000 --run-dir runs/s
 """
 
 from __future__ import annotations

@@ -6,8 +6,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from textgym.rewards.base import Reward
-from textgym.rewards.verifiable import ExactMatch
 from textgym.tasks.base import Task
 from textgym.tasks.checks import check_int
 from textgym.types import Problem, RewardContext, Turn
@@ -27,6 +25,7 @@ class CopyTask(Task):
     """
 
     name = "copy"
+    reward_spec = "exact_match"
 
     def __init__(self, length: int = 3, n_words: int = 10) -> None:
         n_words = check_int(n_words, "n_words", 1, len(WORDS))
@@ -42,9 +41,6 @@ class CopyTask(Task):
         picks = [self.words[i] for i in rng.integers(0, len(self.words), self.length)]
         answer = " ".join(picks)
         return Problem(prompt=f"copy: {answer}", answer=answer, id=answer)
-
-    def default_reward(self) -> Reward:
-        return ExactMatch()
 
     def success(self, ctx: RewardContext) -> bool:
         # The default reward's rule (ExactMatch: case and spacing ignored), so a turn that

@@ -21,7 +21,8 @@ import numpy as np
 from textgym.envs.names import FEMALE_NAMES, MALE_NAMES
 from textgym.errors import ConfigError
 from textgym.rewards.base import Reward
-from textgym.rewards.verifiable import is_abstention, parse_answer
+from textgym.rewards.spec import parse_reward
+from textgym.rewards.verifiable import NumericMatch, parse_answer
 from textgym.tasks.base import Task
 from textgym.tasks.checks import check_bool, check_int, check_names
 from textgym.tasks.splits import Split, check_split, sample_in_split, split_of
@@ -49,8 +50,6 @@ MAX_STEPS = 1000
 MAX_VALUE = 100_000
 MAX_MOVES = 500_000
 MAX_POOL = 1_000
-
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 @dataclass(frozen=True)
@@ -85,74 +84,29 @@ def solve(start: int, steps: Sequence[Step]) -> list[tuple[int, Step, int]]:
 def extract_answer(text: str, bare: bool = False) -> str | None:
     """The agent's answer: the last ``answer: <value>``, or with ``bare`` a turn that is
     only a number (the tiny variant's format)."""
-    got = parse_answer(text)
-    if got is None and bare and _NUMBER.fullmatch(text.strip()):
-        got = text.strip()
-    return got
+    return parse_answer(text, bare)
 
 
-def _same_number(got: str | None, gold: str | None) -> bool:
-    if got is None or gold is None:
-        return False
-    try:
-        return abs(float(got) - float(gold)) < 1e-6
-    except ValueError:
-        return False
+def reward_spec(bare: bool = False) -> str:
+    """The family's default reward as a spec: calibrated correctness (right > "I don't
+    know" > wrong, missing or truncated) plus 0.1 for a parseable answer or an abstention.
 
-
-class ReasoningReward(Reward):
-    """Calibrated correctness plus a small bonus for a parseable answer.
-
-    Components: ``correctness`` (``correct`` / ``abstain`` / ``wrong``, with
-    ``wrong < abstain < correct`` so that saying "I don't know" beats guessing) and
-    ``format`` (1 when the turn gives a parseable answer or abstains). The total is
-    ``correctness + format_weight * format``; the order right > abstain > wrong holds
-    because ``format_weight`` is below ``abstain - wrong``.
-
-    Args:
-        correct: Reward for a right answer.
-        abstain: Reward for "I don't know" without an answer.
-        wrong: Reward for a wrong, missing or truncated answer.
-        format_weight: Weight of the format component.
-        bare: Accept a turn that is only a number as the answer (tiny variants).
+    The 0.1 stays below ``abstain - wrong`` (0.5), so abstaining still beats a
+    well-formatted guess. A truncated turn has no answer (see
+    :mod:`textgym.rewards.verifiable`): it scores as wrong and unformatted.
     """
+    if bare:
+        return "correctness(bare=True) + 0.1*format(bare=True)"
+    return "correctness + 0.1*format"
 
-    name = "reasoning"
 
-    def __init__(
-        self,
-        correct: float = 1.0,
-        abstain: float = 0.0,
-        wrong: float = -0.5,
-        format_weight: float = 0.1,
-        bare: bool = False,
-    ) -> None:
-        if not wrong < abstain < correct:
-            raise ConfigError(
-                f"ReasoningReward needs wrong < abstain < correct, got wrong={wrong}, "
-                f"abstain={abstain}, correct={correct}."
-            )
-        if not 0 <= format_weight < abstain - wrong:
-            raise ConfigError(
-                f"format_weight={format_weight} must be in [0, abstain - wrong = "
-                f"{abstain - wrong}) so that abstaining still beats a well-formatted guess."
-            )
-        self.correct, self.abstain, self.wrong = correct, abstain, wrong
-        self.format_weight, self.bare = format_weight, check_bool(bare, "bare")
+def reasoning_reward(bare: bool = False) -> Reward:
+    """The family's default reward, built from :func:`reward_spec`."""
+    return parse_reward(reward_spec(bare))
 
-    def score(self, ctx: RewardContext) -> tuple[float, dict[str, float]]:
-        got = None if ctx.truncated else extract_answer(ctx.text, self.bare)
-        if _same_number(got, ctx.answer):
-            correctness = self.correct
-        elif got is None and not ctx.truncated and is_abstention(ctx.text):
-            correctness = self.abstain
-        else:
-            correctness = self.wrong
-        fmt = float(got is not None or (not ctx.truncated and is_abstention(ctx.text)))
-        return correctness + self.format_weight * fmt, {"correctness": correctness, "format": fmt}
 
-    def __call__(self, ctx: RewardContext) -> float:
-        return self.score(ctx)[0]
+#: The name this default had as a class; kept for the older path textgym.tasks.reasoning.
+ReasoningReward = reasoning_reward
 
 
 class ReasoningTask(Task):
@@ -177,9 +131,10 @@ class ReasoningTask(Task):
     ten digits (plus end of turn).
 
     ## Rewards
-    :class:`ReasoningReward`, once, when the turn ends: ``correctness`` (+1 right, 0
-    abstain, -0.5 wrong, missing or truncated) plus 0.1 x ``format`` (a parseable answer or
-    an abstention). Right > abstain > wrong, so calibrated abstention pays.
+    ``correctness + 0.1*format`` (:func:`reward_spec`; tiny variants pass ``bare=True`` to
+    both), once, when the turn ends: ``correctness`` (+1 right, 0 abstain, -0.5 wrong,
+    missing or truncated) plus 0.1 x ``format`` (a parseable answer or an abstention; 0
+    when truncated). Right > abstain > wrong, so calibrated abstention pays.
 
     ## Episode End
     Terminated when the agent's turn ends (one turn per episode); truncated when the turn
@@ -276,6 +231,8 @@ class ReasoningTask(Task):
         self.max_new_tokens = dv + 2 if bare_answer else turn + 6
         # Prompt: ~8 tokens to open, at most 13 per step, ~9 for the question.
         self.max_length = 20 + 13 * max_steps + self.max_new_tokens + 4
+        self.reward_spec = reward_spec(bare_answer)
+        self._right = NumericMatch(bare=bare_answer)
         self._moves = self._moves_table()
         self.pool: tuple[Problem, ...] | None = None
         if pool_size is not None:
@@ -405,13 +362,9 @@ class ReasoningTask(Task):
 
     # -- scoring and the oracle ----------------------------------------------------------
 
-    def default_reward(self) -> Reward:
-        return ReasoningReward(bare=self.bare_answer)
-
     def success(self, ctx: RewardContext) -> bool:
-        if ctx.truncated:
-            return False
-        return _same_number(extract_answer(ctx.text, self.bare_answer), ctx.answer)
+        # The default reward's own check, so full correctness and success always agree.
+        return self._right(ctx) == 1.0
 
     def oracle(self, problem: Problem, turns: Sequence[Turn]) -> str:
         if self.bare_answer:

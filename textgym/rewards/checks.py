@@ -80,6 +80,22 @@ def int_arg(value: Any, where: str, *, minimum: int | None = None) -> int:
     return n
 
 
+def bool_arg(value: Any, where: str) -> bool:
+    """``value`` if it is ``True`` or ``False``, or a clear error naming the argument.
+
+    A truthy string such as ``"false"`` or a number is refused rather than read as a flag:
+    ``bool("false")`` is ``True``.
+
+    Raises:
+        RewardTypeError: ``value`` is not a bool.
+    """
+    if not isinstance(value, bool):
+        raise RewardTypeError(
+            f"{where} must be True or False, got {value!r} ({type(value).__name__})."
+        )
+    return value
+
+
 def check_table(table: Any, vocab_size: int, name: str) -> np.ndarray | None:
     """A reward's ``token_rewards`` table as a finite float array of shape ``(vocab_size,)``.
 
@@ -142,6 +158,7 @@ def check_value(value: Any, name: str) -> float:
 __all__ = [
     "RewardError",
     "RewardTypeError",
+    "bool_arg",
     "check_table",
     "check_value",
     "int_arg",

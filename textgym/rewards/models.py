@@ -25,6 +25,7 @@ import numpy as np
 from textgym import hub
 from textgym.hub import ModelLoadError
 from textgym.rewards.base import Reward, RewardContext, RewardError
+from textgym.runs import final_model_dir
 
 Result = tuple[float, dict[str, float]]
 ModelSource = str | os.PathLike[str] | Any
@@ -205,6 +206,9 @@ class RewardModel(_ModelReward):
         self.source = model if isinstance(model, (str, os.PathLike)) else type(model).__name__
         self.device = _device(device)
         _check_source(model, "reward model")
+        if isinstance(model, (str, os.PathLike)) and not isinstance(model, bytes):
+            # `textgym train-rm --out rm` leaves a run directory: its model is rm/final_model.
+            model = os.fspath(final_model_dir(model))
         self.tokenizer = _load_tokenizer(tokenizer, model)
         self.model = load_pretrained(AutoModelForSequenceClassification, model, "reward model")
         self.model.to(self.device).eval()

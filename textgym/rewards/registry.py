@@ -3,17 +3,18 @@
 ``REWARDS`` maps each name to its factory; :func:`register_reward` adds your own, so that
 :func:`~textgym.rewards.spec.parse_reward` (the spec language) and ``gym.make(...,
 reward="...")`` can use it. Model rewards are imported on first use (torch, transformers).
+The families register their own rewards (``satisfaction``, ``resolution``, ...) beside their
+tasks in :mod:`textgym.envs`, so each task's ``reward_spec`` can name them.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import re
 from collections.abc import Callable
 from typing import Any
 
-from textgym.errors import ConfigError, UserError
+from textgym.errors import ConfigError, UserError, did_you_mean
 from textgym.rewards.base import (
     Constant,
     Reward,
@@ -69,6 +70,8 @@ REWARDS: dict[str, Callable[..., Reward]] = {
 }
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: The spec's flag literals (``correctness(bare=True)``): taken, never reward names.
+TRUTH_VALUES = {"True": True, "False": False}
 
 
 def register_reward(name: str, factory: Callable[..., Reward], *, overwrite: bool = False) -> None:
@@ -84,6 +87,11 @@ def register_reward(name: str, factory: Callable[..., Reward], *, overwrite: boo
         raise ConfigError(
             f"Reward name {name!r} is not an identifier; use letters, digits and underscores, "
             "e.g. 'my_reward'."
+        )
+    if name in TRUTH_VALUES:
+        raise ConfigError(
+            f"{name!r} is a truth value in reward specs (e.g. correctness(bare={name})), not "
+            "a reward name; choose another name."
         )
     if not callable(factory):
         raise RewardTypeError(
@@ -105,13 +113,16 @@ def reward_names() -> list[str]:
 def make_reward(name: str, *args: Any, **kwargs: Any) -> Reward:
     """Build the registered reward ``name`` with ``args`` and ``kwargs``."""
     if not isinstance(name, str) or name not in REWARDS:
-        close = difflib.get_close_matches(name, REWARDS, n=1) if isinstance(name, str) else []
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, REWARDS) if isinstance(name, str) else ""
         raise UnknownRewardError(f"Unknown reward {name!r}.{hint} Known rewards: {reward_names()}.")
     return as_reward(REWARDS[name](*args, **kwargs))
 
 
-# -- the parser ---------------------------------------------------------------------------
-
-
-__all__ = ["REWARDS", "UnknownRewardError", "make_reward", "register_reward", "reward_names"]
+__all__ = [
+    "REWARDS",
+    "TRUTH_VALUES",
+    "UnknownRewardError",
+    "make_reward",
+    "register_reward",
+    "reward_names",
+]

@@ -8,12 +8,13 @@ grammar (no ``eval``; nothing but registered factories is ever called)::
     term    := factor ("*" factor)*
     factor  := ("-" | "+") factor | NUMBER | call | "(" expr ")"
     call    := NAME [ "(" [arg ("," arg)*] ")" ]
-    arg     := [NAME "="] (expr | STRING)
+    arg     := [NAME "="] (expr | STRING | "True" | "False")
 
 A bare name calls its factory with no arguments; ``name(...)`` passes the arguments, e.g.
 ``relevance(key="topic")``, ``clip(exact_match - 0.5, -1, 1)``,
-``reward_model("path/to/model")``. Within one spec, the same bare name is one object, so
-``a + a`` is ``2 * a``. Register your own with :func:`~textgym.rewards.registry.register_reward`.
+``reward_model("path/to/model")``, ``correctness(bare=True)``. Within one spec, the same
+bare name is one object, so ``a + a`` is ``2 * a``. Register your own with
+:func:`~textgym.rewards.registry.register_reward`.
 
 Refused with a :class:`RewardSpecError` that gives the position and shows a caret under it:
 anything outside the grammar, unknown names and arguments (with a "did you mean"), a number
@@ -24,7 +25,6 @@ that overflows to inf or rounds to 0, arithmetic that overflows, the same sign t
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import math
 import re
@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from textgym.errors import UserError
+from textgym.errors import UserError, closest
 from textgym.rewards.base import (
     Constant,
     Reward,
@@ -41,7 +41,7 @@ from textgym.rewards.base import (
     _terms_of,
     scale,
 )
-from textgym.rewards.registry import REWARDS, make_reward, reward_names
+from textgym.rewards.registry import REWARDS, TRUTH_VALUES, make_reward, reward_names
 
 #: How deeply parentheses and call arguments may nest. Far beyond any real spec, and far
 #: below the depth at which the recursive-descent parser would hit Python's recursion limit.
@@ -309,7 +309,7 @@ class _Parser:
         tok = self.tok
         self.i += 1
         if tok.text not in REWARDS:
-            close = difflib.get_close_matches(tok.text, REWARDS, n=1)
+            close = closest(tok.text, REWARDS)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise self.error(f"unknown reward name {tok.text!r}{hint}", tok)
         has_args = self.is_op("(")
@@ -347,6 +347,9 @@ class _Parser:
                 if self.tok.kind == "string":
                     value: Any = self.tok.text[1:-1]
                     self.i += 1
+                elif self.tok.kind == "name" and self.tok.text in TRUTH_VALUES:
+                    value = TRUTH_VALUES[self.tok.text]
+                    self.i += 1
                 else:
                     value = self.expr()
                     if isinstance(value, float) and value.is_integer():
@@ -379,7 +382,7 @@ class _Parser:
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
             for key in kwargs:
                 if key not in params:
-                    close = difflib.get_close_matches(key, params, n=1)
+                    close = closest(key, params)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     raise self.error(
                         f"{tok.text} has no argument {key!r}{hint}; write {tok.text}{sig}",

@@ -14,6 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from textgym.rewards.base import Reward
+from textgym.rewards.spec import parse_reward
 from textgym.types import Problem, RewardContext, Role, Turn
 from textgym.users.base import Responder
 
@@ -21,15 +22,17 @@ from textgym.users.base import Responder
 class Task(abc.ABC):
     """A family of problems.
 
-    Subclasses set the class attributes and implement :meth:`sample`, :meth:`default_reward`,
-    :meth:`success` and :meth:`oracle`; multi-turn tasks also return a fresh responder from
-    :meth:`responder`.
+    Subclasses set the class attributes (:attr:`reward_spec` among them) and implement
+    :meth:`sample`, :meth:`success` and :meth:`oracle`; multi-turn tasks also return a
+    fresh responder from :meth:`responder` (a task is multi-turn exactly when it has one).
     """
 
     #: Short registry name, used by ``TextEnv(task="copy")``.
     name: ClassVar[str]
-    #: Whether a responder replies to the agent's turns.
-    multi_turn: ClassVar[bool] = False
+    #: The default reward as a spec (:func:`~textgym.rewards.spec.parse_reward`), e.g.
+    #: ``"correctness + 0.1*format"``: the one definition the env builds and the docs print,
+    #: and what ``gym.make(id, reward=...)`` takes to rebuild it.
+    reward_spec: str = ""
     #: Defaults the env uses unless the caller overrides them.
     max_length: int = 64
     max_new_tokens: int = 16
@@ -40,9 +43,17 @@ class Task(abc.ABC):
     def sample(self, rng: np.random.Generator) -> Problem:
         """Draw one problem; all randomness must come from ``rng``."""
 
-    @abc.abstractmethod
     def default_reward(self) -> Reward:
-        """The reward the env uses when the caller passes none."""
+        """The reward the env uses when the caller passes none: :attr:`reward_spec`, parsed.
+
+        Override it only for a reward no spec can say (e.g. a plain function in a test).
+        """
+        if not self.reward_spec:
+            raise NotImplementedError(
+                f"{type(self).__name__} has no default reward: set its reward_spec (e.g. "
+                'reward_spec = "exact_match") or override default_reward().'
+            )
+        return parse_reward(self.reward_spec)
 
     @abc.abstractmethod
     def success(self, ctx: RewardContext) -> bool:
@@ -54,6 +65,11 @@ class Task(abc.ABC):
 
     def responder(self) -> Responder | None:
         """A fresh responder for one env (multi-turn tasks); ``None`` for single-turn tasks."""
+        return None
+
+    def system_prompt(self, problem: Problem) -> str | None:
+        """The system message of an episode on ``problem`` (``None``: none). The env's
+        ``system_prompt=`` argument overrides it."""
         return None
 
     def allowed_words(self) -> Sequence[str] | None:

@@ -9,7 +9,6 @@ range, so nothing here is on the step path.
 
 from __future__ import annotations
 
-import difflib
 import math
 import numbers
 from collections.abc import Iterable, Sequence
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from textgym.errors import ConfigError, ConfigTypeError
+from textgym.errors import ConfigError, ConfigTypeError, did_you_mean
 
 
 def describe(value: Any) -> str:
@@ -77,11 +76,9 @@ def check_names(value: Any, name: str, known: Sequence[str]) -> tuple[str, ...]:
     names = tuple(value)
     for item in names:
         if not isinstance(item, str) or item not in known:
-            close = difflib.get_close_matches(str(item), list(known), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
                 f"{name} must be a non-empty subset of {list(known)}; {item!r} is not one of "
-                f"them.{hint}"
+                f"them.{did_you_mean(str(item), known)}"
             )
     if not names:
         raise ConfigError(f"{name} must be a non-empty subset of {list(known)}, got none.")

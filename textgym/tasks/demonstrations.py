@@ -20,21 +20,26 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import os
+import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 
 import textgym  # noqa: F401  (registers the ids)
+from textgym.cli import run_command
 from textgym.core import TextEnv
 from textgym.errors import ConfigError
 from textgym.tasks.checks import check_int, check_real
+from textgym.tools.flags import build_parser, flag
+
+PROG = "python -m textgym.tasks.demonstrations"
 
 
 def _make(env_id: str, split: str) -> TextEnv:
@@ -127,16 +132,27 @@ def load_demonstrations(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+@dataclass
+class ExportArgs:
+    """The flags of ``python -m textgym.tasks.demonstrations``."""
+
+    env_id: str = flag(positional=True)
+    """a registered id, e.g. textgym/Reasoning-v0"""
+    n: int = flag(1000, aliases=("-n",))
+    """number of episodes"""
+    out: str = flag("demonstrations.jsonl", aliases=("-o",))
+    """output path (JSONL)"""
+    noise: float = 0.0
+    """label-noise rate per turn: the probability that an oracle turn is corrupted"""
+    seed: int = 0
+    """seed of the first episode (episode i is reset with seed + i) and of the noise"""
+    split: Literal["train", "test"] = "train"
+    """the problems to play: the train or the held-out test split"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m textgym.tasks.demonstrations <env_id> -n N -o out.jsonl [--noise p]``."""
-    parser = argparse.ArgumentParser(description="Export oracle demonstrations as JSONL.")
-    parser.add_argument("env_id", help="a registered id, e.g. textgym/Reasoning-v0")
-    parser.add_argument("-n", "--n", type=int, default=1000, help="number of episodes")
-    parser.add_argument("-o", "--out", default="demonstrations.jsonl", help="output path")
-    parser.add_argument("--noise", type=float, default=0.0, help="label-noise rate per turn")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--split", choices=["train", "test"], default="train")
-    args = parser.parse_args(argv)
+    args = build_parser(ExportArgs, PROG, "Export oracle demonstrations as JSONL.").parse(argv)
     out = export_demonstrations(args.env_id, args.n, args.out, args.noise, args.seed, args.split)
     records = load_demonstrations(out)
     rate = sum(r["success"] for r in records) / max(len(records), 1)
@@ -145,4 +161,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(PROG, main, sys.argv[1:]))

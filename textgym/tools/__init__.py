@@ -1,1 +1,1 @@
-"""Tools around the envs: the docs tables."""
+"""Tools around the envs: the docs tables, and the command lines (flags from dataclasses)."""

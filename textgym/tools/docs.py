@@ -18,12 +18,13 @@ def markdown_table(oracle_episodes: int = 20) -> str:
 
     Columns: id, observation and action sizes, the per-turn token limit, episode length
     (agent turns and the token-step limit, plus the oracle's mean steps over
-    ``oracle_episodes`` seeded episodes), and what success means.
+    ``oracle_episodes`` seeded episodes), what success means, and the default reward as the
+    spec the task builds it from (``reward=`` takes the same string).
     """
     rows = [
         "| Id | Observation | Action | Turn tokens | Episode length | Oracle steps | "
-        "Success | Description |",
-        "|---|---|---|---|---|---|---|---|",
+        "Success | Default reward | Description |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for spec in ENV_SPECS:
         env = gym.make(spec.id).unwrapped
@@ -40,7 +41,8 @@ def markdown_table(oracle_episodes: int = 20) -> str:
         rows.append(
             f"| `{spec.id}` | 2 x ({env.max_length},) | Discrete({env.vocab_size}) | "
             f"{env.max_new_tokens} | {length}, <= {env.max_length} steps | "
-            f"{sum(steps) / len(steps):.1f} | {spec.success} | {spec.description} |"
+            f"{sum(steps) / len(steps):.1f} | {spec.success} | `{env.task.reward_spec}` | "
+            f"{spec.description} |"
         )
         env.close()
     return "\n".join(rows)

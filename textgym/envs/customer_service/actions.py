@@ -27,6 +27,10 @@ ACTIONS = ("refund", "escalate", "status", "address", "reset", "cancel", "compla
 SLOTS = ("order", "amount", "email", "zip")
 _ACTION = re.compile(r"\[\s*([a-z_]+)((?:\s+[a-z_]+\s*=\s*[^\s\]]+)*)\s*\]")
 _SLOT = re.compile(r"([a-z_]+)\s*=\s*([^\s\]]+)")
+#: A bracket, and the spaces a tokenizer's decoder may put around "@" and "." in a value:
+#: WordPiece (BERT) decodes ``kate@mail.com`` as ``kate @ mail. com``.
+_BRACKET = re.compile(r"\[[^\]]*\]")
+_VALUE_GAP = re.compile(r"(?<=\w)\s*([@.])\s*(?=\w)")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ def parse_action(text: str, bare: bool = False) -> Action | None:
     action without slots.
     """
     found = None
+    text = _BRACKET.sub(lambda m: _VALUE_GAP.sub(r"\1", m.group(0)), text)
     for m in _ACTION.finditer(text.lower()):
         if m.group(1) in ACTIONS:
             found = Action(m.group(1), dict(_SLOT.findall(m.group(2))))

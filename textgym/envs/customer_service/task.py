@@ -33,8 +33,9 @@ from textgym.envs.customer_service.customer import (
     customer_lines,
 )
 from textgym.envs.names import FEMALE_NAMES, MALE_NAMES
-from textgym.rewards.base import Reward, Weighted
-from textgym.rewards.text import Politeness
+from textgym.rewards.base import Reward
+from textgym.rewards.registry import register_reward
+from textgym.rewards.spec import parse_reward
 from textgym.tasks.base import Task
 from textgym.tasks.checks import check_bool, check_callable, check_int, check_names, check_real
 from textgym.tasks.splits import Split, check_split, sample_in_split, split_of
@@ -142,18 +143,18 @@ class TurnEfficiency(Reward):
         return max(0.0, 1.0 - ctx.turn_index / patience)
 
 
-def customer_service_reward() -> Weighted:
-    """The default reward: resolution 1.0, policy 1.0 (a penalty), efficiency 0.5 (once),
-    politeness 0.05 per turn."""
-    return Weighted(
-        {
-            "resolution": (Resolution(), 1.0),
-            "policy": (PolicyCompliance(), 1.0),
-            "efficiency": (TurnEfficiency(), 0.5),
-            "politeness": (Politeness(), 0.05),
-        },
-        name="customer_service",
-    )
+register_reward("resolution", Resolution)
+register_reward("policy", PolicyCompliance)
+register_reward("efficiency", TurnEfficiency)
+
+#: The default reward: resolution 1.0, policy 1.0 (a penalty), efficiency 0.5 (once),
+#: politeness 0.05 per turn.
+REWARD_SPEC = "resolution + policy + 0.5*efficiency + 0.05*politeness"
+
+
+def customer_service_reward() -> Reward:
+    """The default reward, built from :data:`REWARD_SPEC`."""
+    return parse_reward(REWARD_SPEC)
 
 
 # -- the task -----------------------------------------------------------------------------
@@ -182,10 +183,11 @@ class CustomerServiceTask(Task):
     ``action_masks()`` to ``help``, the seven action words and end of turn.
 
     ## Rewards
-    :func:`customer_service_reward`, a :class:`~textgym.rewards.base.Weighted` sum
-    at every turn end: ``resolution`` (1.0 on the resolving turn), ``policy`` (-1.0 on a
-    violation), ``efficiency`` (0.5 x ``1 - turns used / patience``, once, on resolution)
-    and ``politeness`` (0.05 per turn). Components are in ``info["reward_components"]``.
+    :data:`REWARD_SPEC` (``resolution + policy + 0.5*efficiency + 0.05*politeness``), a
+    weighted sum at every turn end: ``resolution`` (1.0 on the resolving turn), ``policy``
+    (-1.0 on a violation), ``efficiency`` (0.5 x ``1 - turns used / patience``, once, on
+    resolution) and ``politeness`` (0.05 per turn). Components are in
+    ``info["reward_components"]``.
 
     ## Episode End
     Terminated when the case is resolved, the policy is broken, or the customer runs
@@ -219,7 +221,7 @@ class CustomerServiceTask(Task):
     """
 
     name = "customer_service"
-    multi_turn = True
+    reward_spec = REWARD_SPEC
 
     def __init__(
         self,
@@ -314,9 +316,6 @@ class CustomerServiceTask(Task):
     def responder(self) -> Responder:
         scripted = ScriptedCustomer(bare_actions=self.bare_actions)
         return scripted if self.user is None else self.user(scripted)
-
-    def default_reward(self) -> Reward:
-        return customer_service_reward()
 
     def success(self, ctx: RewardContext) -> bool:
         return bool(ctx.outcome.get("resolved")) and not ctx.outcome.get("policy_violation")
@@ -415,6 +414,7 @@ class CustomerServiceTask(Task):
 
 
 __all__ = [
+    "REWARD_SPEC",
     "CustomerServiceTask",
     "PolicyCompliance",
     "Resolution",

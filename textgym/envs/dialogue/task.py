@@ -22,8 +22,9 @@ import numpy as np
 from textgym.envs.dialogue.topics import REGULAR_TOPICS, TOPICS, current_question, question
 from textgym.envs.dialogue.user import ScriptedUser, user_lines
 from textgym.errors import ConfigError
-from textgym.rewards.base import Reward, Weighted
-from textgym.rewards.text import BannedWords, Concision, Politeness, Repetition
+from textgym.rewards.base import Reward
+from textgym.rewards.registry import register_reward
+from textgym.rewards.spec import parse_reward
 from textgym.tasks.base import Task
 from textgym.tasks.checks import check_bool, check_callable, check_int, check_names
 from textgym.tasks.splits import Split, check_split, sample_in_split, split_of
@@ -55,25 +56,22 @@ class Satisfaction(Reward):
         return float(bool(ctx.outcome.get("satisfied")))
 
 
-def dialogue_reward(concision_target: int = 20) -> Weighted:
-    """The default multi-objective reward.
+register_reward("asked_relevance", AskedRelevance)
+register_reward("satisfaction", Satisfaction)
 
-    Per turn: ``relevance`` (1.0) to the question asked; ``politeness``, ``repetition``
-    (1 = nothing repeated), ``concision`` and ``banned_words`` (1 = clean) at 0.05 each, so
-    that hygiene alone never pays more than answering; and ``satisfaction`` (1.0) once, when
-    the user leaves satisfied.
-    """
-    return Weighted(
-        {
-            "relevance": (AskedRelevance(), 1.0),
-            "satisfaction": (Satisfaction(), 1.0),
-            "politeness": (Politeness(), 0.05),
-            "repetition": (Repetition(), 0.05),
-            "concision": (Concision(target=concision_target), 0.05),
-            "banned_words": (BannedWords(), 0.05),
-        },
-        name="dialogue",
-    )
+#: The default multi-objective reward. Per turn: relevance to the question asked (its
+#: component is ``relevance``); ``politeness``, ``repetition`` (1 = nothing repeated),
+#: ``concision`` and ``banned_words`` (1 = clean) at 0.05 each, so that hygiene alone never
+#: pays more than answering; and ``satisfaction`` once, when the user leaves satisfied.
+REWARD_SPEC = (
+    "asked_relevance + satisfaction + 0.05*politeness + 0.05*repetition + 0.05*concision"
+    " + 0.05*banned_words"
+)
+
+
+def dialogue_reward() -> Reward:
+    """The default reward, built from :data:`REWARD_SPEC`."""
+    return parse_reward(REWARD_SPEC)
 
 
 class DialogueTask(Task):
@@ -95,10 +93,10 @@ class DialogueTask(Task):
     ``Discrete(V)``. The tiny variant restricts ``action_masks()`` to its six answer words.
 
     ## Rewards
-    :func:`dialogue_reward`, a :class:`~textgym.rewards.base.Weighted` sum at every
-    turn end: ``relevance`` (1.0, keyword coverage of the question asked),
-    ``satisfaction`` (1.0, once, when the user leaves satisfied), and 0.05 each for
-    ``politeness``, ``repetition``, ``concision`` and ``banned_words``. Every component is
+    :data:`REWARD_SPEC`, a weighted sum at every turn end: ``relevance`` (1.0, keyword
+    coverage of the question asked; ``asked_relevance`` in specs), ``satisfaction`` (1.0,
+    once, when the user leaves satisfied), and 0.05 each for ``politeness``,
+    ``repetition``, ``concision`` and ``banned_words``. Every component is
     in ``info["reward_components"]``.
 
     ## Episode End
@@ -130,7 +128,7 @@ class DialogueTask(Task):
     """
 
     name = "dialogue"
-    multi_turn = True
+    reward_spec = REWARD_SPEC
 
     def __init__(
         self,
@@ -197,9 +195,6 @@ class DialogueTask(Task):
         scripted = ScriptedUser()
         return scripted if self.user is None else self.user(scripted)
 
-    def default_reward(self) -> Reward:
-        return dialogue_reward()
-
     def success(self, ctx: RewardContext) -> bool:
         return bool(ctx.outcome.get("satisfied"))
 
@@ -228,4 +223,11 @@ class DialogueTask(Task):
         return texts + user_lines()
 
 
-__all__ = ["MAX_PATIENCE", "AskedRelevance", "DialogueTask", "Satisfaction", "dialogue_reward"]
+__all__ = [
+    "MAX_PATIENCE",
+    "REWARD_SPEC",
+    "AskedRelevance",
+    "DialogueTask",
+    "Satisfaction",
+    "dialogue_reward",
+]
