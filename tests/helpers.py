@@ -1,5 +1,5 @@
-"""What many test files need: reward contexts, an interrupted stdin, playing turns and
-episodes, a small multi-turn task.
+"""What many test files need: reward contexts, an interrupted stdin, a directory locked by
+another process, playing turns and episodes, a small multi-turn task.
 
 Imported as ``from tests.helpers import ...``; nothing here is a test.
 """
@@ -7,7 +7,11 @@ Imported as ``from tests.helpers import ...``; nothing here is a test.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -52,6 +56,25 @@ class InterruptAfter(io.StringIO):
         if not line:
             raise KeyboardInterrupt
         return line
+
+
+@contextmanager
+def locked_by_another_process(directory: Path) -> Iterator[int]:
+    """While inside, another process holds ``directory``'s :class:`DirectoryLock`: yields
+    that process's pid."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; from textgym.files import DirectoryLock; "
+         f"lock = DirectoryLock({str(directory)!r}).acquire(); print('locked', flush=True); "
+         "sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        yield holder.pid
+    finally:
+        holder.communicate("", timeout=30)
 
 
 # -- playing an env ----------------------------------------------------------------------

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import pickle
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ from agents.tabular import SARSA, QLearning, load
 from agents.tabular.run import QLearningRun, TabularConfig
 from agents.train import main as train_main
 from agents.train import parse_args
+from tests.helpers import locked_by_another_process
 from textgym import runs
 from textgym.errors import ConfigError
 from textgym.files import DirectoryInUseError
@@ -179,22 +178,11 @@ def test_a_finished_run_is_refused_and_a_larger_budget_continues_it(
 
 def test_a_locked_run_dir_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys; from textgym.files import DirectoryLock; "
-         f"lock = DirectoryLock({str(run)!r}).acquire(); print('locked', flush=True); "
-         "sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        cwd=Path(__file__).parents[1],
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    with locked_by_another_process(run) as pid:
         assert train(run, "--env", ENV, "--total-timesteps", "100") == 2
         line = one_error_line(capsys)
-        assert f"in use by another process (pid {holder.pid})" in line and "--run-dir" in line
+        assert f"in use by another process (pid {pid})" in line and "--run-dir" in line
         assert not (run / "progress.csv").exists()
-    finally:
-        holder.communicate("", timeout=30)
     # In one process too: a run holds its directory from its constructor to learn()'s end.
     first = QLearningRun(TabularConfig(total_timesteps=100, run_dir=str(run), progress=False))
     with pytest.raises(DirectoryInUseError, match="--run-dir"):

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import InterruptAfter
 from textgym.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -340,16 +341,6 @@ def test_valid_commands_still_work(
         == 0
     )
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rm.")]
-
-
-class InterruptAfter(io.StringIO):
-    """stdin that gives its lines, then raises KeyboardInterrupt (Ctrl-C while typing)."""
-
-    def readline(self, *args: object) -> str:  # type: ignore[override]
-        line = super().readline()
-        if not line:
-            raise KeyboardInterrupt
-        return line
 
 
 def test_ctrl_c_in_rate_keeps_the_ratings_typed(

@@ -22,8 +22,6 @@ import json
 import os
 import pickle
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ from agents.tabular import CheckpointError as TabularCheckpointError
 from agents.tabular import QLearning
 from agents.tabular import load as load_tabular
 from agents.train import main as train_main
+from tests.helpers import locked_by_another_process
 from textgym.errors import ConfigError, UserError
 
 MARKER_NAME = "CODE_RAN"
@@ -257,26 +256,15 @@ def test_a_second_process_on_a_run_dir_is_refused(
     capsys: pytest.CaptureFixture[str],  # noqa: ANN001
 ) -> None:
     run = tmp_path / "run"
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from textgym.files import DirectoryLock; "
-         f"lock = DirectoryLock({str(run)!r}).acquire(); print('locked', flush=True); "
-         "sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        cwd=Path(__file__).parents[1],
-    )  # fmt: skip
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    with locked_by_another_process(run) as pid:
         code = train_main(
             ["--algo", "reinforce", "--env", SYNTH_ID, "--model", synth["model"],
              "--num-envs", "4", "--total-updates", "1", "--run-dir", str(run), "--no-progress",
              "--no-tensorboard"]
         )  # fmt: skip
         err = capsys.readouterr().err
-        assert code == 2 and "in use by another process" in err and f"pid {holder.pid}" in err
+        assert code == 2 and "in use by another process" in err and f"pid {pid}" in err
         assert "Traceback" not in err and not (run / "progress.csv").exists()
-    finally:
-        holder.communicate("", timeout=30)
     # In one process too: a trainer holds its run directory until learn() ends.
     first = make("reinforce", synth, run, num_envs=4, total_updates=1)
     from textgym.files import DirectoryInUseError

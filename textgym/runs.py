@@ -353,6 +353,21 @@ def read_report(run_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     return report if isinstance(report, dict) else None
 
 
+def format_report(report: Mapping[str, Any], headline: str, keys: Sequence[str]) -> str:
+    """The report in a few lines for the terminal: ``headline``, then each of ``keys`` that
+    both evaluations hold as before -> after, then the run directory."""
+    before, after = report["before"], report["after"]
+    lines = [headline]
+    for key in keys:
+        if key in before and key in after:
+            lines.append(
+                f"  {key} on {report['split']}: {before[key]:.3f} -> {after[key]:.3f} "
+                f"({after[key] - before[key]:+.3f})"
+            )
+    lines.append(f"  run directory: {report['run_dir']}")
+    return "\n".join(lines)
+
+
 def is_finished(
     run_dir: str | os.PathLike[str], *, final_model: bool = True, **expected: Any
 ) -> bool:

@@ -291,25 +291,7 @@ class TextVectorEnv(VectorEnv):
         return "step() was called before reset(); call envs.reset() first."
 
     def _check_seeds(self, seed: Any) -> list[int | None]:
-        n = self.num_envs
-        if seed is None:
-            return [None] * n
-        if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-            first = check_seed(seed)
-            assert first is not None
-            return [first + i for i in range(n)]
-        if isinstance(seed, (str, bytes)) or not isinstance(seed, Iterable):
-            raise InputTypeError(
-                f"seed must be None, a non-negative integer (sub-env i gets seed + i) or a "
-                f"list of {n} such integers or None, got {describe(seed)}."
-            )
-        seeds = list(seed)
-        if len(seeds) != n:
-            raise InputError(
-                f"Got {len(seeds)} seeds for {n} sub-envs; pass one seed (or None) per "
-                "sub-env, or a single integer."
-            )
-        return [check_seed(s, f"seed[{i}]") for i, s in enumerate(seeds)]
+        return expand_seeds(seed, self.num_envs, "sub-env", Iterable, ", or a single integer")
 
     def _check_reset_mask(self, mask: Any) -> np.ndarray:
         mask = np.asarray(mask)
@@ -362,6 +344,36 @@ class TextVectorEnv(VectorEnv):
                 f"[0, {self.vocab_size}). Check the policy's vocabulary matches the env's."
             )
         return a
+
+
+def expand_seeds(
+    seed: Any, n: int, unit: str, sequence: type | tuple[type, ...], hint: str = ""
+) -> list[int | None]:
+    """One seed (or ``None``) for each of ``n`` sub-envs (or rows: ``unit``): ``None`` for
+    all, an integer ``seed`` as ``seed + i``, or a ``sequence`` of ``n`` seeds and ``None``
+    (``hint`` ends the message for a wrong length).
+
+    Raises:
+        InputTypeError: a seed that is not an integer, or a ``seed`` of another type.
+        InputError: a negative seed, or a seed list of the wrong length.
+    """
+    if seed is None:
+        return [None] * n
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        first = check_seed(seed)
+        assert first is not None
+        return [first + i for i in range(n)]
+    if isinstance(seed, (str, bytes)) or not isinstance(seed, sequence):
+        raise InputTypeError(
+            f"seed must be None, a non-negative integer ({unit} i gets seed + i) or a "
+            f"list of {n} such integers or None, got {describe(seed)}."
+        )
+    seeds = list(seed)
+    if len(seeds) != n:
+        raise InputError(
+            f"Got {len(seeds)} seeds for {n} {unit}s; pass one seed (or None) per {unit}{hint}."
+        )
+    return [check_seed(s, f"seed[{i}]") for i, s in enumerate(seeds)]
 
 
 def batch_infos(pairs: list[tuple[int, dict[str, Any]]], num_envs: int) -> dict[str, Any]:

@@ -17,11 +17,11 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import RecordConstructorArgs
 
-from textgym.core import TextEnv, check_seed
+from textgym.core import TextEnv
 from textgym.episode import EpisodeError, InputError, InputTypeError
 from textgym.errors import ConfigError
 from textgym.tasks.checks import ConfigTypeError, describe
-from textgym.vector import TextVectorEnv
+from textgym.vector import TextVectorEnv, expand_seeds
 
 #: What a turn action may be: text, or token ids (a list or tuple of ints, a 1-D int array).
 TurnAction = str | Sequence[int] | np.ndarray
@@ -410,20 +410,4 @@ class TurnLevelVector:
         return {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
 
     def _seeds(self, seed: Any) -> list[int | None]:
-        n = self.num_envs
-        if seed is None:
-            return [None] * n
-        if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-            first = check_seed(seed)
-            assert first is not None
-            return [first + i for i in range(n)]
-        if isinstance(seed, (str, bytes)) or not isinstance(seed, (Sequence, np.ndarray)):
-            raise InputTypeError(
-                f"seed must be None, a non-negative integer (row i gets seed + i) or a list of "
-                f"{n} such integers or None, got {describe(seed)}."
-            )
-        if len(seed) != n:
-            raise InputError(
-                f"Got {len(seed)} seeds for {n} rows; pass one seed (or None) per row."
-            )
-        return [check_seed(s, f"seed[{i}]") for i, s in enumerate(seed)]
+        return expand_seeds(seed, self.num_envs, "row", (Sequence, np.ndarray))

@@ -50,17 +50,9 @@ def write_final_model(policy: LMPolicy, run_dir: Path) -> None:
 
 def format_report(report: dict[str, Any]) -> str:
     """The report in a few lines for the terminal: budget, throughput, before -> after."""
-    before, after = report["before"], report["after"]
-    lines = [
+    headline = (
         f"{report['algo']} on {report['env_id']} (seed {report['seed']}): "
         f"{report['updates']} updates, {report['episodes']} episodes, "
-        f"{report['train_seconds']:.0f}s, {report['tokens_per_second']:.0f} tokens/s",
-    ]
-    for key in ("eval/success_rate", "eval/episodic_return"):
-        if key in before and key in after:
-            lines.append(
-                f"  {key} on {report['split']}: {before[key]:.3f} -> {after[key]:.3f} "
-                f"({after[key] - before[key]:+.3f})"
-            )
-    lines.append(f"  run directory: {report['run_dir']}")
-    return "\n".join(lines)
+        f"{report['train_seconds']:.0f}s, {report['tokens_per_second']:.0f} tokens/s"
+    )
+    return runs.format_report(report, headline, ("eval/success_rate", "eval/episodic_return"))

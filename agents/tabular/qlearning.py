@@ -6,14 +6,8 @@ The update, after each step ``(s, a, r, s')``::
 
 where the max runs over the actions allowed in ``s'``, and nothing is bootstrapped after a
 terminated step. Acting (epsilon-greedy over the table), the exploration schedule, state
-keys and checkpoints come from :class:`~agents.tabular.table.TabularAgent`::
-
-    agent = QLearning("textgym/Copy-Tiny-v0", seed=0).learn(2_000)
-    agent.evaluate(n_episodes=100)          # EvalResult(success_rate=..., mean_return=...)
-
-or, in a run directory (:mod:`agents.tabular.run`)::
-
-    textgym train --algo qlearning --env textgym/Copy-Tiny-v0 --total-timesteps 2000 --run-dir runs/q
+keys and checkpoints come from :class:`~agents.tabular.table.TabularAgent`, and it is used
+like every tabular agent (:mod:`agents.tabular`; ``--algo qlearning`` in a run directory).
 """
 
 from __future__ import annotations

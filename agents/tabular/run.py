@@ -38,7 +38,7 @@ from agents.tabular.checkpoint import agent_from_state, generator_from_state
 from agents.tabular.features import PromptAndLastK
 from agents.tabular.qlearning import QLearning
 from agents.tabular.sarsa import SARSA
-from agents.tabular.table import TabularAgent
+from agents.tabular.table import TabularAgent, learning_settings
 from textgym import runs
 from textgym.errors import ConfigError
 from textgym.runs import CheckpointError
@@ -143,15 +143,7 @@ class TabularConfig:
         return {
             "seed": self.seed,
             "log_interval": self.log_interval,
-            "learning_rate": self.learning_rate,
-            "gamma": self.gamma,
-            "epsilon_start": self.epsilon_start,
-            "epsilon_end": self.epsilon_end,
-            "exploration_fraction": self.exploration_fraction,
-            "epsilon_decay": self.epsilon_decay,
-            "initial_q": self.initial_q,
-            "features": features,
-            "bootstrap_truncated": self.bootstrap_truncated,
+            **learning_settings(self, features),
         }
 
 
@@ -361,18 +353,10 @@ class SARSARun(TabularRun):
 
 def format_report(report: dict[str, Any]) -> str:
     """The report in a few lines for the terminal: budget, speed, before -> after."""
-    before, after = report["before"], report["after"]
-    lines = [
+    headline = (
         f"{report['algo']} on {report['env_id']} (seed {report['seed']}): "
         f"{report['timesteps']} timesteps, {report['episodes']} episodes, "
         f"{report['states']} states, {report['train_seconds']:.1f}s, "
-        f"{report['steps_per_second']:.0f} steps/s",
-    ]
-    for key in ("eval/success_rate", "eval/mean_return"):
-        if key in before and key in after:
-            lines.append(
-                f"  {key} on {report['split']}: {before[key]:.3f} -> {after[key]:.3f} "
-                f"({after[key] - before[key]:+.3f})"
-            )
-    lines.append(f"  run directory: {report['run_dir']}")
-    return "\n".join(lines)
+        f"{report['steps_per_second']:.0f} steps/s"
+    )
+    return runs.format_report(report, headline, ("eval/success_rate", "eval/mean_return"))

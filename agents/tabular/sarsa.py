@@ -6,14 +6,9 @@ The update, after each step ``(s, a, r, s')``::
 
 where ``a'`` is the action the epsilon-greedy policy takes next: chosen here, then taken
 by the next step. Nothing is bootstrapped after a terminated step. Acting, the exploration
-schedule, state keys and checkpoints come from :class:`~agents.tabular.table.TabularAgent`::
-
-    agent = SARSA("textgym/Copy-Tiny-v0", seed=0).learn(2_000)
-    agent.evaluate(n_episodes=100)          # EvalResult(success_rate=..., mean_return=...)
-
-or, in a run directory (:mod:`agents.tabular.run`)::
-
-    textgym train --algo sarsa --env textgym/Copy-Tiny-v0 --total-timesteps 2000 --run-dir runs/s
+schedule, state keys and checkpoints come from :class:`~agents.tabular.table.TabularAgent`,
+and it is used like every tabular agent (:mod:`agents.tabular`; ``--algo sarsa`` in a run
+directory).
 """
 
 from __future__ import annotations

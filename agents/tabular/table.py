@@ -40,6 +40,22 @@ __all__ = ["TabularAgent"]
 Row = tuple[np.ndarray, np.ndarray]
 
 
+def learning_settings(source: Any, features: Any) -> dict[str, Any]:
+    """The learning settings of a tabular agent, read off ``source`` (an agent or a
+    :class:`~agents.tabular.run.TabularConfig`), with ``features`` as given."""
+    return {
+        "learning_rate": source.learning_rate,
+        "gamma": source.gamma,
+        "epsilon_start": source.epsilon_start,
+        "epsilon_end": source.epsilon_end,
+        "exploration_fraction": source.exploration_fraction,
+        "epsilon_decay": source.epsilon_decay,
+        "initial_q": source.initial_q,
+        "features": features,
+        "bootstrap_truncated": source.bootstrap_truncated,
+    }
+
+
 class TabularAgent(EpisodicAgent):
     """Epsilon-greedy tabular control over abstract states; see :class:`QLearning`, :class:`SARSA`.
 
@@ -131,18 +147,8 @@ class TabularAgent(EpisodicAgent):
         self.features = fit_features(self.features, self.env)
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {
-            **super().hyperparameters(),
-            "learning_rate": self.learning_rate,
-            "gamma": self.gamma,
-            "epsilon_start": self.epsilon_start,
-            "epsilon_end": self.epsilon_end,
-            "exploration_fraction": self.exploration_fraction,
-            "epsilon_decay": self.epsilon_decay,
-            "initial_q": self.initial_q,
-            "features": {"name": self.features.name, **self.features.config()},
-            "bootstrap_truncated": self.bootstrap_truncated,
-        }
+        features = {"name": self.features.name, **self.features.config()}
+        return {**super().hyperparameters(), **learning_settings(self, features)}
 
     @classmethod
     def _from_saved(cls, params: dict[str, Any]) -> dict[str, Any]:

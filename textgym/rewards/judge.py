@@ -18,6 +18,7 @@ from textgym.rewards.models import (
     _ModelReward,
     conversation_before,
     load_causal_lm,
+    tokenize,
 )
 
 DEFAULT_RUBRIC = (
@@ -103,13 +104,7 @@ class LMJudge(_ModelReward):
         side = self.tokenizer.truncation_side
         self.tokenizer.truncation_side = "left"
         try:
-            inputs = self.tokenizer(
-                prompts,
-                padding=True,
-                truncation=True,
-                max_length=self.max_length,
-                return_tensors="pt",
-            ).to(self.device)
+            inputs = tokenize(self.tokenizer, self.max_length, prompts).to(self.device)
         finally:
             self.tokenizer.truncation_side = side
         mask = inputs["attention_mask"]

@@ -110,15 +110,20 @@ def reward_model_inputs(
     Pairs use the tokenizer's own pair format (``[CLS] a [SEP] b [SEP]`` for BERT; plain
     concatenation for tokenizers without one); the longer of the two is cut first.
     """
-    inputs = tokenizer(
-        list(contexts),
-        list(texts),
+    inputs = tokenize(tokenizer, max_length, contexts, texts)
+    return _at_least_one_token(inputs, tokenizer.pad_token_id, attend=True)
+
+
+def tokenize(tokenizer: Any, max_length: int, *texts: Sequence[str]) -> Any:
+    """A padded batch of PyTorch tensors, each text (or pair of texts) cut to ``max_length``
+    tokens."""
+    return tokenizer(
+        *(list(t) for t in texts),
         padding=True,
         truncation=True,
         max_length=max_length,
         return_tensors="pt",
     )
-    return _at_least_one_token(inputs, tokenizer.pad_token_id, attend=True)
 
 
 def _at_least_one_token(inputs: Any, pad_id: int, attend: bool) -> Any:
@@ -357,13 +362,7 @@ class EmbeddingSimilarity(_ModelReward):
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 part = list(texts[start : start + self.batch_size])
-                inputs = self.tokenizer(
-                    part,
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
+                inputs = tokenize(self.tokenizer, self.max_length, part)
                 inputs = _at_least_one_token(inputs, self.tokenizer.pad_token_id, attend=False)
                 inputs = inputs.to(self.device)
                 hidden = self.model(**inputs).last_hidden_state.float()
