@@ -46,6 +46,21 @@ MAX_NUM_ENVS = 1 << 16
 MAX_BATCH_TOKENS = 1 << 27
 
 
+def check_autoreset_mode(mode: Any) -> None:
+    """Accept Gymnasium's ``autoreset_mode`` argument when it asks for what this env does
+    (``NEXT_STEP``, or ``None``); refuse the other modes, naming the way out."""
+    if mode is None or mode == AutoresetMode.NEXT_STEP:
+        return
+    if isinstance(mode, str) and mode.lower().replace("_", "").replace("-", "") == "nextstep":
+        return
+    known = ", ".join(repr(m.value) for m in AutoresetMode)
+    raise ConfigError(
+        f"autoreset_mode={mode!r}: the native vector env resets a finished sub-env on the next "
+        f"step (AutoresetMode.NEXT_STEP) only. For another mode ({known}) use "
+        "gym.make_vec(..., vectorization_mode='sync', vector_kwargs={'autoreset_mode': ...})."
+    )
+
+
 class TextVectorEnv(VectorEnv):
     """``num_envs`` copies of a :class:`TextEnv`, stepped together with numpy.
 
@@ -66,9 +81,11 @@ class TextVectorEnv(VectorEnv):
         *,
         max_episode_steps: int | None = None,
         copy: bool = True,
+        autoreset_mode: AutoresetMode | str | None = None,
         **env_kwargs: Any,
     ) -> None:
         num_envs = check_int(num_envs, "num_envs", 1, MAX_NUM_ENVS)
+        check_autoreset_mode(autoreset_mode)
         if max_episode_steps is not None:
             # 0 would truncate every step; a limit is a positive number of steps.
             max_episode_steps = check_int(max_episode_steps, "max_episode_steps", 1)
@@ -127,6 +144,16 @@ class TextVectorEnv(VectorEnv):
         self._started = False
         # Why the batch cannot step (a step or reset raised half-way), or None.
         self._failure: str | None = None
+
+    @property
+    def np_random_seed(self) -> tuple[int, ...]:
+        """Each sub-env's seed (``seed + i`` after ``reset(seed=seed)``), as SyncVectorEnv."""
+        return tuple(env.np_random_seed for env in self.envs)
+
+    @property
+    def np_random(self) -> tuple[np.random.Generator, ...]:
+        """Each sub-env's random generator, as SyncVectorEnv."""
+        return tuple(env.np_random for env in self.envs)
 
     # -- Gymnasium API --------------------------------------------------------------------
 

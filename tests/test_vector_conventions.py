@@ -1,0 +1,37 @@
+"""The native vector env follows Gymnasium's vector conventions where other libraries
+(TorchRL's GymWrapper, Gymnasium's own wrappers) rely on them."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+from gymnasium.vector import AutoresetMode
+
+import textgym  # noqa: F401
+from textgym.errors import ConfigError
+
+ID = "textgym/Copy-Tiny-v0"
+
+
+def make(**kwargs):  # noqa: ANN003, ANN201
+    return gym.make_vec(ID, 3, vectorization_mode="vector_entry_point", **kwargs)
+
+
+@pytest.mark.parametrize("mode", [None, AutoresetMode.NEXT_STEP, "NextStep", "next_step"])
+def test_next_step_autoreset_mode_is_accepted(mode: object) -> None:
+    envs = make(autoreset_mode=mode)
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.SAME_STEP, AutoresetMode.DISABLED, "same"])
+def test_other_autoreset_modes_are_refused_with_the_way_out(mode: object) -> None:
+    with pytest.raises(ConfigError, match=r"NEXT_STEP.*vectorization_mode='sync'"):
+        make(autoreset_mode=mode)
+
+
+def test_np_random_seed_matches_sync_vector_env() -> None:
+    native, sync = make(), gym.make_vec(ID, 3, vectorization_mode="sync")
+    native.reset(seed=42)
+    sync.reset(seed=42)
+    assert native.np_random_seed == sync.np_random_seed == (42, 43, 44)
+    assert len(native.np_random) == 3
