@@ -149,8 +149,11 @@ def test_vector_env_reset_mask_errors() -> None:
     with pytest.raises(RuntimeError, match="only some sub-envs.*without a mask first"):
         envs.reset(options={"reset_mask": np.array([True, False])})
     envs.reset(seed=0)
-    with pytest.raises(ValueError, match=r"bool array of shape \(2,\).*dtype int64"):
+    # Gymnasium's exception types: the wrong kind of mask is a TypeError.
+    with pytest.raises(TypeError, match=r"bool array of shape \(2,\).*dtype int64"):
         envs.reset(options={"reset_mask": np.array([1, 0])})
+    with pytest.raises(TypeError, match=r"a numpy array.*got \[True, False\] \(list\)"):
+        envs.reset(options={"reset_mask": [True, False]})
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         envs.reset(options={"reset_mask": np.array([True, False, True])})
     with pytest.raises(ValueError, match="marks no sub-env"):

@@ -396,7 +396,7 @@ BAD_INPUTS: tuple[Case, ...] = (
     Case(
         "options-reset_mask-int",
         reset_with(options={"reset_mask": np.array([1, 0])}),
-        ValueError,
+        TypeError,
         r"bool array of shape \(2,\)",
         ("vector",),
     ),

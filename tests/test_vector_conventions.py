@@ -35,3 +35,18 @@ def test_np_random_seed_matches_sync_vector_env() -> None:
     sync.reset(seed=42)
     assert native.np_random_seed == sync.np_random_seed == (42, 43, 44)
     assert len(native.np_random) == 3
+
+
+def test_bad_masks_and_actions_raise_gymnasiums_exception_types() -> None:
+    import numpy as np
+
+    native, sync = make(), gym.make_vec(ID, 3, vectorization_mode="sync")
+    for envs in (native, sync):
+        envs.reset(seed=0)
+        for bad in ([True, False, True], np.array([1, 0, 1]), 1, 0.5):
+            with pytest.raises(TypeError):
+                envs.reset(options={"reset_mask": bad})
+        with pytest.raises(ValueError):
+            envs.reset(options={"reset_mask": np.array([True, False])})
+    with pytest.raises(TypeError, match=r"single action 3.*np.array"):
+        native.step(3)

@@ -321,11 +321,23 @@ class TextVectorEnv(VectorEnv):
         return expand_seeds(seed, self.num_envs, "sub-env", Iterable, ", or a single integer")
 
     def _check_reset_mask(self, mask: Any) -> np.ndarray:
-        mask = np.asarray(mask)
-        if mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
+        # The exception types are Gymnasium's (SyncVectorEnv): a wrong kind of mask is a
+        # TypeError, a wrong shape or an empty mask a ValueError.
+        expected = f"a bool array of shape ({self.num_envs},), one flag per sub-env"
+        if not isinstance(mask, np.ndarray):
+            raise InputTypeError(
+                f"options['reset_mask'] must be {expected} (a numpy array, as Gymnasium's "
+                f"vector envs take); got {describe(mask)}. Use np.array([...], dtype=bool)."
+            )
+        if mask.dtype != np.bool_:
+            raise InputTypeError(
+                f"options['reset_mask'] must be {expected}; got dtype {mask.dtype} and shape "
+                f"{mask.shape}. Use mask.astype(bool)."
+            )
+        if mask.shape != (self.num_envs,):
             raise InputError(
-                f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), one "
-                f"flag per sub-env; got dtype {mask.dtype} and shape {mask.shape}."
+                f"options['reset_mask'] must be {expected}; got dtype {mask.dtype} and shape "
+                f"{mask.shape}."
             )
         if not mask.any():
             raise InputError(
@@ -354,6 +366,11 @@ class TextVectorEnv(VectorEnv):
             raise InputTypeError(
                 f"Actions have dtype {a.dtype}; expected integer token ids of shape "
                 f"({self.num_envs},). Convert with np.asarray(actions, dtype=np.int64)."
+            )
+        if a.ndim == 0:  # Gymnasium's vector envs raise TypeError on a lone action too
+            raise InputTypeError(
+                f"Actions must be a batch of shape ({self.num_envs},), one token id per "
+                f"sub-env; got the single action {actions!r}. Pass np.array([...])."
             )
         if a.shape != (self.num_envs,):
             raise InputError(
