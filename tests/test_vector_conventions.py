@@ -40,13 +40,13 @@ def test_np_random_seed_matches_sync_vector_env() -> None:
 def test_bad_masks_and_actions_raise_gymnasiums_exception_types() -> None:
     import numpy as np
 
-    native, sync = make(), gym.make_vec(ID, 3, vectorization_mode="sync")
-    for envs in (native, sync):
-        envs.reset(seed=0)
-        for bad in ([True, False, True], np.array([1, 0, 1]), 1, 0.5):
-            with pytest.raises(TypeError):
-                envs.reset(options={"reset_mask": bad})
-        with pytest.raises(ValueError):
-            envs.reset(options={"reset_mask": np.array([True, False])})
+    # The types of the current Gymnasium's SyncVectorEnv (1.1's asserts instead).
+    native = make()
+    native.reset(seed=0)
+    for bad in ([True, False, True], np.array([1, 0, 1]), 1, 0.5):
+        with pytest.raises(TypeError):
+            native.reset(options={"reset_mask": bad})
+    with pytest.raises(ValueError):
+        native.reset(options={"reset_mask": np.array([True, False])})
     with pytest.raises(TypeError, match=r"single action 3.*np.array"):
         native.step(3)
