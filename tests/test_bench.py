@@ -209,6 +209,25 @@ def test_readme_trainer_table_is_the_committed_measurement() -> None:
     assert trainer_throughput.markdown(result) in (root / "README.md").read_text()
 
 
+def test_trainer_throughput_runs_every_contender_against_trl() -> None:
+    # The `bench` extra's code path: TRL's GRPOTrainer really trains, on the same prompts,
+    # beside the raw loop and textgym's GRPO (tiny batch: a smoke run, not a measurement).
+    import warnings
+
+    from benchmarks import trainer_throughput
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # TRL's own, on newer transformers
+        result = trainer_throughput.measure(
+            batch=4, group=2, steps=1, warmup=0, repeats=1, contenders=("raw", "trl", "grpo")
+        )
+    for contender in ("raw", "trl", "grpo"):
+        [run] = result["runs"][contender]
+        assert run["tokens"] > 0 and run["seconds"] > 0, (contender, run)
+    assert set(result["ratios"]) == {"grpo/trl", "grpo/raw", "trl/raw"}
+    assert result["trl"] == trainer_throughput._version("trl")
+
+
 def test_readme_and_docs_lm_tables_are_the_committed_measurement() -> None:
     import json
     from pathlib import Path

@@ -184,3 +184,25 @@ def test_hub_names_are_asked_of_the_hub_and_classifiers_are_not_judges(
     # A sequence classifier would load as a causal LM with a random head; it is refused.
     with pytest.raises(NotCausalLMError, match="not a causal language model"):
         LMJudge(models["rm"])
+
+
+def test_embedding_similarity_loads_a_sentence_transformers_directory(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    # The `embeddings` extra's backend: a sentence-transformers directory (modules.json) is
+    # loaded by SentenceTransformer itself, and scores the cosine of its own embeddings.
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules as st_models
+
+    word = st_models.Transformer(str(models["emb"]))
+    pool = st_models.Pooling(bert_config().hidden_size, pooling_mode="mean")
+    SentenceTransformer(modules=[word, pool], device="cpu").save(str(tmp_path / "st"))
+    reward = EmbeddingSimilarity(tmp_path / "st")
+    assert reward._st is not None  # not the plain-transformers fallback
+    ctxs = [copy_ctx(t) for t in TEXTS[:3]]
+    st = SentenceTransformer(str(tmp_path / "st"), device="cpu")
+    refs = st.encode(["red blue"], convert_to_numpy=True)[0]
+    for ctx, value in zip(ctxs, reward.batch(ctxs), strict=True):
+        vec = st.encode([ctx.text], convert_to_numpy=True)[0]
+        cosine = float(vec @ refs / (np.linalg.norm(vec) * np.linalg.norm(refs)))
+        assert (value[0] if isinstance(value, tuple) else value) == pytest.approx(cosine, abs=1e-4)

@@ -263,6 +263,23 @@ def assert_clear(status: int, err: str, fragment: str) -> None:
     assert fragment.lower() in err.lower(), f"{fragment!r} not in:\n{err}"
 
 
+@pytest.mark.parametrize(
+    ("status", "err"),
+    [
+        (2, ""),  # nothing said
+        (2, "textgym: error: a\nsecond line\nthird line"),  # three lines
+        (2, "Traceback (most recent call last):\n  boom"),  # a traceback
+        (1, "textgym: error: bad flag"),  # the wrong exit status
+        (2, "textgym: error: something else"),  # not the expected message
+    ],
+)
+def test_assert_clear_refuses_what_is_not_a_clear_error(status: int, err: str) -> None:
+    # The check every row below goes through can fail: on silence, a third line, a
+    # traceback, another exit status, or a message without the fragment asked for.
+    with pytest.raises(AssertionError):
+        assert_clear(status, err, "bad flag")
+
+
 @pytest.mark.parametrize(("argv", "fragment"), ROWS)
 def test_user_error_is_one_or_two_lines(
     argv: list[str],

@@ -162,8 +162,7 @@ def _load_cached(name: str) -> Any:
     # Imported here: transformers takes seconds to import; tabular users never load one.
     from transformers import AutoTokenizer
 
-    path = Path(name)
-    if path.is_dir() and not any((path / f).is_file() for f in _TOKENIZER_FILES):
+    if Path(name).is_dir() and not has_tokenizer(name):
         # Some transformers releases (5.0) load a directory without tokenizer files as a
         # two-token default tokenizer instead of failing: refuse it here, for every release.
         raise TokenizerLoadError(
