@@ -27,8 +27,8 @@ def test_subcommands_have_help(command: str, capsys: pytest.CaptureFixture[str])
 def test_unknown_command_fails_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["fly"]) == 2
     assert capsys.readouterr().err == (
-        "textgym: error: invalid choice: 'fly' (choose from list, play, train, bench, rate, "
-        "train-rm). `textgym --help` lists the commands.\n"
+        "textgym: error: invalid choice: 'fly' (choose from list, serve, play, train, bench, "
+        "rate, train-rm). `textgym --help` lists the commands.\n"
     )
     assert main(["plya"]) == 2
     assert "Did you mean 'play'?" in capsys.readouterr().err
@@ -37,7 +37,7 @@ def test_unknown_command_fails_in_one_line(capsys: pytest.CaptureFixture[str]) -
 def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("usage: textgym {list,play,train,bench,rate,train-rm} ...")
+    assert out.startswith("usage: textgym {list,serve,play,train,bench,rate,train-rm} ...")
     for line in ("  list      show every registered environment id", "  train-rm  train a"):
         assert line in out
 

@@ -272,10 +272,16 @@ def test_whiten_is_masked() -> None:
 def test_shipped_default_model_matches_default_tokenizer() -> None:
     from agents.lm.default_model import DEFAULT_MODEL_DIR, build_info
 
+    from agents.lm.build_default_model import _vocab_hash, words_size
+
     config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
-    assert config["vocab_size"] == len(textgym.default_tokenizer()), (
-        "The default tokenizer changed; rebuild with `python -m agents.lm.build_default_model`."
+    tokenizer = textgym.default_tokenizer()
+    # The model covers the ledger's words; the spare slots beyond them spell nothing.
+    assert config["vocab_size"] == words_size(tokenizer), (
+        "The default tokenizer gained words; rebuild with "
+        "`python -m agents.lm.build_default_model`."
     )
+    assert build_info()["tokenizer_sha256"] == _vocab_hash(tokenizer)
     info = build_info()
     assert info["noise"] > 0 and info["vocab_size"] == config["vocab_size"]
     size = sum(p.stat().st_size for p in DEFAULT_MODEL_DIR.iterdir())

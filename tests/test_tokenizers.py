@@ -23,7 +23,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import textgym
 from textgym.chat import ChatFormat, ChatTemplateError
 from textgym.tasks import TASKS
-from textgym.tokenizer import default_tokenizer
+from textgym.tokenizer import default_tokenizer, spare_ids
 
 TOKENIZERS = {"default": default_tokenizer, "chatml-bpe": chatml_bpe, "wordpiece": wordpiece}
 
@@ -98,8 +98,8 @@ def test_action_masks_spell_the_allowed_words(env_id: str, tokenizer: Any) -> No
     env = gym.make(env_id, tokenizer=tokenizer)
     u = env.unwrapped
     mask = u.action_masks()
-    if u.task.allowed_words() is None:
-        assert mask.all()
+    if u.task.allowed_words() is None:  # every token but the default's spare slots
+        assert mask.sum() == len(mask) - len(spare_ids(u.tokenizer)) and mask[u.chat.eot_id]
         return
     # A restriction is never silently dropped, and the oracle never needs a masked token.
     assert mask.sum() < len(mask) // 2 and mask[u.chat.eot_id]

@@ -1,6 +1,6 @@
-"""The ``textgym`` command: ``list | play | train | bench | rate | train-rm``.
+"""The ``textgym`` command: ``list | serve | play | train | bench | rate | train-rm``.
 
-Every command but ``list`` is an entry point in the ``textgym.commands`` group (see
+Every command but ``list`` and ``serve`` is an entry point in the ``textgym.commands`` group (see
 pyproject.toml): ``train`` lives in ``agents`` and ``bench`` in ``benchmarks``, which import
 textgym, so textgym finds them through the installed package's metadata and never imports
 them by name (arrows point one way: benchmarks -> agents -> textgym). A command is loaded
@@ -22,8 +22,9 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
+from typing import Literal
 
-from textgym.errors import UserError, closest
+from textgym.errors import ConfigError, UserError, closest
 from textgym.tools.commands import Command, dispatch
 from textgym.tools.flags import build_parser, flag
 
@@ -35,8 +36,9 @@ COMMANDS: dict[str, str] = {
     "rate": "rate agent turns in the terminal (human feedback)",
     "train-rm": "train a reward model from collected ratings",
 }
-NAMES = ("list", *COMMANDS)
+NAMES = ("list", "serve", *COMMANDS)
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+BROKEN_PIPE = 141  # 128 + SIGPIPE, what shells report when the reader of a pipe leaves
 # gymnasium's errors for an id it does not know (subclasses of UnregisteredEnv), and the
 # others a user causes by naming an env; ResetNeeded, InvalidAction and the like stay
 # tracebacks: only textgym's own code can cause those.
@@ -139,6 +141,12 @@ def run_command(prog: str, body: Callable[[], int | None], argv: Sequence[str] =
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:
+        # `textgym list | head`: the reader left. Python would print a traceback when it
+        # flushes stdout at exit; point stdout at /dev/null instead, as the docs advise.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE
     except Exception as exc:
         if not _gym_user_error(exc):
             raise
@@ -202,6 +210,58 @@ def list_command(argv: Sequence[str], prog: str = "textgym list") -> int:
     return 0
 
 
+@dataclass
+class ServeArgs:
+    """The flags of ``textgym serve`` (the same defaults as :func:`textgym.serve.run`)."""
+
+    host: str = "127.0.0.1"
+    """the address to listen on (0.0.0.0: every interface; there is no authentication)"""
+    port: int = 8000
+    """the port to listen on (0: a free one)"""
+    max_sessions: int = 64
+    """how many clients may play at once (one session, one env each)"""
+    idle_timeout: float | None = 300.0
+    """seconds without a message after which a session is freed (none: never)"""
+    env_ids: list[str] | None = flag(None, metavar="ID")
+    """the env ids clients may play (default: every textgym id)"""
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "warning"
+    """uvicorn's log level (info logs every connection)"""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be in [0, 65535] (0: a free one), got {self.port}.")
+        if self.max_sessions < 1:
+            raise ConfigError(f"--max-sessions must be at least 1, got {self.max_sessions}.")
+        if self.idle_timeout is not None and not self.idle_timeout > 0:
+            raise ConfigError(
+                f"--idle-timeout must be a number of seconds > 0 (or none: never), got "
+                f"{self.idle_timeout}."
+            )
+
+
+def serve_command(argv: Sequence[str], prog: str = "textgym serve") -> int:
+    """``textgym serve [--host H] [--port P] ...``: serve envs to remote clients until Ctrl-C."""
+    parser = build_parser(
+        ServeArgs,
+        prog,
+        "Serve textgym envs over OpenEnv's HTTP/WebSocket API, one session per client: play\n"
+        "them with textgym.remote.RemoteEnv(url, env_id, **kwargs) or any OpenEnv client.",
+    )
+    args = parser.parse(argv)
+    # Imported once the flags are good: openenv-core takes seconds to import.
+    from textgym import serve
+
+    serve.run(
+        host=args.host,
+        port=args.port,
+        max_sessions=args.max_sessions,
+        idle_timeout=args.idle_timeout,
+        env_ids=args.env_ids,
+        log_level=args.log_level,
+    )
+    return 0
+
+
 def _delegate(what: str, argv: Sequence[str]) -> int:
     """Run the installed ``textgym.commands`` entry point ``what`` with ``argv``."""
     found = [ep for ep in metadata.entry_points(group=ENTRY_POINTS) if ep.name == what]
@@ -223,7 +283,10 @@ def _delegate(what: str, argv: Sequence[str]) -> int:
 
 
 def _commands() -> dict[str, Command]:
-    commands = {"list": Command("show every registered environment id", list_command)}
+    commands = {
+        "list": Command("show every registered environment id", list_command),
+        "serve": Command("serve envs to remote trainers (OpenEnv HTTP/WebSocket)", serve_command),
+    }
     for name, help_ in COMMANDS.items():
         commands[name] = Command(help_, lambda argv, _, name=name: _delegate(name, argv))
     return commands

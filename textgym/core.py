@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import numbers
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -38,11 +39,14 @@ from textgym.rewards.spec import parse_reward
 from textgym.tasks import TASKS
 from textgym.tasks.base import Problem, Task, Turn
 from textgym.tasks.checks import ConfigTypeError, check_bool, check_int, describe
-from textgym.tokenizer import default_tokenizer, load_tokenizer
+from textgym.tokenizer import default_tokenizer, load_tokenizer, spare_ids
 
 #: Longest context an env takes. The observation buffers are allocated up front, so an
 #: absurd ``max_length`` would otherwise try to allocate terabytes.
 MAX_LENGTH = 1 << 20
+#: The default tokenizer of tasks whose text is open (``Task.open_text``): a byte-level BPE
+#: built by ``python -m textgym.tools.build_open_tokenizer``.
+OPEN_TOKENIZER_PATH = Path(__file__).parent / "data" / "open_tokenizer"
 #: Options ``TextEnv.reset`` understands.
 RESET_OPTIONS = ("problem",)
 
@@ -187,7 +191,8 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
     ## Arguments
     * ``task``: a task name (``"copy"``, ...) or a :class:`Task`; extra keyword arguments go
       to the task constructor.
-    * ``tokenizer``: ``None`` (embedded default), a local path or hub name, or an object.
+    * ``tokenizer``: ``None`` (embedded default: the closed word-level one, or the open
+      byte-level BPE for tasks with ``open_text``), a local path or hub name, or an object.
     * ``reward``: a :class:`Reward`, a function ``ctx -> float``, or a spec string such as
       ``"exact_match + 0.1*format"`` (see :func:`textgym.rewards.parse_reward`); ``None``
       uses the task's default.
@@ -231,6 +236,9 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         if max_new_tokens is not None:
             max_new_tokens = check_int(max_new_tokens, "max_new_tokens", 1, MAX_LENGTH)
         self.task = make_task(task, **task_kwargs)
+        if tokenizer is None and self.task.open_text:
+            # Open text (external data) is beyond the closed default vocabulary.
+            tokenizer = OPEN_TOKENIZER_PATH
         if tokenizer is None or isinstance(tokenizer, str) or hasattr(tokenizer, "__fspath__"):
             tokenizer = load_tokenizer(tokenizer)
         elif not all(
@@ -279,12 +287,14 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         )
         self.action_space = spaces.Discrete(self.vocab_size)
         words = self.task.allowed_words()
+        vocab = tokenizer.get_vocab()
         self._mask_table = action_mask(
             None if words is None else list(words),
-            tokenizer.get_vocab(),
+            vocab,
             self.vocab_size,
             self.chat.eot_id,
             codec.encode,
+            spare_ids(vocab),
         )
         self._shaping = shaping_table(self.reward, self.vocab_size)
         # The conversation state: problem, turns, context buffer and turn boundaries.
@@ -363,7 +373,7 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='ansi'.")
             return None
-        lines = []
+        lines = [] if self.episode.system is None else [f"system: {self.episode.system}"]
         for turn in self.turns:
             lines.append(f"{turn.role:>5}: {turn.text}")
         partial = self.episode.turn_ids()

@@ -12,7 +12,7 @@ allowed words become the tokens that spell them under the tokenizer in use.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -100,6 +100,7 @@ def action_mask(
     vocab_size: int,
     eot_id: int,
     encode: Encode,
+    spare: Sequence[int] = (),
 ) -> np.ndarray:
     """The tokens the task's ``words`` need under this tokenizer, and the end of turn.
 
@@ -107,9 +108,12 @@ def action_mask(
     tokenizer has them all as tokens (the default), those ids are the mask. Otherwise each
     word is encoded as it can appear (first in a turn, or after a space) and every token of
     those spellings is allowed, multi-token words included: a mask is never silently all-True.
+    A task without ``words`` allows every token but the tokenizer's ``spare`` ids, which
+    spell nothing (:data:`textgym.tokenizer.RESERVED`).
     """
     mask = np.ones(vocab_size, dtype=bool)
     if words is None:
+        mask[list(spare)] = False
         return mask
     mask[:] = False
     if all(w in vocab for w in words):

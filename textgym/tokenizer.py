@@ -10,8 +10,17 @@ data (``textgym/data/tokenizer``), so nothing is downloaded. Its rules:
 * special tokens: ``<pad>``, ``<eot>`` (end of turn, also the eos token), ``<unk>``, and the
   turn markers ``<user>`` and ``<agent>``.
 
-Rebuild it after changing a task's wording with ``python -m textgym.tokenizer``; the build is
-deterministic (sorted vocabulary), so the same tasks always give the same ids.
+The vocabulary is an append-only ledger of :data:`VOCAB_SIZE` ids. Each family owns its
+words (``data/words/<task name>.txt``, beside the shared ``common.txt``, plus the texts its
+task produces); the ids in use are the shipped tokenizer's, and the rest are spare
+``<reserved_k>`` slots. A rebuild keeps every id it finds and gives a new word the lowest
+spare slot, so adding a word to one family changes no env's action space (every env keeps
+``Discrete(VOCAB_SIZE)``) and no existing token's id: the shipped model, whose vocabulary
+ends where the spares begin, still acts in every env whose text it can spell. Spare ids
+spell no text (no text encodes to them) and no env's action mask allows them.
+
+Rebuild it after changing a family's words or wording with ``python -m textgym.tokenizer``;
+the build is deterministic, so the same words always give the same ids.
 """
 
 from __future__ import annotations
@@ -19,7 +28,8 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +38,14 @@ from textgym.chat import AGENT, USER, ChatFormat, TokenizerError, encode_plain
 from textgym.hub import HubError, ModelLoadError, ModelPathError
 
 DEFAULT_TOKENIZER_PATH = Path(__file__).parent / "data" / "tokenizer"
-WORDS_PATH = Path(__file__).parent / "data" / "words.txt"
+#: Each family's words, ``<task name>.txt``, and the words every family shares, ``common.txt``.
+WORDS_DIR = Path(__file__).parent / "data" / "words"
+#: Every default-tokenizer env has ``Discrete(VOCAB_SIZE)`` actions, whatever words it uses.
+VOCAB_SIZE = 2048
+#: A spare id's token: a slot for a future word. No text encodes to it (the pre-tokenizer
+#: splits ``<`` off), so it only appears where an agent writes it.
+RESERVED = "<reserved_{}>"
+_RESERVED = re.compile(r"<reserved_\d+>")
 
 PAD, EOT, UNK = "<pad>", "<eot>", "<unk>"
 SPECIAL_TOKENS = (PAD, EOT, UNK, USER, AGENT)
@@ -92,7 +109,16 @@ def _backend() -> Any:
     return pre, dec
 
 
-def build_tokenizer(texts: Iterable[str], words: Iterable[str] = ()) -> Any:
+class VocabularyFullError(TokenizerError):
+    """A rebuild needs more ids than the ledger's spare slots hold."""
+
+
+def build_tokenizer(
+    texts: Iterable[str],
+    words: Iterable[str] = (),
+    previous: Mapping[str, int] | None = None,
+    size: int = VOCAB_SIZE,
+) -> Any:
     """Build a word-level fast tokenizer whose vocabulary covers ``texts`` exactly.
 
     Args:
@@ -100,10 +126,18 @@ def build_tokenizer(texts: Iterable[str], words: Iterable[str] = ()) -> Any:
             replies). Their pre-tokenized pieces become the vocabulary.
         words: Extra words, each added both with and without the leading space marker, so
             an agent can use them anywhere.
+        previous: The vocabulary to extend (the shipped one, for a rebuild): its ids are
+            kept, pieces no longer used included, and new pieces take its spare
+            ``<reserved_k>`` ids, lowest first, in sorted order. ``None`` builds from
+            scratch: the special tokens, then the pieces in sorted order.
+        size: How many ids the vocabulary has; those no piece uses are spare.
 
     Returns:
         A :class:`transformers.PreTrainedTokenizerFast` with pad, eos (= end of turn), unk
         and the two turn-marker special tokens.
+
+    Raises:
+        VocabularyFullError: the pieces need more than ``size`` ids.
     """
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
@@ -118,9 +152,21 @@ def build_tokenizer(texts: Iterable[str], words: Iterable[str] = ()) -> Any:
             pieces.update({w, SPACE + w})
     for text in texts:
         pieces.update(piece for piece, _ in pre.pre_tokenize_str(text))
-    vocab = {tok: i for i, tok in enumerate(SPECIAL_TOKENS)}
-    for piece in sorted(pieces - set(SPECIAL_TOKENS)):
-        vocab[piece] = len(vocab)
+    kept = {t: i for t, i in (previous or {}).items() if not _RESERVED.fullmatch(t)}
+    base = kept if previous is not None else {t: i for i, t in enumerate(SPECIAL_TOKENS)}
+    new = sorted(pieces - set(base) - set(SPECIAL_TOKENS))
+    spare = sorted(set(range(size)) - set(base.values()))
+    if len(new) > len(spare) or any(i >= size for i in base.values()):
+        raise VocabularyFullError(
+            f"The vocabulary needs {len(base) + len(new)} ids but has {size} "
+            f"({len(spare)} spare, {len(new)} new pieces: {', '.join(new[:5])}...). Raise "
+            "textgym.tokenizer.VOCAB_SIZE (every env's action space grows with it) and "
+            "rebuild the default model (python -m agents.lm.build_default_model)."
+        )
+    vocab = dict(base)
+    vocab.update(zip(new, spare))
+    for k, i in enumerate(spare[len(new) :]):
+        vocab[RESERVED.format(k)] = i
     backend = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
     backend.pre_tokenizer = pre
     backend.decoder = dec
@@ -240,6 +286,21 @@ def load_tokenizer(name_or_path: str | os.PathLike[str] | None = None) -> Any:
         raise _tokenizer_error(exc) from exc
 
 
+def spare_ids(tokenizer_or_vocab: Any) -> list[int]:
+    """The spare ``<reserved_k>`` ids of a tokenizer or its ``get_vocab()`` (none for most
+    tokenizers)."""
+    vocab = tokenizer_or_vocab
+    if not isinstance(vocab, Mapping):
+        try:
+            vocab = vocab.get_vocab()
+        except (AttributeError, TypeError, ValueError):
+            return []
+    # The prefix test first: a hub tokenizer has 100k+ tokens and none of them spare.
+    return sorted(
+        i for t, i in vocab.items() if t.startswith("<reserved_") and _RESERVED.fullmatch(t)
+    )
+
+
 def default_tokenizer() -> Any:
     """The embedded default tokenizer (shipped as package data, no network)."""
     return load_tokenizer(None)
@@ -250,11 +311,16 @@ __all__ = [
     "ChatFormat",
     "TokenizerError",
     "TokenizerLoadError",
+    "RESERVED",
+    "VOCAB_SIZE",
+    "VocabularyFullError",
     "build_tokenizer",
     "default_tokenizer",
     "encode_plain",
     "has_tokenizer",
     "load_tokenizer",
+    "spare_ids",
+    "vocabulary_words",
 ]
 
 
@@ -267,13 +333,31 @@ def corpus() -> list[str]:
     return task_corpus()
 
 
+def vocabulary_words(names: Iterable[str] | None = None) -> list[str]:
+    """The shared words and each family's (``data/words``): every family's by default."""
+    if names is None:
+        from textgym.tasks import TASKS
+
+        names = TASKS
+    files = [WORDS_DIR / "common.txt", *(WORDS_DIR / f"{name}.txt" for name in names)]
+    return [w for f in files if f.is_file() for w in f.read_text(encoding="utf-8").split()]
+
+
+def rebuild(previous: Mapping[str, int] | None = None) -> Any:
+    """The default tokenizer rebuilt from the task suite on the ``previous`` ledger (the
+    shipped vocabulary unless given), so every id in use keeps its meaning."""
+    if previous is None:
+        previous = default_tokenizer().get_vocab()
+    return build_tokenizer(corpus(), vocabulary_words(), previous)
+
+
 def main() -> None:
     """Rebuild the shipped default tokenizer from the task suite (deterministic)."""
-    words = WORDS_PATH.read_text().split() if WORDS_PATH.exists() else []
-    tok = build_tokenizer(corpus(), words)
+    tok = rebuild()
     DEFAULT_TOKENIZER_PATH.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(str(DEFAULT_TOKENIZER_PATH))
-    print(f"wrote {DEFAULT_TOKENIZER_PATH} ({len(tok)} tokens)")
+    spare = len(spare_ids(tok))
+    print(f"wrote {DEFAULT_TOKENIZER_PATH} ({len(tok)} ids, {spare} of them spare)")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ import functools
 import re
 from collections.abc import Sequence
 
-#: A special token in decoded text (``<unk>``, ``<pad>``, ``<|eot|>``...).
-SPECIAL_TOKEN = re.compile(r"<[a-z_|]+>", re.IGNORECASE)
+#: A special token in decoded text (``<unk>``, ``<pad>``, ``<|eot|>``, ``<reserved_7>``...).
+SPECIAL_TOKEN = re.compile(r"<[a-z_|][a-z0-9_|]*>", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 

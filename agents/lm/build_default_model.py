@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 import textgym
+from textgym.tokenizer import spare_ids
 from agents.common.rollout import RolloutCollector, rollout_metrics
 from agents.lm.default_model import DEFAULT_MODEL_DIR
 from agents.lm.envs import has_split, make_envs
@@ -99,7 +100,10 @@ def build(
             say(f"demonstrations {env_id}: {data[env_id]}")
 
     config = GPT2Config(
-        vocab_size=len(tokenizer),
+        # The words only: the tokenizer's spare slots spell nothing, and a model that ends
+        # where they begin keeps working when a family's new word fills one (see
+        # textgym.tokenizer); a rebuild then covers the new word.
+        vocab_size=words_size(tokenizer),
         bos_token_id=tokenizer.eos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -133,7 +137,7 @@ def build(
         "skipped_envs": skipped,
         "architecture": arch,
         "parameters": n_params,
-        "vocab_size": len(tokenizer),
+        "vocab_size": words_size(tokenizer),
         "tokenizer_sha256": _vocab_hash(tokenizer),
         "sft": {**{k: v for k, v in vars(sft_config).items()}, **metrics},
         "greedy_eval": scores,
@@ -160,8 +164,16 @@ def evaluate_model(
     return {"split": split or "train", **{k.split("/")[1]: round(v, 4) for k, v in m.items()}}
 
 
+def words_size(tokenizer: Any) -> int:
+    """How many ids the model needs: up to the last id that is not a spare slot."""
+    spare = set(spare_ids(tokenizer))
+    return 1 + max(i for i in tokenizer.get_vocab().values() if i not in spare)
+
+
 def _vocab_hash(tokenizer: Any) -> str:
-    vocab = sorted(tokenizer.get_vocab().items())
+    """The hash of the vocabulary the model covers (its spare slots left out)."""
+    size = words_size(tokenizer)
+    vocab = sorted((t, i) for t, i in tokenizer.get_vocab().items() if i < size)
     return hashlib.sha256(json.dumps(vocab).encode()).hexdigest()[:16]
 
 

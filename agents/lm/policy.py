@@ -29,12 +29,15 @@ from torch import nn
 from agents.lm.sampler import (
     KVCacheError,
     KVSampler,
+    TokenBeyondModelError,
     cache_kwarg,
+    check_token_ids,
     forward_with_cache,
     output_cache,
 )
 from textgym import hub
 from textgym.errors import UserError
+from textgym.tokenizer import spare_ids
 
 __all__ = [
     "POLICY_HINT",
@@ -106,7 +109,9 @@ class LMPolicy(nn.Module):
             if isinstance(module, nn.Dropout):
                 module.p = 0.0
         self.model = model
-        self.vocab_size = int(vocab_size)
+        # A model may end where the tokenizer's spare ids begin (textgym's default model:
+        # the ledger's spare slots spell nothing), so it acts over its own vocabulary only.
+        self.vocab_size = min(int(vocab_size), _output_size(model))
         # Logits = output embeddings of the base model's last hidden state, unless the model
         # post-processes them (soft-capping, scaling); then train-time scoring takes the
         # model's own logits.
@@ -210,6 +215,27 @@ class LMPolicy(nn.Module):
     def model_vocab_size(self) -> int:
         return int(self.model.get_output_embeddings().weight.shape[0])
 
+    def _check_spare_tail(self, tokenizer: Any, model_vocab: int) -> None:
+        """A model smaller than the env's tokenizer fits when it was saved with a tokenizer
+        that agrees with the env's on every id the model has: the ids beyond it are spare
+        slots or words added since (textgym's ledger, or ``add_tokens``), which the model
+        never writes (it scores its own ids only) and refuses to read
+        (:func:`~agents.lm.sampler.check_token_ids`) in the envs that use them."""
+        env_vocab = tokenizer.get_vocab()
+        name = self.name_or_path or type(self.model).__name__
+        own = _model_tokenizer_vocab(self.name_or_path)
+        ours = None if own is None else {t: i for t, i in own.items() if i < model_vocab}
+        if ours is None or ours != {t: i for t, i in env_vocab.items() if i < model_vocab}:
+            raise ModelMismatchError(
+                f"Model {name!r} has a vocabulary of {model_vocab} tokens but the env's "
+                f"tokenizer has {len(tokenizer)}: the model was trained for a different "
+                "tokenizer, so its token ids mean other words. Use a model built for this "
+                "tokenizer (textgym's default model: --model default), or make the env use "
+                "the model's tokenizer (--tokenizer <model path>). A model saved with its "
+                "tokenizer may be smaller than the env's tokenizer if the two agree on the "
+                "model's ids."
+            )
+
     @property
     def max_positions(self) -> int | None:
         cfg = self.model.config
@@ -222,9 +248,9 @@ class LMPolicy(nn.Module):
     def check_env(self, env: Any) -> None:
         """Fail before training when the model cannot act in ``env``.
 
-        Checks that the model's vocabulary covers the env's tokenizer (equal sizes, or a
-        larger padded vocabulary whose own tokenizer agrees) and that its context window
-        holds the env's ``max_length``.
+        Checks that the model's vocabulary covers the env's tokenizer (equal sizes, a larger
+        padded vocabulary whose own tokenizer agrees, or a smaller one where every id beyond
+        it is a spare slot) and that its context window holds the env's ``max_length``.
 
         Raises:
             ModelMismatchError: with what differs and how to fix it.
@@ -233,9 +259,11 @@ class LMPolicy(nn.Module):
         max_length = int(getattr(env, "unwrapped", env).max_length)
         env_vocab = len(tokenizer)
         model_vocab = self.model_vocab_size
-        if model_vocab != env_vocab:
+        if model_vocab < env_vocab:
+            self._check_spare_tail(tokenizer, model_vocab)
+        elif model_vocab > env_vocab:
             own = _model_tokenizer_vocab(self.name_or_path)
-            if model_vocab < env_vocab or own is None or own != tokenizer.get_vocab():
+            if own is None or own != tokenizer.get_vocab():
                 raise ModelMismatchError(
                     f"Model {self.name_or_path or type(self.model).__name__!r} has a vocabulary "
                     f"of {model_vocab} tokens but the env's tokenizer has {env_vocab}: the "
@@ -267,6 +295,7 @@ class LMPolicy(nn.Module):
                 only where the agent acted, and the LM head (hidden x vocabulary) plus the
                 softmax over it are a large share of a small model's cost.
         """
+        check_token_ids(self.model, input_ids)
         positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         if at is not None and self._plain_head:
             hidden = self.model.base_model(
@@ -337,6 +366,15 @@ def _env_tokenizer(env: Any) -> Any:
     """The tokenizer of a textgym env, or of the first row of a textgym vector env."""
     unwrapped = getattr(env, "unwrapped", env)
     return unwrapped.envs[0].tokenizer if hasattr(unwrapped, "envs") else unwrapped.tokenizer
+
+
+def _output_size(model: nn.Module) -> int:
+    """How many token ids the model's LM head scores (its vocabulary, padding included)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    weight = getattr(head, "weight", None)
+    if weight is not None:
+        return int(weight.shape[0])
+    return int(getattr(model.config, "vocab_size", 1 << 62))
 
 
 def _hidden_size(model: nn.Module) -> int:

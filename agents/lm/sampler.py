@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from textgym import hub
+from textgym.errors import UserError
 
 
 class SamplingPolicy(Protocol):
@@ -49,6 +50,27 @@ class SamplingPolicy(Protocol):
     def device(self) -> torch.device:
         """Where the model's parameters live."""
         ...
+
+
+class TokenBeyondModelError(UserError, ValueError):
+    """A context holds a token id the model has no embedding for."""
+
+
+def check_token_ids(model: nn.Module, input_ids: torch.Tensor) -> None:
+    """Refuse ids beyond ``model``'s embedding table, naming the fix, before torch's opaque
+    ``IndexError``: a model built before a family gained a word (the word took a spare id of
+    textgym's tokenizer) plays every env but the ones that use that word."""
+    embeddings = getattr(model, "get_input_embeddings", None)
+    size = getattr(embeddings() if callable(embeddings) else None, "num_embeddings", None)
+    if size is not None and input_ids.numel() and int(input_ids.max()) >= size:
+        bad = int(input_ids.max())
+        raise TokenBeyondModelError(
+            f"The context holds token id {bad}, beyond the model's {size} embeddings: the "
+            "tokenizer has words the model was built without (a family's new word, say). "
+            "Rebuild the model for this tokenizer (textgym's default: `python -m "
+            "agents.lm.build_default_model`), or resize it "
+            "(model.resize_token_embeddings(len(tokenizer))) and fine-tune it."
+        )
 
 
 class KVCacheError(RuntimeError):
@@ -103,10 +125,12 @@ def forward_with_cache(
         **inputs: ``input_ids``, ``attention_mask``, ``position_ids``...
 
     Raises:
+        TokenBeyondModelError: an input id has no embedding in ``model``.
         KVCacheError: the model returned no ``Cache``, or one of another length: it ignored
             the cache it was given, so its logits are those of a context without it.
     """
     kwarg = kwarg or cache_kwarg(model)
+    check_token_ids(model, inputs["input_ids"])
     out = model(**inputs, **{kwarg: cache}, use_cache=True)
     new = output_cache(out)
     # Not a Cache object (None, or the legacy tuple a model builds for itself): not ours.

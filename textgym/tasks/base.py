@@ -38,6 +38,10 @@ class Task(abc.ABC):
     max_new_tokens: int = 16
     #: Most agent turns in an episode (1 for single-turn tasks; multi-turn tasks set it).
     max_turns: int = 1
+    #: The task's text is open (any characters, e.g. external data), beyond the closed
+    #: vocabulary of the default tokenizer: without ``tokenizer=``, its envs use textgym's
+    #: open byte-level BPE (``textgym/data/open_tokenizer``) instead.
+    open_text: ClassVar[bool] = False
 
     @abc.abstractmethod
     def sample(self, rng: np.random.Generator) -> Problem:

@@ -164,8 +164,9 @@ class CustomerServiceTask(Task):
     """A customer with a hidden intent and slots; resolve it with one bracketed action.
 
     ## Description
-    The prompt states the policy (refunds over ``refund_limit`` dollars need escalation)
-    and the customer's opening, which reveals its intent (refund, order status, address
+    The system message states the policy (refunds over ``refund_limit`` dollars need
+    escalation: :meth:`system_prompt`, which the env's ``system_prompt=`` overrides) and the
+    prompt is the customer's opening, which reveals its intent (refund, order status, address
     change, password reset, cancellation, complaint) or, with ``ambiguous_rate``, hides
     it. The agent asks what the customer wants and for the slots the resolution needs
     (order number, amount, email, new zip code); the scripted customer answers every
@@ -289,7 +290,6 @@ class CustomerServiceTask(Task):
                 opening += f" it cost {slots['amount']} dollars."
         if not self.with_slots and ambiguous:
             opening = AMBIGUOUS_OPENINGS[1]
-        policy = f"(policy: refunds over {self.refund_limit} dollars need escalation.)"
         meta = {
             "intent": intent,
             **slots,
@@ -301,7 +301,7 @@ class CustomerServiceTask(Task):
             "opening": opening,
             "with_slots": self.with_slots,
         }
-        problem = Problem(prompt=f"{policy} {opening}", answer=None, metadata=meta)
+        problem = Problem(prompt=opening, answer=None, metadata=meta)
         gold = gold_action(problem, self.with_slots)
         meta["action"] = str(gold)
         key = self.case_key(problem)
@@ -312,6 +312,12 @@ class CustomerServiceTask(Task):
 
     def sample(self, rng: np.random.Generator) -> Problem:
         return sample_in_split(self._draw, self.case_key, self.split, rng)
+
+    def system_prompt(self, problem: Problem) -> str:
+        """The stated policy, as the system message (the default chat template puts it
+        before the customer's opening in the first user turn, as the layout always had)."""
+        limit = problem.metadata.get("refund_limit", self.refund_limit)
+        return f"(policy: refunds over {limit} dollars need escalation.)"
 
     def responder(self) -> Responder:
         scripted = ScriptedCustomer(bare_actions=self.bare_actions)
@@ -400,7 +406,8 @@ class CustomerServiceTask(Task):
         return None
 
     def corpus(self, rng: np.random.Generator, n: int = 200) -> list[str]:
-        texts = [self._draw(rng).prompt for _ in range(n)]
+        drawn = [self._draw(rng) for _ in range(n)]
+        texts = [p.prompt for p in drawn] + [self.system_prompt(p) for p in drawn]
         texts += [t for ts in OPENINGS.values() for t in ts] + list(AMBIGUOUS_OPENINGS)
         texts += [t for ts in CLARIFICATIONS.values() for t in ts]
         texts += customer_lines()
