@@ -239,7 +239,7 @@ def test_checkpoint_is_written_atomically(tmp_path: Path) -> None:
         (["--algo", "grpo", "--time-budgt", "5"], "Did you mean --time-budget?"),
         (
             ["--algo", "grpo", "--env", "textgym/Reasoning-v9"],
-            "Did you mean 'textgym/Reasoning-v0'?",
+            "Did you mean 'textgym/Reasoning-v1'?",
         ),
         (
             ["--algo", "ppo", "--env", "textgym/Copy-v0", "--run-dir", "{tmp}/none", "--resume"],

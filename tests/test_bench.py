@@ -60,6 +60,19 @@ def test_harness_writes_every_output_and_reproduces(tmp_path: Path) -> None:
     assert scores(a) == scores(b)
 
 
+def test_lm_results_are_reproducible_by_update_count(tmp_path: Path) -> None:
+    # A fixed number of updates, not of seconds: the same seed gives the same numbers
+    # however busy the machine (the minutes only cap a slow one).
+    args = ["--envs", "textgym/Reasoning-v1", "--algos", "grpo", "--seeds", "3", "--budget",
+            '{"lm_updates": 2, "lm_minutes": 10, "eval_episodes": 8}', "--no-progress"]  # fmt: skip
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert compare.main([*args, "--out", str(a)]) == 0
+    assert compare.main([*args, "--out", str(b)]) == 0
+    assert scores(a) == scores(b)
+    (run,) = json.loads((a / "results.json").read_text())["results"]
+    assert run["budget"]["lm_updates"] == 2
+
+
 def test_finished_runs_are_skipped_on_rerun(tmp_path: Path) -> None:
     args = [*ARGS, "--out", str(tmp_path)]
     args.remove("q_learning")  # random and oracle only: fast

@@ -258,12 +258,30 @@ STREAM_DIGESTS = {
     "textgym/Reasoning-Easy-v0": "3567868e37f6dcc4",
     "textgym/Reasoning-Hard-v0": "99f9ba9e8d1a71f7",
     "textgym/Reasoning-Tiny-v0": "72fd91fa879c784a",
+    "textgym/Reasoning-v1": "44dacdaef029c0e7",
+    "textgym/Reasoning-Easy-v1": "6392c4fbd198366d",
+    "textgym/Reasoning-Hard-v1": "277fe4965ab00fa7",
     "textgym/CustomerService-v0": "424e9c5a935e7915",
     "textgym/CustomerService-Hard-v0": "35886fb5628b64b0",
     "textgym/CustomerService-Tiny-v0": "071eb0bad99bf979",
+    # v1's final actions change only what a wrong action does: the oracle never takes one
+    # and random tokens almost never spell one, so these streams equal v0's.
+    "textgym/CustomerService-v1": "424e9c5a935e7915",
+    "textgym/CustomerService-Hard-v1": "35886fb5628b64b0",
+    "textgym/CustomerService-Tiny-v1": "071eb0bad99bf979",
     "textgym/Dialogue-v0": "5d9310e3834c957d",
     "textgym/Dialogue-Hard-v0": "9886d3718d983647",
     "textgym/Dialogue-Tiny-v0": "0a514e55c4dfac6b",
+    "textgym/Dialogue-v1": "96ca2685d24015cd",
+    "textgym/Dialogue-Hard-v1": "ba121f63a285df3b",
+    "textgym/Dialogue-Tiny-v1": "f249ccc57ac4154b",
+    # The open-text ids play on the shipped open BPE: a rebuild of it changes these.
+    "textgym/ReasoningGym-v0": "7103d9663d971998",
+    "textgym/ReasoningGym-Arithmetic-v0": "74a92233087474b9",
+    "textgym/ReasoningGym-Algebra-v0": "cc66c479e15da392",
+    "textgym/ReasoningGym-Logic-v0": "3fd27be0d6583aec",
+    "textgym/ReasoningGym-Strings-v0": "4793416158897ac3",
+    "textgym/ReasoningGym-Mix-v0": "472b00657cd23bac",
 }
 
 

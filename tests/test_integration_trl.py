@@ -89,7 +89,7 @@ def test_reward_func_takes_rewards_specs_and_functions():
         ds["prompt"], texts, answer=ds["answer"], log_metric=logged.__setitem__
     )
     assert set(logged) == {"textgym/correctness", "textgym/format"}
-    with pytest.raises(ConfigError, match="Reasoning-v0"):
+    with pytest.raises(ConfigError, match="Did you mean 'textgym/Reasoning-v1'"):
         tt.reward_func("textgym/Reasoning-v9")
     with pytest.raises(ConfigError, match="3 values for 2"):
         f(["a", "b"], ["x", "y"], answer=["1", "2", "3"])

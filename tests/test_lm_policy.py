@@ -270,9 +270,8 @@ def test_whiten_is_masked() -> None:
 
 
 def test_shipped_default_model_matches_default_tokenizer() -> None:
-    from agents.lm.default_model import DEFAULT_MODEL_DIR, build_info
-
     from agents.lm.build_default_model import _vocab_hash, words_size
+    from agents.lm.default_model import DEFAULT_MODEL_DIR, build_info
 
     config = json.loads((DEFAULT_MODEL_DIR / "config.json").read_text())
     tokenizer = textgym.default_tokenizer()

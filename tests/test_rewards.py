@@ -91,7 +91,7 @@ def test_bare_answers_count_only_when_asked_for() -> None:
         register_reward("True", ExactMatch)
 
 
-@pytest.mark.parametrize("env_id", textgym.env_ids())
+@pytest.mark.parametrize("env_id", textgym.env_ids(standalone=True))
 def test_each_default_reward_is_the_spec_the_docs_print(env_id: str) -> None:
     default = gym.make(env_id)
     spec = gym.make(env_id, reward=default.unwrapped.task.reward_spec)

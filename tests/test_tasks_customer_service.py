@@ -1,4 +1,5 @@
-"""CustomerService family: oracle, chance, splits, policy, actions, rewards."""
+"""CustomerService family: oracle, chance, splits, policy, actions, rewards, and v1's final
+actions against the probes that beat v0."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ import numpy as np
 import pytest
 
 import textgym
+from agents.probes import Probe, run_probe
 from tests.helpers import (
     assert_splits_disjoint,
     oracle_success_rate,
     random_success_rate,
     say,
+)
+from textgym.envs.customer_service.customer import (
+    STRICT_WRONG_ACTION,
+    STRICT_WRONG_SLOT,
+    ScriptedCustomer,
 )
 from textgym.tasks.customer_service import (
     Action,
@@ -27,6 +34,9 @@ IDS = [i for i in textgym.env_ids() if "/CustomerService" in i]
 
 def test_family_is_registered() -> None:
     assert {"textgym/CustomerService-v0", "textgym/CustomerService-Tiny-v0"} <= set(IDS)
+    for name in ("CustomerService", "CustomerService-Hard", "CustomerService-Tiny"):
+        v0, v1 = gym.spec(f"textgym/{name}-v0").kwargs, gym.spec(f"textgym/{name}-v1").kwargs
+        assert v1 == {**v0, "strict_actions": True}  # v1 changes only what a wrong action does
 
 
 @pytest.mark.parametrize("env_id", IDS)
@@ -158,3 +168,108 @@ def test_noisy_demonstrations_make_mistakes() -> None:
     assert sum(r["success"] for r in noisy) < len(noisy)
     # Multi-turn demonstrations hold the customer's real replies.
     assert all(t["role"] == "user" for r in records for t in r["turns"][::2])
+
+
+# -- v1: actions are final ----------------------------------------------------------------
+
+
+def test_v1_wrong_slot_or_wrong_action_ends_the_case() -> None:
+    env = gym.make("textgym/CustomerService-v1").unwrapped
+    find(env, lambda m: m["intent"] == "order_status")
+    order = env.problem.metadata["order"]
+    _, done, info = say(env, "[status order=1]")
+    assert done and not info["success"] and info["user_reply"] == STRICT_WRONG_SLOT
+    assert str(order) not in info["user_reply"]  # no correction to guess from
+    find(env, lambda m: m["intent"] == "order_status")
+    _, done, info = say(env, f"[cancel order={env.problem.metadata['order']}]")
+    assert done and not info["success"] and info["user_reply"] == STRICT_WRONG_ACTION
+    assert info["reward_components"]["resolution"] == 0.0
+    find(env, lambda m: m["intent"] == "order_status")
+    _, done, info = say(env, f"[status order={env.problem.metadata['order']}]")
+    assert done and info["success"]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        lambda m: m["intent"] == "complaint",  # escalation is right only for big refunds
+        lambda m: m["intent"] == "refund" and m["amount"] <= 100,  # a refund within the limit
+    ],
+    ids=["other-intent", "refund-within-limit"],
+)
+def test_v1_escalating_with_the_right_slots_is_still_wrong(case) -> None:
+    env = gym.make("textgym/CustomerService-v1").unwrapped
+    find(env, case)
+    m = env.problem.metadata
+    _, done, info = say(env, f"[escalate order={m['order']} amount={m['amount']}]")
+    assert done and not info["success"] and info["user_reply"] == STRICT_WRONG_ACTION
+
+
+def test_v1_refund_over_limit_is_still_a_policy_breach_and_escalation_resolves() -> None:
+    env = gym.make("textgym/CustomerService-v1").unwrapped
+    over = lambda m: m["intent"] == "refund" and m["amount"] > 100  # noqa: E731
+    find(env, over)
+    m = env.problem.metadata
+    r, done, info = say(env, f"[refund order={m['order']} amount={m['amount']}]")
+    assert done and info["reward_components"]["policy"] == -1.0 and r < 0
+    find(env, over)
+    m = env.problem.metadata
+    _, done, info = say(env, f"[escalate order={m['order']} amount={m['amount']}]")
+    assert done and info["success"]
+
+
+def test_v1_tiny_one_wrong_word_ends_the_case() -> None:
+    plain = lambda m: m["intent"] != "refund" and not m["ambiguous"]  # noqa: E731
+    for version in ("v0", "v1"):
+        env = gym.make(f"textgym/CustomerService-Tiny-{version}").unwrapped
+        find(env, plain)
+        gold = gold_action(env.problem, with_slots=False).name
+        _, done, info = say(env, "cancel" if gold == "status" else "status")
+        assert done == (version == "v1") and not info.get("success")
+        if version == "v0":  # v0 lets the agent try again
+            _, done, info = say(env, gold)
+            assert done and info["success"]
+
+
+def test_strict_customer_reports_the_wrong_action() -> None:
+    problem = CustomerServiceTask().sample(np.random.default_rng(0))
+    for strict in (False, True):
+        customer = ScriptedCustomer(strict_actions=strict)
+        customer.reset(problem, np.random.default_rng(0))
+        reply = customer.respond([textgym.Turn("agent", "[complaint order=0]")])
+        assert reply.done == strict and reply.outcome.get("wrong_action") == (strict or None)
+    with pytest.raises(TypeError, match="strict_actions"):
+        CustomerServiceTask(strict_actions="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("probe", ["spam", "escalate"])
+def test_v1_stops_the_probes_that_beat_v0(probe: str) -> None:
+    # Trying every action in turn resolved half of v0's cases; escalating everything
+    # resolved the over-limit refunds. A v1 customer takes the first action as final.
+    v0 = run_probe(probe, "textgym/CustomerService-v0", 100, seed=1, split="test")
+    v1 = run_probe(probe, "textgym/CustomerService-v1", 100, seed=1, split="test")
+    assert v0.success_rate > (0.4 if probe == "spam" else 0.04)
+    assert v1.success_rate == 0.0
+
+
+def test_v1_escalating_after_asking_wins_exactly_the_big_refunds() -> None:
+    # What is left to a constant policy is its class's share: asking for every slot and
+    # then escalating resolves the refunds over the limit (where escalating is right) and
+    # nothing else.
+    ask = "please tell me your order number and your order amount."
+
+    def escalate(env: textgym.TextEnv, memo: dict) -> str:
+        if len(env.turns) == 1:
+            return ask
+        m = env.problem.metadata  # the customer has just said both values
+        assert str(m["order"]) in env.turns[-1].text and str(m["amount"]) in env.turns[-1].text
+        return f"[escalate order={m['order']} amount={m['amount']}]"
+
+    env = gym.make("textgym/CustomerService-v1", split="test")
+    result = run_probe(Probe("ask-escalate", "", {"customer_service": escalate}), env, 150)
+    big = 0
+    for seed in range(150):
+        env.reset(seed=seed)
+        m = env.unwrapped.problem.metadata
+        big += m["intent"] == "refund" and m["amount"] > m["refund_limit"]
+    assert 0 < result.success_rate == big / 150 < 0.2

@@ -1,8 +1,10 @@
-"""Reasoning family: generation, splits, oracle, reward order, demonstrations."""
+"""Reasoning family: generation, splits, oracle, reward order, demonstrations, and v1's
+balanced answers."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import gymnasium as gym
 import numpy as np
@@ -19,7 +21,8 @@ from tests.helpers import (
 from textgym.envs.reasoning import ReasoningTask, extract_answer
 from textgym.tasks.demonstrations import export_demonstrations, generate_demonstrations
 
-IDS = [i for i in textgym.env_ids() if "/Reasoning" in i]
+#: The family's ids (not ReasoningGym's, another family with its own tests).
+IDS = [i for i in textgym.env_ids() if gym.spec(i).kwargs["task"] == "reasoning"]
 
 
 def test_family_is_registered() -> None:
@@ -28,7 +31,14 @@ def test_family_is_registered() -> None:
         "textgym/Reasoning-Easy-v0",
         "textgym/Reasoning-Hard-v0",
         "textgym/Reasoning-Tiny-v0",
+        "textgym/Reasoning-v1",
+        "textgym/Reasoning-Easy-v1",
+        "textgym/Reasoning-Hard-v1",
     }
+    for name in ("Reasoning", "Reasoning-Hard"):  # v1 changes only the answer distribution
+        v0, v1 = gym.spec(f"textgym/{name}-v0").kwargs, gym.spec(f"textgym/{name}-v1").kwargs
+        assert v1 == {**v0, "balance_answers": True}
+    assert "textgym/Reasoning-Tiny-v1" not in IDS  # a pool of 10 repeats an answer anyway
 
 
 @pytest.mark.parametrize("env_id", IDS)
@@ -171,3 +181,66 @@ def test_demonstrations_on_test_split_differ_from_train() -> None:
         r["problem_id"] for r in generate_demonstrations("textgym/Reasoning-v0", 100, split="test")
     }
     assert not train & test
+
+
+# -- v1: balanced answers -----------------------------------------------------------------
+
+V0_V1 = [("Reasoning-v0", "Reasoning-v1"), ("Reasoning-Easy-v0", "Reasoning-Easy-v1"),
+         ("Reasoning-Hard-v0", "Reasoning-Hard-v1")]  # fmt: skip
+
+
+def answer_counts(env_id: str, split: str, n: int, seed: int = 0) -> Counter[int]:
+    task = gym.make(f"textgym/{env_id}", split=split).unwrapped.task
+    rng = np.random.default_rng(seed)
+    return Counter(int(task.sample(rng).answer) for _ in range(n))
+
+
+@pytest.mark.parametrize(("v0", "v1"), V0_V1, ids=[v1 for _, v1 in V0_V1])
+def test_v1_answers_are_balanced_where_v0_favours_small_ones(v0: str, v1: str) -> None:
+    values = gym.make(f"textgym/{v1}").unwrapped.task.max_value
+    n = max(1500, 20 * values)  # at least 20 problems per answer, for a fair count
+    for split in ("train", "test"):
+        old, new = answer_counts(v0, split, 1500), answer_counts(v1, split, n)
+        # v0's most common answer is a small count, at well over 5% of problems.
+        top, share = old.most_common(1)[0]
+        assert top <= 2 and share / 1500 > 0.06, (v0, split, old.most_common(3))
+        # v1: every count 1..max_value is an answer, none near twice its fair share.
+        assert set(new) == set(range(1, values + 1)), (v1, split)
+        assert max(new.values()) / n < 1.8 / values, (v1, split, new.most_common(3))
+
+
+@pytest.mark.parametrize("v1", [v1 for _, v1 in V0_V1])
+def test_v1_the_commonest_training_answer_is_rarely_right_on_test(v1: str) -> None:
+    # The `repeat` probe's constant: below the 5 points the probe rule allows.
+    prior = answer_counts(v1, "train", 2000).most_common(1)[0][0]
+    assert answer_counts(v1, "test", 1500, seed=1)[prior] / 1500 < 0.05
+
+
+@pytest.mark.parametrize("v1", [v1 for _, v1 in V0_V1])
+def test_v1_problems_keep_the_ranges_and_the_split(v1: str) -> None:
+    env = gym.make(f"textgym/{v1}", split="test").unwrapped
+    task = env.task
+    for seed in range(100):
+        env.reset(seed=seed)
+        p = env.problem
+        assert p.metadata["split"] == "test" and 2 <= p.metadata["start"] <= task.max_start
+        assert task.min_steps <= p.metadata["n_steps"] <= task.max_steps
+        value = p.metadata["start"]
+        for op, k in p.metadata["steps"]:
+            assert op in task.operations
+            assert k <= (task.max_operand if op in ("add", "sub") else task.max_factor)
+            assert op != "div" or value % k == 0  # "splits them into k equal groups"
+            value = {"add": value + k, "sub": value - k, "mul": value * k}.get(op, value // k)
+            assert 1 <= value <= task.max_value
+        assert str(value) == p.answer
+
+
+def test_balanced_pool_and_bad_settings() -> None:
+    kwargs = {"min_steps": 1, "max_steps": 1, "max_start": 9, "max_operand": 8, "max_value": 9,
+              "operations": ("add", "sub"), "pool_size": 10}  # fmt: skip
+    pool = ReasoningTask(**kwargs, balance_answers=True).pool
+    assert pool is not None and len({p.metadata["arithmetic"] for p in pool}) == 10
+    with pytest.raises(TypeError, match="balance_answers"):
+        ReasoningTask(balance_answers=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="add operations or raise max_value"):
+        ReasoningTask(operations=("mul",), max_start=2, max_value=3, balance_answers=True)

@@ -49,8 +49,10 @@ def test_every_env_has_the_fixed_action_space_and_masks_no_spare_id() -> None:
     spare = spare_ids(tok)
     assert len(tok) == VOCAB_SIZE and len(spare) > 0
     assert tok.convert_ids_to_tokens(spare[0]) == RESERVED.format(0)
-    for env_id in textgym.env_ids():
+    for env_id in textgym.env_ids(standalone=True):
         env = gym.make(env_id)
+        if env.unwrapped.task.open_text:  # open text: the open BPE, a vocabulary of its own
+            continue
         assert env.action_space == gym.spaces.Discrete(VOCAB_SIZE), env_id
         assert not env.unwrapped.action_masks()[spare].any(), env_id
         env.close()
@@ -145,3 +147,22 @@ def test_a_full_ledger_names_the_way_out() -> None:
     extra = [f"word{k}" for k in range(VOCAB_SIZE)]
     with pytest.raises(VocabularyFullError, match="VOCAB_SIZE.*build_default_model"):
         build_tokenizer(corpus(), extra, shipped)
+
+
+def test_the_default_model_survives_a_new_word_but_not_a_renumbering(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from agents.lm import default_model
+
+    monkeypatch.setattr(default_model, "default_tokenizer", _with_new_copy_word)
+    assert default_model.default_model_path() == DEFAULT_MODEL_DIR
+    shipped = textgym.default_tokenizer().get_vocab()
+    swapped = dict(shipped)
+    swapped["\u2581apple"], swapped["\u2581apples"] = (
+        shipped["\u2581apples"],
+        shipped["\u2581apple"],
+    )
+    renumbered = build_tokenizer(corpus(), vocabulary_words(), swapped)
+    monkeypatch.setattr(default_model, "default_tokenizer", lambda: renumbered)
+    with pytest.raises(default_model.DefaultModelError, match="renumbered.*build_default_model"):
+        default_model.default_model_path()

@@ -62,6 +62,13 @@ def held_out(env_id: str) -> dict[str, str]:
 
 
 def test_oracle_succeeds_on_held_out_problems(env_id: str, tokenizer: Any) -> None:
+    if (
+        TASKS[gym.spec(env_id).kwargs["task"]].open_text
+        and "<|im_start|>" not in tokenizer.get_vocab()
+    ):
+        # Names, signs and any characters: only a byte-level BPE spells open text (the
+        # closed default cannot, the suite-trained WordPiece lowercases and drops pieces).
+        pytest.skip("open text needs a byte-level tokenizer")
     env = gym.make(env_id, tokenizer=tokenizer, **held_out(env_id))
     templated = tokenizer.chat_template is not None
     results = [play_oracle(env, seed, tokenizer if templated and seed < 40 else None)

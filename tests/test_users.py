@@ -12,7 +12,11 @@ import textgym
 from textgym.tasks.base import Turn
 from textgym.tasks.customer_service import CustomerServiceTask, detect_intent
 
-MULTI_TURN = [i for i in textgym.env_ids() if gym.make(i).unwrapped.task.responder() is not None]
+MULTI_TURN = [
+    i
+    for i in textgym.env_ids(standalone=True)
+    if gym.make(i).unwrapped.task.responder() is not None
+]
 
 NASTY = [
     "",

@@ -22,11 +22,14 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from textgym.errors import ConfigError, UserError, closest
 from textgym.tools.commands import Command, dispatch
 from textgym.tools.flags import build_parser, flag
+
+if TYPE_CHECKING:
+    from textgym.registration import EnvSpec
 
 ENTRY_POINTS = "textgym.commands"
 COMMANDS: dict[str, str] = {
@@ -169,9 +172,9 @@ class ListArgs:
 
 def list_command(argv: Sequence[str], prog: str = "textgym list") -> int:
     """``textgym list [--markdown] [--write FILE]``: every registered environment id."""
-    import gymnasium as gym
 
     from textgym.envs import ENV_SPECS, markdown_table, write_table
+    from textgym.registration import old_versions_allowed
 
     parser = build_parser(ListArgs, prog, "Show every registered textgym environment id.")
     args = parser.parse(argv)
@@ -199,10 +202,9 @@ def list_command(argv: Sequence[str], prog: str = "textgym list") -> int:
             return 0
         width = max(len(s.id) for s in ENV_SPECS)
         for spec in ENV_SPECS:
-            env = gym.make(spec.id).unwrapped
-            sizes = f"V={env.action_space.n} L={env.max_length}"
-            print(f"{spec.id:<{width}}  {sizes:<14} {spec.description}")
-            env.close()
+            with old_versions_allowed():
+                line = _list_line(spec, width)
+            print(line)
     except BrokenPipeError:
         # `textgym list | head`: the reader left; that is not an error. Point stdout at
         # devnull so the interpreter's final flush does not raise again.
@@ -237,6 +239,24 @@ class ServeArgs:
                 f"--idle-timeout must be a number of seconds > 0 (or none: never), got "
                 f"{self.idle_timeout}."
             )
+
+
+def _list_line(spec: EnvSpec, width: int) -> str:
+    """One ``textgym list`` line: the id, its sizes (or what it needs), its description."""
+    import gymnasium as gym
+
+    if spec.requires:  # sized by the user's argument (their rows)
+        return f"{spec.id:<{width}}  {'needs ' + spec.requires + '=':<14} {spec.description}"
+    try:
+        env = gym.make(spec.id).unwrapped
+    except ModuleNotFoundError as exc:
+        if not isinstance(exc, UserError):
+            raise
+        # An optional extra is missing: the id still lists; making it says which.
+        return f"{spec.id:<{width}}  {'needs an extra':<14} {spec.description}"
+    sizes = f"V={env.action_space.n} L={env.max_length}"
+    env.close()
+    return f"{spec.id:<{width}}  {sizes:<14} {spec.description}"
 
 
 def serve_command(argv: Sequence[str], prog: str = "textgym serve") -> int:

@@ -10,6 +10,9 @@ episodes short whenever a user raises ``max_length``.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +30,8 @@ class EnvSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     success: str = ""
+    #: An argument ``gym.make`` needs beyond the id (``"data"`` for your rows), or ``""``.
+    requires: str = ""
 
 
 ENV_SPECS: tuple[EnvSpec, ...] = (
@@ -94,6 +99,42 @@ ENV_SPECS: tuple[EnvSpec, ...] = (
         "the turn is the gold digit",
     ),
     EnvSpec(
+        "textgym/Reasoning-v1",
+        {"task": "reasoning", "balance_answers": True},
+        "Reasoning-v0 with balanced answers: every answer 1..30 equally likely (v0 favoured small ones).",
+        "the last 'answer: N' equals the gold number",
+    ),
+    EnvSpec(
+        "textgym/Reasoning-Easy-v1",
+        {
+            "task": "reasoning",
+            "min_steps": 1,
+            "max_steps": 2,
+            "max_start": 20,
+            "max_operand": 9,
+            "max_value": 30,
+            "operations": ("add", "sub"),
+            "balance_answers": True,
+        },
+        "Word problems, 1-2 steps of + and -, numbers up to 30 (v0: 20), every answer equally likely.",
+        "the last 'answer: N' equals the gold number",
+    ),
+    EnvSpec(
+        "textgym/Reasoning-Hard-v1",
+        {
+            "task": "reasoning",
+            "min_steps": 3,
+            "max_steps": 5,
+            "max_start": 20,
+            "max_operand": 20,
+            "max_factor": 5,
+            "max_value": 200,
+            "balance_answers": True,
+        },
+        "Reasoning-Hard-v0 with balanced answers: every answer 1..200 equally likely.",
+        "the last 'answer: N' equals the gold number",
+    ),
+    EnvSpec(
         "textgym/CustomerService-v0",
         {"task": "customer_service"},
         "A customer with a hidden intent and slots; ask, then act e.g. '[refund order=1234 amount=50]'.",
@@ -120,6 +161,33 @@ ENV_SPECS: tuple[EnvSpec, ...] = (
         "the right action word, escalating refunds over the limit",
     ),
     EnvSpec(
+        "textgym/CustomerService-v1",
+        {"task": "customer_service", "strict_actions": True},
+        "CustomerService-v0 with final actions: a wrong action or wrong slots end the case unresolved.",
+        "the first action taken is the right one with the right slots, within policy",
+    ),
+    EnvSpec(
+        "textgym/CustomerService-Hard-v1",
+        {"task": "customer_service", "ambiguous_rate": 0.7, "patience": 4, "strict_actions": True},
+        "CustomerService-Hard-v0 with the final actions of CustomerService-v1.",
+        "the first action taken is the right one with the right slots, within policy",
+    ),
+    EnvSpec(
+        "textgym/CustomerService-Tiny-v1",
+        {
+            "task": "customer_service",
+            "intents": ("refund", "order_status", "cancellation"),
+            "ambiguous_rate": 0.5,
+            "patience": 3,
+            "max_amount": 180,
+            "with_slots": False,
+            "bare_actions": True,
+            "strict_actions": True,
+        },
+        "CustomerService-Tiny-v0 with final actions: one wrong action word ends the case.",
+        "the first action word is the right one, escalating refunds over the limit",
+    ),
+    EnvSpec(
         "textgym/Dialogue-v0",
         {"task": "dialogue"},
         "A user asks 2 questions on a topic; multi-objective reward (relevance, politeness, ...).",
@@ -143,6 +211,91 @@ ENV_SPECS: tuple[EnvSpec, ...] = (
         "Two either-or questions ('is ice hot or cold?'), one-word answers, masked.",
         "both questions answered with the right word",
     ),
+    EnvSpec(
+        "textgym/Dialogue-v1",
+        {"task": "dialogue", "judge": "strict", "attempts": 2},
+        "Dialogue-v0 with a strict user: keyword lists, repeats and echoes are rejected.",
+        "every question answered (judged strictly) within 2 attempts each, no rudeness",
+    ),
+    EnvSpec(
+        "textgym/Dialogue-Hard-v1",
+        {"task": "dialogue", "n_questions": 3, "patience": 1, "judge": "strict", "attempts": 2},
+        "Dialogue-Hard-v0 with the strict user of Dialogue-v1.",
+        "every question answered (judged strictly) within 2 attempts each, no rudeness",
+    ),
+    EnvSpec(
+        "textgym/Dialogue-Tiny-v1",
+        {
+            "task": "dialogue",
+            "topics": ("basics",),
+            "n_questions": 2,
+            "patience": 1,
+            "one_word": True,
+            "judge": "strict",
+            "attempts": 2,
+        },
+        "Dialogue-Tiny-v0 with the strict user: exactly the right word, no repeats.",
+        "both questions answered with exactly the right word",
+    ),
+    # -- tasks from external data (the `data` extra): reasoning-gym generators, your rows --
+    EnvSpec(
+        "textgym/ReasoningGym-v0",
+        {"task": "reasoning_gym"},
+        "Any reasoning-gym generator by name (dataset=, chain_sum by default), graded by its own score_answer; end with 'answer: X'.",
+        "the generator's score_answer gives the answer 1.0",
+    ),
+    EnvSpec(
+        "textgym/ReasoningGym-Arithmetic-v0",
+        {
+            "task": "reasoning_gym",
+            "dataset": "products",
+            "config": {"max_terms": 3, "max_digits": 3},
+        },
+        "reasoning-gym's products: multiply 2-3 numbers of up to 3 digits.",
+        "the product is right",
+    ),
+    EnvSpec(
+        "textgym/ReasoningGym-Algebra-v0",
+        {"task": "reasoning_gym", "dataset": "simple_equations"},
+        "reasoning-gym's simple_equations: solve a linear equation for its variable.",
+        "the variable's value is right",
+    ),
+    EnvSpec(
+        "textgym/ReasoningGym-Logic-v0",
+        {"task": "reasoning_gym", "dataset": "knights_knaves"},
+        "reasoning-gym's knights_knaves: who always tells the truth and who always lies.",
+        "everyone's role is right",
+    ),
+    EnvSpec(
+        "textgym/ReasoningGym-Strings-v0",
+        {"task": "reasoning_gym", "dataset": "spell_backward"},
+        "reasoning-gym's spell_backward: spell a word backwards.",
+        "the word is spelt backwards exactly",
+    ),
+    EnvSpec(
+        "textgym/ReasoningGym-Mix-v0",
+        {
+            "task": "reasoning_gym",
+            "dataset": "composite",
+            "config": {
+                "datasets": [
+                    {"name": "products", "weight": 2, "config": {"max_terms": 3, "max_digits": 3}},
+                    {"name": "simple_equations", "weight": 2, "config": {}},
+                    {"name": "knights_knaves", "weight": 1, "config": {}},
+                    {"name": "spell_backward", "weight": 1, "config": {}},
+                ]
+            },
+        },
+        "The four kinds above mixed 2:2:1:1 by reasoning-gym's composite dataset.",
+        "the member generator's score_answer gives the answer 1.0",
+    ),
+    EnvSpec(
+        "textgym/Dataset-v0",
+        {"task": "dataset"},
+        "Your rows (data= JSONL/CSV/Parquet, list of dicts or datasets.Dataset): prompt -> 'answer: X', math by math-verify.",
+        "the answer matches the gold one (math-verify for math, exact text otherwise)",
+        requires="data",
+    ),
 )
 
 
@@ -161,9 +314,28 @@ def register_envs() -> None:
         )
 
 
-def env_ids() -> list[str]:
-    """All registered textgym ids, in registration order."""
-    return [spec.id for spec in ENV_SPECS]
+def env_ids(standalone: bool = False) -> list[str]:
+    """All registered textgym ids, in registration order; ``standalone``: only those that
+    ``gym.make`` builds from the id alone (not ``textgym/Dataset-v0``, which needs
+    ``data=``)."""
+    return [spec.id for spec in ENV_SPECS if not (standalone and spec.requires)]
 
 
-__all__ = ["ENTRY_POINT", "ENV_SPECS", "VECTOR_ENTRY_POINT", "EnvSpec", "env_ids", "register_envs"]
+@contextlib.contextmanager
+def old_versions_allowed() -> Iterator[None]:
+    """Make superseded ids (``Dialogue-v0`` beside ``Dialogue-v1``) without Gymnasium's
+    "out of date" notice, where they are made on purpose (listing, docs, comparisons)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is out of date", category=DeprecationWarning)
+        yield
+
+
+__all__ = [
+    "ENTRY_POINT",
+    "ENV_SPECS",
+    "VECTOR_ENTRY_POINT",
+    "EnvSpec",
+    "env_ids",
+    "old_versions_allowed",
+    "register_envs",
+]

@@ -26,6 +26,7 @@ the build is deterministic, so the same words always give the same ids.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import re
@@ -117,7 +118,7 @@ def build_tokenizer(
     texts: Iterable[str],
     words: Iterable[str] = (),
     previous: Mapping[str, int] | None = None,
-    size: int = VOCAB_SIZE,
+    size: int | None = None,
 ) -> Any:
     """Build a word-level fast tokenizer whose vocabulary covers ``texts`` exactly.
 
@@ -130,7 +131,9 @@ def build_tokenizer(
             kept, pieces no longer used included, and new pieces take its spare
             ``<reserved_k>`` ids, lowest first, in sorted order. ``None`` builds from
             scratch: the special tokens, then the pieces in sorted order.
-        size: How many ids the vocabulary has; those no piece uses are spare.
+        size: How many ids the vocabulary has; those no piece uses are spare slots.
+            Default: :data:`VOCAB_SIZE` when extending ``previous`` (the ledger), else
+            exactly the pieces (a tokenizer of your own, without spare slots).
 
     Returns:
         A :class:`transformers.PreTrainedTokenizerFast` with pad, eos (= end of turn), unk
@@ -155,6 +158,8 @@ def build_tokenizer(
     kept = {t: i for t, i in (previous or {}).items() if not _RESERVED.fullmatch(t)}
     base = kept if previous is not None else {t: i for i, t in enumerate(SPECIAL_TOKENS)}
     new = sorted(pieces - set(base) - set(SPECIAL_TOKENS))
+    if size is None:
+        size = VOCAB_SIZE if previous is not None else len(base) + len(new)
     spare = sorted(set(range(size)) - set(base.values()))
     if len(new) > len(spare) or any(i >= size for i in base.values()):
         raise VocabularyFullError(
@@ -164,7 +169,7 @@ def build_tokenizer(
             "rebuild the default model (python -m agents.lm.build_default_model)."
         )
     vocab = dict(base)
-    vocab.update(zip(new, spare))
+    vocab.update(zip(new, spare[: len(new)], strict=True))
     for k, i in enumerate(spare[len(new) :]):
         vocab[RESERVED.format(k)] = i
     backend = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
@@ -301,6 +306,21 @@ def spare_ids(tokenizer_or_vocab: Any) -> list[int]:
     )
 
 
+def words_size(tokenizer: Any) -> int:
+    """How many ids a model for ``tokenizer`` needs: up to its last id that is not spare."""
+    vocab = tokenizer.get_vocab()
+    spare = set(spare_ids(vocab))
+    return 1 + max(i for i in vocab.values() if i not in spare)
+
+
+def vocab_digest(tokenizer: Any, size: int | None = None) -> str:
+    """A short hash of the tokens of ids ``< size`` (default :func:`words_size`): what a
+    model built for the tokenizer must agree on."""
+    size = words_size(tokenizer) if size is None else size
+    vocab = sorted((t, i) for t, i in tokenizer.get_vocab().items() if i < size)
+    return hashlib.sha256(json.dumps(vocab).encode()).hexdigest()[:16]
+
+
 def default_tokenizer() -> Any:
     """The embedded default tokenizer (shipped as package data, no network)."""
     return load_tokenizer(None)
@@ -320,7 +340,9 @@ __all__ = [
     "has_tokenizer",
     "load_tokenizer",
     "spare_ids",
+    "vocab_digest",
     "vocabulary_words",
+    "words_size",
 ]
 
 

@@ -19,7 +19,6 @@ Takes a few minutes on 2 CPU cores.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tempfile
@@ -33,7 +32,6 @@ import numpy as np
 import torch
 
 import textgym
-from textgym.tokenizer import spare_ids
 from agents.common.rollout import RolloutCollector, rollout_metrics
 from agents.lm.default_model import DEFAULT_MODEL_DIR
 from agents.lm.envs import has_split, make_envs
@@ -41,7 +39,7 @@ from agents.lm.policy import LMPolicy
 from agents.lm.supervised import SFTConfig, encode_demonstration, sft
 from textgym.cli import run_command
 from textgym.tasks.demonstrations import export_demonstrations, load_demonstrations
-from textgym.tokenizer import default_tokenizer
+from textgym.tokenizer import default_tokenizer, vocab_digest, words_size
 from textgym.tools.flags import build_parser
 
 #: (env id, number of demonstrations); envs not registered yet are skipped.
@@ -164,17 +162,9 @@ def evaluate_model(
     return {"split": split or "train", **{k.split("/")[1]: round(v, 4) for k, v in m.items()}}
 
 
-def words_size(tokenizer: Any) -> int:
-    """How many ids the model needs: up to the last id that is not a spare slot."""
-    spare = set(spare_ids(tokenizer))
-    return 1 + max(i for i in tokenizer.get_vocab().values() if i not in spare)
-
-
 def _vocab_hash(tokenizer: Any) -> str:
     """The hash of the vocabulary the model covers (its spare slots left out)."""
-    size = words_size(tokenizer)
-    vocab = sorted((t, i) for t, i in tokenizer.get_vocab().items() if i < size)
-    return hashlib.sha256(json.dumps(vocab).encode()).hexdigest()[:16]
+    return vocab_digest(tokenizer)
 
 
 def _write(model: Any, tokenizer: Any, info: dict[str, Any], out: Path) -> None:

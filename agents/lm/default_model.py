@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from textgym.errors import UserError
-from textgym.tokenizer import default_tokenizer
+from textgym.tokenizer import default_tokenizer, vocab_digest
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 BUILD_COMMAND = "python -m agents.lm.build_default_model"
@@ -48,12 +48,19 @@ def default_model_path(check_tokenizer: bool = True) -> Path:
             f"on a CPU, deterministic) with `{BUILD_COMMAND}`, or pass --model <path>."
         )
     if check_tokenizer:
+        # The model covers the ledger's words when it was built; the spare slots after them,
+        # and words added since in those slots, are beyond it (textgym.tokenizer).
         vocab = json.loads((path / "config.json").read_text()).get("vocab_size")
-        size = len(default_tokenizer())
-        if vocab != size:
+        tokenizer = default_tokenizer()
+        built = build_info().get("tokenizer_sha256")
+        if (
+            not isinstance(vocab, int)
+            or vocab > len(tokenizer)
+            or (built is not None and built != vocab_digest(tokenizer, vocab))
+        ):
             raise DefaultModelError(
-                f"textgym's default model was built for a vocabulary of {vocab} tokens but the "
-                f"default tokenizer now has {size}: the tokenizer changed since the build. "
+                f"textgym's default model was built for a vocabulary of {vocab} tokens that "
+                "the default tokenizer no longer has as it was (its ids were renumbered). "
                 f"Rebuild the model with `{BUILD_COMMAND}`."
             )
     return path

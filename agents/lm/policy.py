@@ -37,7 +37,6 @@ from agents.lm.sampler import (
 )
 from textgym import hub
 from textgym.errors import UserError
-from textgym.tokenizer import spare_ids
 
 __all__ = [
     "POLICY_HINT",
@@ -49,6 +48,7 @@ __all__ = [
     "ModelMismatchError",
     "ModelNotFoundError",
     "PolicyOutput",
+    "TokenBeyondModelError",
     "cache_kwarg",
     "entropy_from_logits",
     "forward_with_cache",

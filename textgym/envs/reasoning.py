@@ -50,6 +50,9 @@ MAX_STEPS = 1000
 MAX_VALUE = 100_000
 MAX_MOVES = 500_000
 MAX_POOL = 1_000
+#: Balanced answers: chains tried for a drawn answer before another is drawn.
+CHAIN_TRIES = 64
+ANSWER_TRIES = 1_000
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,10 @@ class ReasoningTask(Task):
     the arithmetic itself (a hash of ``start op operand ...``), so a test problem never
     differs from a training problem only by its names.
 
+    With ``balance_answers`` (v1) the answer is drawn first, uniformly over the counts the
+    problems can end on, then the events backwards from it: the answer is uniform within
+    each split, where v0's forward draw favoured small counts.
+
     ## Observation Space
     The :class:`~textgym.core.TextEnv` context: ``Dict(input_ids, attention_mask)`` of
     length ``max_length`` (grown with ``max_steps``: 103 for v0).
@@ -142,16 +149,22 @@ class ReasoningTask(Task):
 
     ## Arguments
     ``min_steps``, ``max_steps``, ``max_start``, ``max_operand``, ``max_factor``,
-    ``max_value``, ``operations``, ``split``, ``pool_size``, ``cot``, ``bare_answer`` (see
-    Args below).
+    ``max_value``, ``operations``, ``split``, ``pool_size``, ``cot``, ``bare_answer``,
+    ``balance_answers`` (see Args below).
 
     ## Registered Configurations
     ``textgym/Reasoning-v0`` (2-3 steps, + - * /, numbers <= 30),
     ``textgym/Reasoning-Easy-v0`` (1-2 steps, + -, <= 20), ``textgym/Reasoning-Hard-v0``
     (3-5 steps, factors up to 5, <= 200), ``textgym/Reasoning-Tiny-v0`` (one step, one
-    digit answers, a pool of 10 problems per split, masked to digits).
+    digit answers, a pool of 10 problems per split, masked to digits);
+    ``textgym/Reasoning-v1``, ``textgym/Reasoning-Hard-v1``: v0's with ``balance_answers``;
+    ``textgym/Reasoning-Easy-v1``: balanced, starts <= 20, operands <= 9, numbers <= 30 (the
+    answers of Easy-v0's ranges span 1..19: even balanced, one is over 5% of problems).
 
     ## Version History
+    * v1: balanced answers. In v0 the constant ``answer: 1`` solved 7.6% of Reasoning-v0's
+      held-out problems (17% of Easy's, 7% of Hard's; ``benchmarks/results/probes.md``).
+      No Tiny-v1: a pool of 10 one-digit answers repeats one whatever the balance.
     * v0: initial release.
 
     Args:
@@ -171,6 +184,7 @@ class ReasoningTask(Task):
         bare_answer: The answer format is the bare number (``7``) instead of
             ``answer: 7``, and ``action_masks()`` allows only the space marker ``▁`` and
             the digits (tiny variants).
+        balance_answers: Uniform answers, drawn first (v1 ids; see the Description).
     """
 
     name = "reasoning"
@@ -188,6 +202,7 @@ class ReasoningTask(Task):
         pool_size: int | None = None,
         cot: bool = True,
         bare_answer: bool = False,
+        balance_answers: bool = False,
     ) -> None:
         min_steps = check_int(min_steps, "min_steps", 1, MAX_STEPS)
         max_steps = check_int(max_steps, "max_steps", 1, MAX_STEPS)
@@ -205,6 +220,7 @@ class ReasoningTask(Task):
             pool_size = check_int(pool_size, "pool_size", 1, MAX_POOL)
         cot = check_bool(cot, "cot")
         bare_answer = check_bool(bare_answer, "bare_answer")
+        balance_answers = check_bool(balance_answers, "balance_answers")
         # The moves table holds, for every count up to max_value, each operand that keeps
         # the count in range: its size is known before building it, so an absurd setting
         # is refused at once instead of building for minutes.
@@ -222,7 +238,7 @@ class ReasoningTask(Task):
         self.max_factor, self.max_value = max_factor, max_value
         self.operations = tuple(operations)
         self.split = check_split(split)
-        self.cot, self.bare_answer = cot, bare_answer
+        self.cot, self.bare_answer, self.balance_answers = cot, bare_answer, balance_answers
         # Token budget of the oracle's turn: per step "▁a+b=c," with digits spelled out.
         dv, do = len(str(max_value)), len(str(max(max_operand, max_factor)))
         turn = (max_steps * (2 * dv + do + 4) if cot else 0) + dv + 5
@@ -234,6 +250,14 @@ class ReasoningTask(Task):
         self.reward_spec = reward_spec(bare_answer)
         self._right = NumericMatch(bare=bare_answer)
         self._moves = self._moves_table()
+        if balance_answers:  # built once, like the moves table; the answers drawn uniformly
+            self._reach, self._undo = self._reach_table(), self._undo_table()
+            self._answers = sorted(frozenset().union(*self._reach[min_steps : max_steps + 1]))
+            if not self._answers:
+                raise ConfigError(
+                    f"No problem of {min_steps}..{max_steps} events stays within 1..{max_value} "
+                    f"with operations {self.operations}: add operations or raise max_value."
+                )
         self.pool: tuple[Problem, ...] | None = None
         if pool_size is not None:
             self.pool = self._build_pool(pool_size)
@@ -288,6 +312,69 @@ class ReasoningTask(Task):
         top = self.max_factor if value == 0 else min(self.max_factor, value)
         return [Step(op, k) for k in range(2, top + 1) if value % k == 0]
 
+    def _reach_table(self) -> list[frozenset[int]]:
+        """``reach[j]``: the counts some start reaches in exactly ``j`` events, for ``j`` in
+        ``0..max_steps`` (``reach[0]`` is the starts)."""
+        reach = [frozenset(range(2, self.max_start + 1))]
+        seen = {reach[0]: 0}
+        while len(reach) <= self.max_steps:
+            after = frozenset(
+                apply(v, s) for v in reach[-1] for _, steps in self._moves[v] for s in steps
+            )
+            if after in seen:  # periodic from here: a long max_steps costs nothing
+                first, period = seen[after], len(reach) - seen[after]
+                while len(reach) <= self.max_steps:
+                    reach.append(reach[first + (len(reach) - first) % period])
+                break
+            seen[after] = len(reach)
+            reach.append(after)
+        return reach
+
+    def _undo_table(self) -> list[tuple[tuple[str, int, Step], ...]]:
+        """For every count, the events that end on it, as ``(op, count before, step)``."""
+        undo: list[list[tuple[str, int, Step]]] = [[] for _ in range(self.max_value + 1)]
+        for before in range(1, self.max_value + 1):
+            for op, steps in self._moves[before]:
+                for step in steps:
+                    undo[apply(before, step)].append((op, before, step))
+        return [tuple(u) for u in undo]
+
+    def _walk_back(self, answer: int, rng: np.random.Generator) -> tuple[int, list[Step]]:
+        """A start and events ending on ``answer``: each event, last first, is undone to a
+        count a start reaches with the events left (operation drawn before operand)."""
+        counts = [n for n in range(self.min_steps, self.max_steps + 1) if answer in self._reach[n]]
+        n = counts[int(rng.integers(len(counts)))]
+        value, steps = answer, []
+        for left in range(n - 1, -1, -1):
+            options = [u for u in self._undo[value] if u[1] in self._reach[left]]
+            ops = [op for op in OPERATIONS if any(u[0] == op for u in options)]
+            op = ops[int(rng.integers(len(ops)))]
+            cands = [u for u in options if u[0] == op]
+            _, value, step = cands[int(rng.integers(len(cands)))]
+            steps.append(step)
+        return value, steps[::-1]
+
+    def _draw_balanced(self, rng: np.random.Generator) -> Problem:
+        """A problem of the split, its answer uniform over the possible ones. Each answer
+        gets :data:`CHAIN_TRIES` chains to land in the split: redrawing the answer after
+        every miss would favour the answers with many chains in this split."""
+        for _ in range(ANSWER_TRIES):
+            answer = self._answers[int(rng.integers(len(self._answers)))]
+            for _ in range(CHAIN_TRIES):
+                start, steps = self._walk_back(answer, rng)
+                if split_of(self.arithmetic_key(start, steps)) == self.split:
+                    return self._compose(start, steps, rng)
+        raise RuntimeError(
+            f"No problem in split {self.split!r} after {ANSWER_TRIES} answers: the problem space "
+            "is too small to hold out a split. Widen the generator's ranges (numbers, steps)."
+        )
+
+    def _fresh(self, rng: np.random.Generator) -> Problem:
+        """A newly generated problem of the split (balanced or not)."""
+        if self.balance_answers:
+            return self._draw_balanced(rng)
+        return sample_in_split(self._draw, lambda p: p.metadata["arithmetic"], self.split, rng)
+
     @staticmethod
     def arithmetic_key(start: int, steps: Sequence[Step]) -> str:
         """The canonical key that decides the split: the arithmetic, without the wording."""
@@ -295,6 +382,10 @@ class ReasoningTask(Task):
 
     def _draw(self, rng: np.random.Generator) -> Problem:
         start, steps = self._draw_steps(rng)
+        return self._compose(start, steps, rng)
+
+    def _compose(self, start: int, steps: Sequence[Step], rng: np.random.Generator) -> Problem:
+        """The word problem for the arithmetic ``start, steps``, worded with ``rng``."""
         male = bool(rng.integers(2))
         names = MALE_NAMES if male else FEMALE_NAMES
         name = names[int(rng.integers(len(names)))]
@@ -339,9 +430,7 @@ class ReasoningTask(Task):
         pool: dict[str, Problem] = {}
         seen: set[str] = set()
         for _ in range(100 * size + 1000):
-            problem = sample_in_split(
-                self._draw, lambda p: p.metadata["arithmetic"], self.split, rng
-            )
+            problem = self._fresh(rng)
             key = problem.metadata["arithmetic"]
             if key not in seen:
                 seen.add(key)
@@ -358,7 +447,7 @@ class ReasoningTask(Task):
     def sample(self, rng: np.random.Generator) -> Problem:
         if self.pool is not None:
             return self.pool[int(rng.integers(len(self.pool)))]
-        return sample_in_split(self._draw, lambda p: p.metadata["arithmetic"], self.split, rng)
+        return self._fresh(rng)
 
     # -- scoring and the oracle ----------------------------------------------------------
 

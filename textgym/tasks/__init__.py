@@ -12,6 +12,8 @@ import numpy as np
 from textgym.envs.copy import CopyTask
 from textgym.envs.customer_service.task import CustomerServiceTask
 from textgym.envs.dialogue.task import DialogueTask
+from textgym.envs.external.dataset import DatasetTask
+from textgym.envs.external.reasoning_gym import ReasoningGymTask
 from textgym.envs.reasoning import ReasoningTask
 from textgym.tasks.base import Task
 from textgym.types import Problem, Turn
@@ -21,15 +23,23 @@ TASKS: dict[str, type[Task]] = {
     ReasoningTask.name: ReasoningTask,
     CustomerServiceTask.name: CustomerServiceTask,
     DialogueTask.name: DialogueTask,
+    # Open-text tasks over external data; their libraries are imported when one is made.
+    ReasoningGymTask.name: ReasoningGymTask,
+    DatasetTask.name: DatasetTask,
 }
 
 
 def task_corpus() -> list[str]:
-    """Every string the built-in tasks produce, for building the default tokenizer."""
+    """Every string the built-in tasks produce, for building the default tokenizer.
+
+    Open-text tasks (external data, any characters) are left out: the closed vocabulary is
+    not meant to spell them, and they have no data of their own to draw from.
+    """
     rng = np.random.default_rng(0)
     texts: list[str] = []
     for cls in TASKS.values():
-        texts.extend(cls().corpus(rng))
+        if not cls.open_text:
+            texts.extend(cls().corpus(rng))
     return texts
 
 
@@ -37,9 +47,11 @@ __all__ = [
     "TASKS",
     "CopyTask",
     "CustomerServiceTask",
+    "DatasetTask",
     "DialogueTask",
     "ReasoningTask",
     "Problem",
+    "ReasoningGymTask",
     "Task",
     "Turn",
     "task_corpus",

@@ -3,9 +3,10 @@
 Keyword rules, no model: the customer reads the agent's turn as lower-case words, answers
 every question it recognises (what it wants, its order number, amount, email, zip code),
 judges a bracketed action against its hidden intent and the refund policy, rephrases when
-it does not understand, and leaves when it runs out of patience. Every rule is a regex or
-a set lookup, so a reply costs microseconds, and any text (empty, garbage, thousands of
-words, the same turn again) gets a sensible answer.
+it does not understand, and leaves when it runs out of patience. A wrong action is refused
+with a correction, or with ``strict_actions`` (the v1 ids) ends the case unresolved. Every
+rule is a regex or a set lookup, so a reply costs microseconds, and any text (empty,
+garbage, thousands of words, the same turn again) gets a sensible answer.
 """
 
 from __future__ import annotations
@@ -58,12 +59,16 @@ SILENCE = "hello? are you still there?"
 CONFUSED = "sorry, i do not understand."
 HURRY = "please hurry."
 GAVE_UP = "this is taking too long. goodbye."
+#: What a strict customer (``strict_actions``) says as it leaves after a wrong action.
+STRICT_WRONG_SLOT = f"{WRONG_SLOT} bye."
+STRICT_WRONG_ACTION = f"{WRONG_ACTION} bye."
 
 
 def customer_lines() -> list[str]:
     """Every fixed line the customer can say (for the tokenizer's corpus)."""
     return [RESOLVED, POLICY_BREACH, WRONG_SLOT, WRONG_ACTION, NOT_NEEDED, REPEATED, SILENCE,
-            CONFUSED, HURRY, GAVE_UP, "it cost 100 dollars.",
+            CONFUSED, HURRY, GAVE_UP, STRICT_WRONG_SLOT, STRICT_WRONG_ACTION,
+            "it cost 100 dollars.",
             *(a.format(order=1234, amount=50, email="ann@mail.com", zip=12345)
               for a in SLOT_ANSWERS.values())]  # fmt: skip
 
@@ -77,14 +82,18 @@ class ScriptedCustomer(Responder):
 
     The outcome of each reply (``Reply.outcome``, read by the rewards) has ``resolved``,
     ``policy_violation``, ``understood`` (the turn asked or did something the customer
-    recognised), ``gave_up``, ``patience_left`` and ``action`` (the parsed action or None).
+    recognised), ``gave_up``, ``patience_left`` and ``action`` (the parsed action or None);
+    a strict customer adds ``wrong_action`` (the turn's action was not the resolution).
 
     Args:
         bare_actions: Accept a turn that is only an action word (tiny variants).
+        strict_actions: Actions are final: a wrong action name or a wrong slot value ends
+            the case unresolved, instead of being refused with a correction (v1 ids).
     """
 
-    def __init__(self, bare_actions: bool = False) -> None:
+    def __init__(self, bare_actions: bool = False, strict_actions: bool = False) -> None:
         self.bare_actions = check_bool(bare_actions, "bare_actions")
+        self.strict_actions = check_bool(strict_actions, "strict_actions")
         self.problem: Problem | None = None
 
     def reset(self, problem: Problem, rng: np.random.Generator) -> None:
@@ -122,6 +131,8 @@ class ScriptedCustomer(Responder):
             "understood": False,
             "gave_up": False,
         }
+        if self.strict_actions:
+            outcome["wrong_action"] = False
         action = parse_action(text, self.bare_actions)
         outcome["action"] = None if action is None else str(action)
         done = False
@@ -165,7 +176,17 @@ class ScriptedCustomer(Responder):
             if not wrong:
                 outcome["resolved"] = True
                 return RESOLVED, True
+            if self.strict_actions:
+                # The action was carried out with the wrong details: no second try, and
+                # the customer does not hand the right values to an agent that guessed.
+                outcome["wrong_action"] = True
+                return STRICT_WRONG_SLOT, True
             return " ".join([WRONG_SLOT, *(self._slot_answer(s) for s in wrong)]), False
+        if self.strict_actions:
+            # Escalating, cancelling, ... the wrong case cannot be taken back, so trying
+            # every action in turn resolves nothing (v0 restated the intent instead).
+            outcome["wrong_action"] = True
+            return STRICT_WRONG_ACTION, True
         return f"{WRONG_ACTION} {self._clarification()}", False
 
 

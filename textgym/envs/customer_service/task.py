@@ -174,7 +174,10 @@ class CustomerServiceTask(Task):
     ``patience`` agent turns. The agent resolves the case with one action such as
     ``[refund order=1234 amount=50]`` or ``[escalate order=1234 amount=150]``. A wrong slot
     is corrected, a wrong action is refused with a restatement, and a refund over the
-    limit ends the episode as a policy violation.
+    limit ends the episode as a policy violation. With ``strict_actions`` (the v1 ids)
+    actions are final, as in a real support system: a wrong action name or a wrong slot
+    value ends the case unresolved ("that is not right. bye."). Escalation is the right
+    action only for a refund over the limit; escalating any other case is a wrong action.
 
     ## Observation Space
     The :class:`~textgym.core.TextEnv` context, ``max_length`` 192 (tiny: 88).
@@ -191,20 +194,29 @@ class CustomerServiceTask(Task):
     ``info["reward_components"]``.
 
     ## Episode End
-    Terminated when the case is resolved, the policy is broken, or the customer runs
-    out of patience; truncated when a turn or the context hits its length limit.
-    ``info["success"]``: resolved with the right action and slots, within the policy.
+    Terminated when the case is resolved, the policy is broken, the customer runs out
+    of patience, or (``strict_actions``) any wrong action is taken; truncated when a turn
+    or the context hits its length limit. ``info["success"]``: resolved with the right
+    action and slots, within the policy.
 
     ## Arguments
     ``intents``, ``ambiguous_rate``, ``patience``, ``refund_limit``, ``max_amount``,
-    ``split``, ``with_slots``, ``bare_actions``, ``user`` (see Args below).
+    ``split``, ``with_slots``, ``bare_actions``, ``strict_actions``, ``user`` (see Args
+    below).
 
     ## Registered Configurations
     ``textgym/CustomerService-v0`` (six intents, 30% vague openings, patience 6),
     ``textgym/CustomerService-Hard-v0`` (70% vague, patience 4),
-    ``textgym/CustomerService-Tiny-v0`` (refund / status / cancel, no slots, one-word turns).
+    ``textgym/CustomerService-Tiny-v0`` (refund / status / cancel, no slots, one-word turns);
+    ``textgym/CustomerService-v1``, ``textgym/CustomerService-Hard-v1`` and
+    ``textgym/CustomerService-Tiny-v1``: the same with ``strict_actions=True``.
 
     ## Version History
+    * v1: actions are final (``strict_actions``). v0's customer corrected a wrong slot
+      (saying the right value) and restated its intent after a wrong action, at no cost
+      but a turn, so trying every action in turn resolved about half of the v0 cases and
+      escalating everything resolved the refunds over the limit (8%) without ever asking
+      for a slot (see ``benchmarks/results/probes.md``).
     * v0: initial release.
 
     Args:
@@ -217,6 +229,8 @@ class CustomerServiceTask(Task):
         with_slots: Actions need slot values (``False`` in tiny variants: the action alone).
         bare_actions: A turn that is just an action word is that action, and
             ``action_masks()`` allows only ``help`` and the action words (tiny variants).
+        strict_actions: Actions are final: a wrong action name or wrong slot values end
+            the case unresolved, with no correction (v1 ids).
         user: Wraps the scripted customer, e.g. ``LMResponder.factory(path)`` to let a
             language model write the customer's words while the script judges.
     """
@@ -234,6 +248,7 @@ class CustomerServiceTask(Task):
         split: Split = "train",
         with_slots: bool = True,
         bare_actions: bool = False,
+        strict_actions: bool = False,
         user: Callable[[Responder], Responder] | None = None,
     ) -> None:
         intents = check_names(intents, "intents", tuple(INTENTS))
@@ -243,6 +258,7 @@ class CustomerServiceTask(Task):
         max_amount = check_int(max_amount, "max_amount", 10, MAX_AMOUNT)
         with_slots = check_bool(with_slots, "with_slots")
         bare_actions = check_bool(bare_actions, "bare_actions")
+        strict_actions = check_bool(strict_actions, "strict_actions")
         user = check_callable(user, "user", "user=LMResponder.factory(path)")
         self.intents = tuple(intents)
         self.ambiguous_rate = ambiguous_rate
@@ -250,6 +266,7 @@ class CustomerServiceTask(Task):
         self.refund_limit, self.max_amount = refund_limit, max_amount
         self.split = check_split(split)
         self.with_slots, self.bare_actions = with_slots, bare_actions
+        self.strict_actions = strict_actions
         self.user = user
         self.max_turns = patience
         if bare_actions:
@@ -320,7 +337,7 @@ class CustomerServiceTask(Task):
         return f"(policy: refunds over {limit} dollars need escalation.)"
 
     def responder(self) -> Responder:
-        scripted = ScriptedCustomer(bare_actions=self.bare_actions)
+        scripted = ScriptedCustomer(self.bare_actions, self.strict_actions)
         return scripted if self.user is None else self.user(scripted)
 
     def success(self, ctx: RewardContext) -> bool:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from textgym.envs.dialogue.topics import REGULAR_TOPICS, TOPICS, current_question, question
-from textgym.envs.dialogue.user import ScriptedUser, user_lines
+from textgym.envs.dialogue.user import ScriptedUser, check_judge, user_lines
 from textgym.errors import ConfigError
 from textgym.rewards.base import Reward
 from textgym.rewards.registry import register_reward
@@ -48,15 +48,30 @@ class AskedRelevance(Reward):
 
 
 class Satisfaction(Reward):
-    """1.0 on the turn after which the user leaves satisfied, else 0."""
+    """On the turn after which the user leaves satisfied, how satisfied (1.0 for the v0
+    user; ``ctx.outcome["satisfaction"]`` for the strict one), else 0."""
 
     name = "satisfaction"
 
     def __call__(self, ctx: RewardContext) -> float:
-        return float(bool(ctx.outcome.get("satisfied")))
+        if not ctx.outcome.get("satisfied"):
+            return 0.0
+        # The strict (v1) user leaves less satisfied for every turn it had to reject.
+        return float(ctx.outcome.get("satisfaction", 1.0))
+
+
+class JudgedRelevance(Reward):
+    """1.0 when the user judged this turn an answer to its question (the strict user's
+    verdict, ``ctx.outcome["answered"]``), else 0: keywords alone earn nothing."""
+
+    name = "relevance"
+
+    def __call__(self, ctx: RewardContext) -> float:
+        return float(bool(ctx.outcome.get("answered")))
 
 
 register_reward("asked_relevance", AskedRelevance)
+register_reward("judged_relevance", JudgedRelevance)
 register_reward("satisfaction", Satisfaction)
 
 #: The default multi-objective reward. Per turn: relevance to the question asked (its
@@ -69,9 +84,13 @@ REWARD_SPEC = (
 )
 
 
-def dialogue_reward() -> Reward:
-    """The default reward, built from :data:`REWARD_SPEC`."""
-    return parse_reward(REWARD_SPEC)
+#: The strict user's (v1) default: relevance is the user's verdict, not keyword coverage.
+STRICT_REWARD_SPEC = REWARD_SPEC.replace("asked_relevance", "judged_relevance")
+
+
+def dialogue_reward(judge: str = "keywords") -> Reward:
+    """The default reward for ``judge``: :data:`REWARD_SPEC` or :data:`STRICT_REWARD_SPEC`."""
+    return parse_reward(STRICT_REWARD_SPEC if judge == "strict" else REWARD_SPEC)
 
 
 class DialogueTask(Task):
@@ -85,6 +104,14 @@ class DialogueTask(Task):
     words annoy the user (twice and it leaves), a repeated turn is called out, and after
     ``n_questions + patience`` agent turns the user leaves annoyed.
 
+    With ``judge="strict"`` (the v1 ids) keywords are not enough: the user judges each turn
+    (:mod:`textgym.envs.dialogue.judge`) and takes as an answer only a turn with every
+    keyword of the question and at least half of the reference answer's facts (its words
+    beyond the keywords and the user's own); a repeated turn,
+    its own words said back, a keyword list or an answer to another question is named and
+    rejected. Each question gets ``attempts`` turns (v1: 2), and each rejected turn lowers
+    the satisfaction the user leaves with by 0.25.
+
     ## Observation Space
     The :class:`~textgym.core.TextEnv` context, ``max_length = 32 + 40 * turns`` (tiny:
     ``24 + 16 * turns``).
@@ -97,21 +124,31 @@ class DialogueTask(Task):
     coverage of the question asked; ``asked_relevance`` in specs), ``satisfaction`` (1.0,
     once, when the user leaves satisfied), and 0.05 each for ``politeness``,
     ``repetition``, ``concision`` and ``banned_words``. Every component is
-    in ``info["reward_components"]``.
+    in ``info["reward_components"]``. The strict judge's default is
+    :data:`STRICT_REWARD_SPEC`: ``relevance`` is 1.0 exactly when the user took the turn
+    as an answer (``judged_relevance``), and ``satisfaction`` is ``1 - 0.25`` per rejected
+    turn.
 
     ## Episode End
     Terminated when the user leaves (satisfied or annoyed); truncated at the length
-    limits. ``info["success"]``: the user left satisfied.
+    limits; the strict user also leaves annoyed after ``attempts`` rejected turns on one
+    question. ``info["success"]``: the user left satisfied (every question answered).
 
     ## Arguments
-    ``topics``, ``n_questions``, ``patience``, ``split``, ``one_word``, ``user`` (see Args).
+    ``topics``, ``n_questions``, ``patience``, ``split``, ``one_word``, ``user``,
+    ``judge``, ``attempts`` (see Args).
 
     ## Registered Configurations
     ``textgym/Dialogue-v0`` (2 questions, 2 spare turns), ``textgym/Dialogue-Hard-v0``
     (3 questions, 1 spare turn), ``textgym/Dialogue-Tiny-v0`` (2 either-or questions,
-    one-word answers).
+    one-word answers); ``textgym/Dialogue-v1``, ``textgym/Dialogue-Hard-v1`` and
+    ``textgym/Dialogue-Tiny-v1``: the same with ``judge="strict"`` and ``attempts=2``.
 
     ## Version History
+    * v1: the strict judge. v0's user took any turn with half of the question's keywords
+      as an answer: a fixed keyword-stuffed turn, repeated, satisfied Dialogue-Hard-v0 in
+      every episode, and a turn answering another question counted when it shared a
+      keyword (see ``benchmarks/results/probes.md``).
     * v0: initial release.
 
     Args:
@@ -125,6 +162,10 @@ class DialogueTask(Task):
             of the topics (tiny variants).
         user: Wraps the scripted user, e.g. ``LMResponder.factory(path)`` to let a
             language model write the user's words while the scripted user judges.
+        judge: How the user decides a turn answers its question: ``"keywords"`` (v0: half
+            of the keywords) or ``"strict"`` (v1: see the Description).
+        attempts: Turns the user gives each question before it leaves annoyed (v1: 2);
+            ``None``: only the conversation's turn limit.
     """
 
     name = "dialogue"
@@ -138,6 +179,8 @@ class DialogueTask(Task):
         split: Split = "train",
         one_word: bool = False,
         user: Callable[[Responder], Responder] | None = None,
+        judge: str = "keywords",
+        attempts: int | None = None,
     ) -> None:
         topics = check_names(topics, "topics", tuple(TOPICS))
         smallest = min(len(TOPICS[t]) for t in topics)
@@ -150,6 +193,11 @@ class DialogueTask(Task):
         patience = check_int(patience, "patience", 0, MAX_PATIENCE)
         one_word = check_bool(one_word, "one_word")
         user = check_callable(user, "user", "user=LMResponder.factory(path)")
+        judge = check_judge(judge)
+        if attempts is not None:
+            attempts = check_int(attempts, "attempts", 1, MAX_PATIENCE)
+        self.judge, self.attempts = judge, attempts
+        self.reward_spec = STRICT_REWARD_SPEC if judge == "strict" else REWARD_SPEC
         self.topics = tuple(topics)
         self.n_questions, self.patience = n_questions, patience
         self.split = check_split(split)
@@ -169,7 +217,20 @@ class DialogueTask(Task):
     def _draw(self, rng: np.random.Generator) -> Problem:
         topic = self.topics[int(rng.integers(len(self.topics)))]
         order = rng.permutation(len(TOPICS[topic]))[: self.n_questions]
-        goal = tuple((topic, int(i)) for i in order)
+        return self.problem_for(tuple((topic, int(i)) for i in order))
+
+    def problem_for(self, goal: Sequence[tuple[str, int]]) -> Problem:
+        """The conversation whose user asks ``goal``, ``(topic, question index)`` pairs of
+        one topic, in order (e.g. to replay a transcript with ``options={"problem": ...}``).
+        """
+        goal = tuple((str(t), int(i)) for t, i in goal)
+        topics = {t for t, _ in goal}
+        if len(topics) != 1 or not all(0 <= i < len(TOPICS.get(t, ())) for t, i in goal):
+            raise ConfigError(
+                f"goal must be (topic, index) pairs of one topic with indices of its "
+                f"questions (topics: {sorted(TOPICS)}), got {goal!r}."
+            )
+        topic = goal[0][0]
         first = TOPICS[topic][goal[0][1]].text
         if self.one_word:
             prompt = f"hi! {first}"
@@ -192,7 +253,7 @@ class DialogueTask(Task):
         return sample_in_split(self._draw, self.goal_key, self.split, rng)
 
     def responder(self) -> Responder:
-        scripted = ScriptedUser()
+        scripted = ScriptedUser(self.judge, self.attempts)
         return scripted if self.user is None else self.user(scripted)
 
     def success(self, ctx: RewardContext) -> bool:
@@ -226,8 +287,10 @@ class DialogueTask(Task):
 __all__ = [
     "MAX_PATIENCE",
     "REWARD_SPEC",
+    "STRICT_REWARD_SPEC",
     "AskedRelevance",
     "DialogueTask",
+    "JudgedRelevance",
     "Satisfaction",
     "dialogue_reward",
 ]

@@ -5,6 +5,12 @@ current question's keywords answers it, and the user moves on with a short ackno
 otherwise it rephrases the question. Rude or banned words annoy it (twice and it leaves),
 repeating a turn gets "you said that already", and after ``max_turns`` agent turns without
 its questions answered it leaves annoyed. Word lookups only, so any text is safe and cheap.
+
+With ``judge="strict"`` (the v1 ids) the user judges every turn with
+:func:`~textgym.envs.dialogue.judge.judge`: only a real answer (every keyword and at least half
+of the reference answer's facts, not repeated, not its own words said back, not a keyword
+list) moves it on; each rejected turn is named in its reply, uses up one of the question's
+``attempts`` and costs :data:`REJECTED_COST` of the satisfaction it leaves with.
 """
 
 from __future__ import annotations
@@ -14,8 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from textgym.envs.dialogue.judge import Verdict, judge
 from textgym.envs.dialogue.topics import question
+from textgym.errors import ConfigError, ConfigTypeError, did_you_mean
 from textgym.rewards.text import DEFAULT_BANNED_WORDS, RUDE_WORDS, BannedWords
+from textgym.tasks.checks import check_int, describe
 from textgym.types import Problem, Reply, Turn
 from textgym.users.base import Responder
 from textgym.words import coverage, text_words
@@ -28,15 +37,40 @@ MISSED = "that does not answer my question."
 REPEATED = "you said that already."
 SILENCE = "hello?"
 GAVE_UP = "this is not helpful. bye."
+#: What the strict user says to each rejected turn (then it asks again).
+REJECTIONS: dict[Verdict, str] = {
+    "repeated": REPEATED,
+    "echo": "you just said my words back.",
+    "stuffed": "that is not an answer, just words.",
+    "off_topic": "that is about something else.",
+    "missed": MISSED,
+}
+#: Satisfaction the strict user loses per rejected turn (it leaves satisfied with the rest).
+REJECTED_COST = 0.25
+#: How the user judges a turn: v0's keyword share, or v1's strict judge.
+JUDGES = ("keywords", "strict")
 #: Share of a question's keywords a turn must mention to answer it.
 ANSWER_THRESHOLD = 0.5
 #: Stateless, so every user shares one (building it re-tokenizes the whole word list).
 _BANNED = BannedWords(DEFAULT_BANNED_WORDS)
 
 
+def check_judge(value: object) -> str:
+    """``value`` if it names a judge of :data:`JUDGES`."""
+    if not isinstance(value, str):
+        raise ConfigTypeError(f"judge must be one of {list(JUDGES)}, got {describe(value)}.")
+    if value not in JUDGES:
+        raise ConfigError(
+            f"judge must be one of {list(JUDGES)} ('strict' is the v1 user), got "
+            f"{value!r}.{did_you_mean(value, JUDGES)}"
+        )
+    return value
+
+
 def user_lines() -> list[str]:
     """Every fixed line the user can say (for the tokenizer's corpus)."""
-    return [*ACKS, "ok.", SATISFIED, RUDE, RUDE_BYE, MISSED, REPEATED, SILENCE, GAVE_UP]
+    return [*ACKS, "ok.", SATISFIED, RUDE, RUDE_BYE, MISSED, REPEATED, SILENCE, GAVE_UP,
+            *REJECTIONS.values()]  # fmt: skip
 
 
 class ScriptedUser(Responder):
@@ -44,10 +78,23 @@ class ScriptedUser(Responder):
 
     ``Reply.outcome`` has ``question`` (the index answered or asked about), ``keywords``
     (that question's keywords, for the relevance reward), ``answered``, ``rude``,
-    ``satisfied`` and ``annoyed`` (the last two only true when the user leaves).
+    ``satisfied`` and ``annoyed`` (the last two only true when the user leaves). The strict
+    user adds ``verdict`` (one of :data:`~textgym.envs.dialogue.judge.VERDICTS`, or
+    ``"rude"``), ``rejected`` (rejected turns so far) and, when it leaves satisfied,
+    ``satisfaction`` (``1 - REJECTED_COST * rejected``, at least 0).
+
+    Args:
+        judge: ``"keywords"`` (v0: half of the keywords answer a question) or ``"strict"``
+            (v1: :func:`~textgym.envs.dialogue.judge.judge`).
+        attempts: Turns the user gives each question before it leaves annoyed; ``None``
+            for no limit but the conversation's ``max_turns``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, judge: str = "keywords", attempts: int | None = None) -> None:
+        judge = check_judge(judge)
+        if attempts is not None:
+            attempts = check_int(attempts, "attempts", 1)
+        self.judge, self.attempts = judge, attempts
         self.problem: Problem | None = None
         self._banned = _BANNED
 
@@ -58,10 +105,14 @@ class ScriptedUser(Responder):
         self.turns_taken = 0
         self.annoyance = 0
         self.last_words: tuple[str, ...] | None = None
+        self.tries = 0  # turns spent on the current question
+        self.rejected = 0
 
     def respond(self, turns: Sequence[Turn]) -> Reply:
         if self.problem is None:
             raise RuntimeError("ScriptedUser.respond() before reset(); reset it first.")
+        if self.judge == "strict":
+            return self._respond_strict(turns)
         meta = self.problem.metadata
         text = turns[-1].text if turns and turns[-1].role == "agent" else ""
         self.turns_taken += 1
@@ -106,5 +157,58 @@ class ScriptedUser(Responder):
             outcome["annoyed"] = True
         return Reply(reply, done=done, outcome=outcome)
 
+    def _respond_strict(self, turns: Sequence[Turn]) -> Reply:
+        # v0's respond() stays as it was, line for line: its episodes are pinned.
+        assert self.problem is not None
+        meta = self.problem.metadata
+        text = turns[-1].text if turns and turns[-1].role == "agent" else ""
+        self.turns_taken += 1
+        self.tries += 1
+        q = question(self.problem, self.index)
+        rude = any(w in RUDE_WORDS for w in text_words(text)) or self._banned.hits(text) > 0
+        earlier = [text_words(t.text) for t in turns[:-1] if t.role == "agent"]
+        heard = [text_words(t.text) for t in turns if t.role == "user"]
+        verdict = "rude" if rude else judge(text, q, meta["topic"], earlier, heard)
+        outcome: dict[str, Any] = {
+            "question": self.index,
+            "keywords": q.keywords,
+            "answered": verdict == "answered",
+            "rude": rude,
+            "satisfied": False,
+            "annoyed": False,
+            "verdict": verdict,
+        }
+        done = False
+        if verdict == "answered":
+            self.index += 1
+            self.tries = 0
+            if self.index == len(meta["goal"]):
+                reply, done = SATISFIED, True
+                outcome["satisfied"] = True
+                outcome["satisfaction"] = max(0.0, 1.0 - REJECTED_COST * self.rejected)
+            else:
+                one_word = meta.get("one_word", False)
+                ack = "ok." if one_word else ACKS[int(self.rng.integers(len(ACKS)))]
+                reply = f"{ack} {question(self.problem, self.index).text}"
+        else:
+            self.rejected += 1
+            if rude:
+                self.annoyance += 1
+                done = self.annoyance >= 2
+                reply = RUDE_BYE if done else f"{RUDE} {q.rephrased}"
+                outcome["annoyed"] = done
+            elif verdict == "empty":
+                reply = f"{SILENCE} {q.text}"
+            else:
+                reply = f"{REJECTIONS[verdict]} {q.rephrased}"
+            if not done and self.attempts is not None and self.tries >= self.attempts:
+                reply, done = GAVE_UP, True
+                outcome["annoyed"] = True
+        outcome["rejected"] = self.rejected
+        if not done and self.turns_taken >= meta["max_turns"]:
+            reply, done = GAVE_UP, True
+            outcome["annoyed"] = True
+        return Reply(reply, done=done, outcome=outcome)
 
-__all__ = ["ScriptedUser", "user_lines"]
+
+__all__ = ["JUDGES", "check_judge", "REJECTED_COST", "REJECTIONS", "ScriptedUser", "user_lines"]
