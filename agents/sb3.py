@@ -11,12 +11,20 @@ the dict to pass::
 
     MaskablePPO("MultiInputPolicy", "textgym/Copy-Tiny-v0", policy_kwargs=policy_kwargs()).learn(5_000)
 
-MaskablePPO reads ``action_masks()`` itself. PPO, A2C and DQN cannot: on a full vocabulary
-of ~500 tokens they explore blindly and a sparse task's reward is practically never found.
-:class:`AllowedTokens` gives them the same restriction by shrinking the action space to the
-tokens the task allows (actions are mapped back to token ids), so
-``PPO("MultiInputPolicy", AllowedTokens(gym.make(env_id)), policy_kwargs=policy_kwargs())``
-learns a tiny variant in seconds.
+MaskablePPO reads ``action_masks()`` itself. PPO, A2C, DQN, QRDQN and RecurrentPPO cannot:
+on the full vocabulary they explore blindly and a sparse task's reward is practically never
+found (and QRDQN's head alone is vocabulary x quantiles wide).
+:class:`~textgym.wrappers.allowed.AllowedTokens` (re-exported here) gives them the same
+restriction by shrinking the action space to the tokens the task allows (actions are mapped
+back to token ids), so every algorithm learns a tiny variant in seconds on
+``make_vec_env(lambda: AllowedTokens(gym.make(env_id)), n_envs=8)``; the settings that do
+are in tests/test_integrations_libraries.py. Two SB3 details matter on textgym:
+
+* DQN and QRDQN: pass ``replay_buffer_kwargs={"handle_timeout_termination": False}``. A
+  turn cut off at its token budget has no continuation, and bootstrapping there makes
+  "write one more word" look better than ending the turn.
+* ``VecNormalize`` must leave observations alone (``norm_obs=False``): normalized token ids
+  no longer name tokens, and :class:`TokenFeaturesExtractor` refuses them saying so.
 
 :class:`LearningCurveCallback` writes SB3 runs to :class:`agents.common.Logger` under the
 same keys as every other textgym agent, and can evaluate periodically and stop at a target.
@@ -40,6 +48,10 @@ from torch import nn
 import textgym  # noqa: F401 - registers textgym/* ids, so SB3 can build envs from id strings
 from agents.common import EvalResult, Logger, evaluate_policy
 from textgym.errors import ConfigError, did_you_mean
+
+# Re-exported: AllowedTokens lives with textgym's wrappers (it serves every library), and
+# ``from agents.sb3 import AllowedTokens`` keeps working.
+from textgym.wrappers.allowed import AllowedTokens
 
 __all__ = [
     "AllowedTokens",
@@ -65,7 +77,37 @@ def _check_token_space(observation_space: spaces.Space) -> tuple[int, int]:
             "envs (and 'MultiInputPolicy'), or drop policy_kwargs for other envs."
         )
     ids = observation_space["input_ids"]
+    for key in ("input_ids", "attention_mask"):
+        space = observation_space[key]
+        if not np.issubdtype(space.dtype, np.integer):
+            raise TypeError(
+                f"TokenFeaturesExtractor needs integer token observations, but "
+                f"observation_space[{key!r}] is {space}. {NOT_NORMALIZED}"
+            )
     return int(np.max(ids.high)) + 1, int(ids.shape[-1])
+
+
+#: Why token observations stopped being integers, and the fix.
+NOT_NORMALIZED = (
+    "SB3's VecNormalize normalizes every Box of a Dict observation by default, turning "
+    "token ids into floats in [-clip_obs, clip_obs] that no longer name tokens: wrap with "
+    "VecNormalize(venv, norm_obs=False) (rewards are still normalized), or leave input_ids "
+    "and attention_mask out of norm_obs_keys."
+)
+
+
+def _check_tokens(ids: torch.Tensor, mask: torch.Tensor, vocab_size: int) -> None:
+    """Refuse observations that are not token ids and a 0/1 mask (a few batch-wide ops)."""
+    ids_ok = bool(torch.equal(ids, ids.round())) and (
+        ids.numel() == 0 or (ids.min().item() >= 0 and ids.max().item() < vocab_size)
+    )
+    mask_ok = bool(((mask == 0) | (mask == 1)).all())
+    if not (ids_ok and mask_ok):
+        raise ValueError(
+            "TokenFeaturesExtractor got observations that are not token ids in "
+            f"[0, {vocab_size}) with a 0/1 attention_mask (input_ids range "
+            f"[{ids.min().item():.3g}, {ids.max().item():.3g}]). {NOT_NORMALIZED}"
+        )
 
 
 class TokenFeaturesExtractor(BaseFeaturesExtractor):
@@ -73,7 +115,9 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
 
     SB3 hands observations over as float tensors (``preprocess_obs`` casts every Box to
     float); ids are cast back to long before the embedding lookup. Padding is ignored via
-    ``attention_mask``.
+    ``attention_mask``. Observations that are not token ids (SB3's ``VecNormalize`` with
+    its default ``norm_obs=True`` makes them floats) are refused with the fix: use
+    ``VecNormalize(venv, norm_obs=False)``.
 
     Args:
         observation_space: textgym's ``Dict(input_ids, attention_mask)``.
@@ -82,6 +126,10 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
             last token's embedding: cheaper on long contexts).
         embed_dim: Token embedding size.
         features_dim: Output size (the input of SB3's ``net_arch``).
+
+    Raises:
+        TypeError: the space is not textgym's, or its token ids are not integers.
+        ValueError: at ``forward``, observations that are not token ids and a 0/1 mask.
     """
 
     def __init__(
@@ -105,6 +153,9 @@ class TokenFeaturesExtractor(BaseFeaturesExtractor):
             self.project = nn.Sequential(nn.Linear(2 * embed_dim, features_dim), nn.ReLU())
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        _check_tokens(
+            observations["input_ids"], observations["attention_mask"], self.embed.num_embeddings
+        )
         lengths = observations["attention_mask"].sum(dim=1)
         # Contexts are right-padded: columns past the longest context hold only padding, so
         # they are cut before the (sequential) encoder runs.
@@ -134,7 +185,8 @@ def policy_kwargs(
 ) -> dict[str, Any]:
     """The ``policy_kwargs`` that make SB3's ``MultiInputPolicy`` read token observations.
 
-    Works for PPO, A2C, DQN and sb3-contrib's MaskablePPO.
+    Works for PPO, A2C, DQN and sb3-contrib's MaskablePPO, QRDQN (add ``n_quantiles`` to
+    the dict) and RecurrentPPO (``"MultiInputLstmPolicy"``; add ``lstm_hidden_size``).
 
     Args:
         encoder: ``"gru"`` or ``"mean"`` (see :class:`TokenFeaturesExtractor`).
@@ -176,49 +228,6 @@ def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
 def _check_positive(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ConfigError(f"{name} must be a positive int, got {value!r}.")
-
-
-class AllowedTokens(gym.ActionWrapper):
-    """Restrict the action space to the tokens ``action_masks()`` allows, for SB3 algorithms
-    that cannot mask (PPO, A2C, DQN).
-
-    Action ``i`` of ``Discrete(k)`` is the ``i``-th allowed token id (in id order); the
-    observation is unchanged. ``action_masks()`` is kept (over the ``k`` actions), so
-    MaskablePPO and the tabular agents also work on the wrapped env.
-
-    Args:
-        env: A textgym env (or any env with ``Discrete`` actions and ``action_masks()``).
-
-    Raises:
-        TypeError: the env's action space is not ``Discrete`` or it has no ``action_masks()``.
-    """
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        if not isinstance(env.action_space, spaces.Discrete):
-            raise TypeError(
-                f"AllowedTokens needs a Discrete action space (token ids); got {env.action_space}."
-            )
-        try:
-            masks = env.get_wrapper_attr("action_masks")
-        except AttributeError:
-            raise TypeError(
-                "AllowedTokens needs an env with action_masks() (every textgym env has one); "
-                f"{env} has none."
-            ) from None
-        self._masks = masks
-        self.token_ids = np.flatnonzero(np.asarray(masks(), dtype=bool)).astype(np.int64)
-        if len(self.token_ids) == 0:
-            raise ValueError("action_masks() allows no token; AllowedTokens needs at least one.")
-        self.action_space = spaces.Discrete(len(self.token_ids))
-
-    def action(self, action: Any) -> int:
-        """The token id of allowed-token index ``action``."""
-        return int(self.token_ids[int(np.asarray(action).reshape(()))])
-
-    def action_masks(self) -> np.ndarray:
-        """The underlying mask, over the ``k`` allowed tokens."""
-        return np.asarray(self._masks(), dtype=bool)[self.token_ids]
 
 
 class LearningCurveCallback(BaseCallback):

@@ -23,10 +23,41 @@ def test_next_step_autoreset_mode_is_accepted(mode: object) -> None:
     assert envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
 
 
-@pytest.mark.parametrize("mode", [AutoresetMode.SAME_STEP, AutoresetMode.DISABLED, "same"])
+@pytest.mark.parametrize("mode", [AutoresetMode.SAME_STEP, "same"])
 def test_other_autoreset_modes_are_refused_with_the_way_out(mode: object) -> None:
-    with pytest.raises(ConfigError, match=r"NEXT_STEP.*vectorization_mode='sync'"):
+    with pytest.raises(ConfigError, match=r"NEXT_STEP.*DISABLED.*vectorization_mode='sync'"):
         make(autoreset_mode=mode)
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.DISABLED, "disabled"])
+def test_disabled_autoreset_waits_for_a_reset_mask(mode: object) -> None:
+    import numpy as np
+
+    from textgym.episode import EpisodeError
+
+    envs = make(autoreset_mode=mode)
+    assert envs.autoreset_mode is AutoresetMode.DISABLED
+    assert envs.metadata["autoreset_mode"] is AutoresetMode.DISABLED
+    envs.reset(seed=0)
+    eot = envs.unwrapped.eot_id
+    _, _, terminated, truncated, _ = envs.step(np.full(3, eot))  # an empty turn ends Copy
+    done = terminated | truncated
+    assert done.all()
+    with pytest.raises(EpisodeError, match=r"DISABLED: reset them with envs.reset\(options"):
+        envs.step(np.full(3, eot))
+    envs.reset(options={"reset_mask": done})
+    envs.step(np.full(3, eot))  # every sub-env is running again
+
+
+def test_torchrl_wraps_the_native_vector_env() -> None:
+    pytest.importorskip("torchrl")
+    from torchrl.envs import GymWrapper
+    from torchrl.envs.utils import check_env_specs
+
+    env = GymWrapper(make(autoreset_mode=AutoresetMode.DISABLED))
+    check_env_specs(env)
+    rollout = env.rollout(30, break_when_any_done=False)
+    assert rollout.batch_size[0] == 3 and rollout["next", "done"].any()
 
 
 def test_np_random_seed_matches_sync_vector_env() -> None:

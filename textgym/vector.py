@@ -46,18 +46,26 @@ MAX_NUM_ENVS = 1 << 16
 MAX_BATCH_TOKENS = 1 << 27
 
 
-def check_autoreset_mode(mode: Any) -> None:
-    """Accept Gymnasium's ``autoreset_mode`` argument when it asks for what this env does
-    (``NEXT_STEP``, or ``None``); refuse the other modes, naming the way out."""
-    if mode is None or mode == AutoresetMode.NEXT_STEP:
-        return
-    if isinstance(mode, str) and mode.lower().replace("_", "").replace("-", "") == "nextstep":
-        return
+def check_autoreset_mode(mode: Any) -> AutoresetMode:
+    """Gymnasium's ``autoreset_mode`` argument as the mode this env runs: ``NEXT_STEP`` (the
+    default, ``None``) or ``DISABLED`` (finished sub-envs wait for ``reset(options=
+    {"reset_mask": ...})``, as TorchRL drives vector envs); ``SAME_STEP`` is refused, naming
+    the way out."""
+    if mode is None:
+        return AutoresetMode.NEXT_STEP
+    if isinstance(mode, str):
+        name = mode.lower().replace("_", "").replace("-", "")
+        mode = {"nextstep": AutoresetMode.NEXT_STEP, "disabled": AutoresetMode.DISABLED}.get(
+            name, mode
+        )
+    if mode in (AutoresetMode.NEXT_STEP, AutoresetMode.DISABLED):
+        return AutoresetMode(mode)
     known = ", ".join(repr(m.value) for m in AutoresetMode)
     raise ConfigError(
         f"autoreset_mode={mode!r}: the native vector env resets a finished sub-env on the next "
-        f"step (AutoresetMode.NEXT_STEP) only. For another mode ({known}) use "
-        "gym.make_vec(..., vectorization_mode='sync', vector_kwargs={'autoreset_mode': ...})."
+        "step (AutoresetMode.NEXT_STEP) or leaves it to reset(options={'reset_mask': ...}) "
+        f"(DISABLED). For another mode ({known}) use gym.make_vec(..., "
+        "vectorization_mode='sync', vector_kwargs={'autoreset_mode': ...})."
     )
 
 
@@ -85,7 +93,9 @@ class TextVectorEnv(VectorEnv):
         **env_kwargs: Any,
     ) -> None:
         num_envs = check_int(num_envs, "num_envs", 1, MAX_NUM_ENVS)
-        check_autoreset_mode(autoreset_mode)
+        #: NEXT_STEP (the default) or DISABLED; read by libraries (TorchRL) as an attribute.
+        self.autoreset_mode = check_autoreset_mode(autoreset_mode)
+        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
         if max_episode_steps is not None:
             # 0 would truncate every step; a limit is a positive number of steps.
             max_episode_steps = check_int(max_episode_steps, "max_episode_steps", 1)
@@ -212,6 +222,12 @@ class TextVectorEnv(VectorEnv):
         if not self._started:
             raise EpisodeError(self._not_running_message())
         a = self._check_actions(actions)
+        if self._any_reset and self.autoreset_mode is AutoresetMode.DISABLED:
+            raise EpisodeError(
+                f"Sub-envs {np.flatnonzero(self._needs_reset).tolist()} finished and "
+                "autoreset_mode is DISABLED: reset them with envs.reset(options={'reset_mask': "
+                "mask}) before the next step."
+            )
         # A try block costs nothing until something raises.
         try:
             n = self.num_envs
