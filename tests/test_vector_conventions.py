@@ -81,3 +81,21 @@ def test_bad_masks_and_actions_raise_gymnasiums_exception_types() -> None:
         native.reset(options={"reset_mask": np.array([True, False])})
     with pytest.raises(TypeError, match=r"single action 3.*np.array"):
         native.step(3)
+
+
+def test_torchrl_parallel_env_runs_textgym_in_worker_processes() -> None:
+    pytest.importorskip("torchrl")
+    from torchrl.envs import GymEnv, ParallelEnv
+    from torchrl.envs.utils import check_env_specs
+
+    import functools
+
+    # The "textgym:" prefix makes each worker import textgym before it makes the env; a
+    # partial (not a lambda) pickles to the workers as it is.
+    env = ParallelEnv(2, functools.partial(GymEnv, "textgym:textgym/Copy-Tiny-v0"))
+    try:
+        check_env_specs(env)
+        rollout = env.rollout(20, break_when_any_done=False)
+        assert rollout.batch_size[:1] == (2,) and rollout["next", "done"].any()
+    finally:
+        env.close()
