@@ -761,3 +761,15 @@ def test_the_logger_writes_tensorboard_events_when_asked(tmp_path: Path) -> None
     acc = EventAccumulator(str(tmp_path))
     acc.Reload()
     assert [(e.step, e.value) for e in acc.Scalars("charts/success_rate")] == [(3, 0.5)]
+
+
+def test_an_atomic_write_gets_the_mode_of_a_new_file(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from textgym.files import atomic_write
+
+    written = atomic_write(tmp_path / "results.json", "{}")
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    assert stat.S_IMODE(os.stat(written).st_mode) == stat.S_IMODE(os.stat(plain).st_mode)

@@ -83,6 +83,20 @@ def write_error(
     return error
 
 
+def _umask() -> int:
+    """The process's umask: from /proc on Linux (reading it by setting it would race with
+    threads creating files), else by setting and restoring it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file, fsync, ``os.replace``).
 
@@ -102,6 +116,9 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=".tmp", dir=path.parent)
+        # mkstemp makes the file private (0600); a results file gets the mode any new file
+        # would (0666 less the umask), as open() would have given it.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
