@@ -177,7 +177,7 @@ PRESETS: dict[str, Preset] = {
                 "textgym/Reasoning-Tiny-v0",
                 ("random", "q_learning", "sarsa", "maskable_ppo", "oracle"),
             ),
-            ("textgym/Reasoning-v0", ("random", "pretrained", "grpo", "ppo", "oracle")),
+            ("textgym/Reasoning-v1", ("random", "pretrained", "grpo", "ppo", "oracle")),
         ),
         seeds=(0, 1, 2),
         budget={
@@ -198,15 +198,16 @@ PRESETS: dict[str, Preset] = {
                 ("random", "q_learning", "sarsa", "maskable_ppo", "oracle"),
             ),
             (
-                "textgym/CustomerService-Tiny-v0",
+                "textgym/CustomerService-Tiny-v1",
                 ("random", "q_learning", "sarsa", "maskable_ppo", "oracle"),
             ),
-            ("textgym/Dialogue-Tiny-v0", ("random", "q_learning", "sarsa", "oracle")),
+            ("textgym/Dialogue-Tiny-v1", ("random", "q_learning", "sarsa", "oracle")),
             (
-                "textgym/Reasoning-v0",
+                "textgym/Reasoning-v1",
                 ("random", "pretrained", "reinforce", "grpo", "ppo", "oracle"),
             ),
-            ("textgym/CustomerService-v0", ("random", "pretrained", "grpo", "ppo", "oracle")),
+            ("textgym/CustomerService-v1", ("random", "pretrained", "grpo", "ppo", "oracle")),
+            ("textgym/Dialogue-v1", ("random", "pretrained", "grpo", "ppo", "oracle")),
         ),
         seeds=(0, 1, 2, 3, 4),
         budget={

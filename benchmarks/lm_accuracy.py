@@ -50,19 +50,31 @@ from textgym.tools.flags import FlagParser
 RESULTS = Path(__file__).parent / "results"
 
 #: Hyperparameters per (algorithm, env): everything else is the config's default.
+#: Settings per (algorithm, family): a family's versions share them ("textgym/Reasoning"
+#: covers Reasoning-v0 and Reasoning-v1; Reasoning-Easy-v1 is another family's variant).
 RECIPES: dict[tuple[str, str], dict[str, Any]] = {
-    ("grpo", "textgym/Reasoning-v0"): dict(
+    ("grpo", "textgym/Reasoning"): dict(
         num_envs=128, group_size=8, learning_rate=1e-4, kl_coef=0.0
     ),
-    ("ppo", "textgym/Reasoning-v0"): dict(num_envs=128, learning_rate=5e-5, kl_coef=0.0),
-    ("grpo", "textgym/CustomerService-v0"): dict(
+    ("ppo", "textgym/Reasoning"): dict(num_envs=128, learning_rate=5e-5, kl_coef=0.0),
+    ("grpo", "textgym/CustomerService"): dict(
         num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0
     ),
-    ("ppo", "textgym/CustomerService-v0"): dict(
+    ("ppo", "textgym/CustomerService"): dict(
         num_envs=64, learning_rate=5e-5, kl_coef=0.0, missing_end_penalty=-0.5
     ),
 }
-EVAL_EPISODES = {"textgym/Reasoning-v0": 512, "textgym/CustomerService-v0": 256}
+EVAL_EPISODES = {"textgym/Reasoning": 512, "textgym/CustomerService": 256}
+
+
+def family(env_id: str) -> str:
+    """An id without its version: the key of :data:`RECIPES` and :data:`EVAL_EPISODES`."""
+    return env_id.rsplit("-v", 1)[0]
+
+
+def recipe(algo: str, env_id: str) -> dict[str, Any]:
+    """The settings ``algo`` trains with on ``env_id`` (``{}``: the config's defaults)."""
+    return RECIPES.get((algo, family(env_id)), {})
 
 
 def lm_trainer(
@@ -101,7 +113,7 @@ def lm_trainer(
     config = cls.config_class(
         env_id=env_id, seed=seed, run_dir=str(run_dir), time_budget=time_budget,
         total_updates=total_updates, eval_every=eval_every, eval_episodes=eval_episodes,
-        checkpoint_every=0, progress=False, **settings, **RECIPES.get((algo, env_id), {}),
+        checkpoint_every=0, progress=False, **settings, **recipe(algo, env_id),
     )  # fmt: skip
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
@@ -123,9 +135,9 @@ def run_one(
 
     ``total_updates=0`` only evaluates ``model`` (same protocol, no training).
     """
-    recipe = RECIPES.get((algo, env_id), {})
+    settings = recipe(algo, env_id)
     run_dir = run_root / f"{env_id.replace('/', '_')}__{algo}__{seed}"
-    eval_episodes = EVAL_EPISODES.get(env_id, 256)
+    eval_episodes = EVAL_EPISODES.get(family(env_id), 256)
     start = time.perf_counter()
     trainer = lm_trainer(
         algo, env_id, seed, run_dir, time_budget, eval_every, eval_episodes, total_updates,
@@ -140,10 +152,10 @@ def run_one(
         {"update": step, "train_seconds": round(seconds.get(step, 0.0), 1), "success_rate": value}
         for step, _, value in log.get("eval/success_rate", [])
     ]
-    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in recipe.items())
+    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items())
     report.update(
         {
-            "recipe": recipe,
+            "recipe": settings,
             "curve": curve,
             "wall_seconds": round(time.perf_counter() - start, 1),
             "command": f"textgym train --algo {algo} --env {env_id} --seed {seed} --time-budget {time_budget:g} "

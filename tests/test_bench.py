@@ -63,7 +63,7 @@ def test_harness_writes_every_output_and_reproduces(tmp_path: Path) -> None:
 def test_lm_results_are_reproducible_by_update_count(tmp_path: Path) -> None:
     # A fixed number of updates, not of seconds: the same seed gives the same numbers
     # however busy the machine (the minutes only cap a slow one).
-    args = ["--envs", "textgym/Reasoning-v1", "--algos", "grpo", "--seeds", "3", "--budget",
+    args = ["--envs", "textgym/Reasoning-Easy-v1", "--algos", "grpo", "--seeds", "3", "--budget",
             '{"lm_updates": 2, "lm_minutes": 10, "eval_episodes": 8}', "--no-progress"]  # fmt: skip
     a, b = tmp_path / "a", tmp_path / "b"
     assert compare.main([*args, "--out", str(a)]) == 0

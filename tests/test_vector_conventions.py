@@ -85,10 +85,10 @@ def test_bad_masks_and_actions_raise_gymnasiums_exception_types() -> None:
 
 def test_torchrl_parallel_env_runs_textgym_in_worker_processes() -> None:
     pytest.importorskip("torchrl")
+    import functools
+
     from torchrl.envs import GymEnv, ParallelEnv
     from torchrl.envs.utils import check_env_specs
-
-    import functools
 
     # The "textgym:" prefix makes each worker import textgym before it makes the env; a
     # partial (not a lambda) pickles to the workers as it is.

@@ -47,10 +47,8 @@ MAX_BATCH_TOKENS = 1 << 27
 
 
 def check_autoreset_mode(mode: Any) -> AutoresetMode:
-    """Gymnasium's ``autoreset_mode`` argument as the mode this env runs: ``NEXT_STEP`` (the
-    default, ``None``) or ``DISABLED`` (finished sub-envs wait for ``reset(options=
-    {"reset_mask": ...})``, as TorchRL drives vector envs); ``SAME_STEP`` is refused, naming
-    the way out."""
+    """``autoreset_mode`` as the mode run: ``NEXT_STEP`` (default) or ``DISABLED`` (finished
+    sub-envs wait for ``reset(options={"reset_mask": ...})``, as TorchRL drives them)."""
     if mode is None:
         return AutoresetMode.NEXT_STEP
     if isinstance(mode, str):
