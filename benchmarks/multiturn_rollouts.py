@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -201,11 +202,18 @@ class TRLSide:
 
         from textgym.integrations.trl import reward_func
 
+        # TRL renamed gradient_checkpointing to activation_checkpointing after 1.8 (the floor).
+        fields = {f.name for f in dataclasses.fields(GRPOConfig)}
+        key = (
+            "activation_checkpointing"
+            if "activation_checkpointing" in fields
+            else "gradient_checkpointing"
+        )
         args = GRPOConfig(
             output_dir=out_dir, per_device_train_batch_size=batch, num_generations=batch,
             max_completion_length=budget, temperature=temperature, beta=0.0, use_cpu=True,
-            report_to="none", save_strategy="no", activation_checkpointing=False, bf16=False,
-            disable_dropout=True, logging_steps=1, max_steps=1, seed=0,
+            report_to="none", save_strategy="no", bf16=False, disable_dropout=True,
+            logging_steps=1, max_steps=1, seed=0, **{key: False},
         )  # fmt: skip
         self.trainer = GRPOTrainer(
             model=model,
