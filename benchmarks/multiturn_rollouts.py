@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -190,6 +191,14 @@ class TextgymSide:
         return out
 
 
+def _single_turn(trainer: Any, prompts: list[list[int]]) -> tuple[Any, Any]:
+    """One ``GRPOTrainer._generate_single_turn`` call: TRL 1.8 (the floor) takes
+    ``(prompt_ids, images, multimodal_fields)``, later releases also ``num_generations``."""
+    if "num_generations" in inspect.signature(trainer._generate_single_turn).parameters:
+        return trainer._generate_single_turn(prompts, None, {}, 1)
+    return trainer._generate_single_turn(prompts, None, {})
+
+
 class TRLSide:
     """TRL's multi-turn loop: ``_generate_single_turn`` on the whole conversation per turn."""
 
@@ -240,10 +249,11 @@ class TRLSide:
         inner = [env.unwrapped for env in envs]
         out = Counts(episodes=len(envs))
         active = list(range(len(envs)))
+
         while active:
             prompts = [inner[i].context_ids.tolist() for i in active]
             out.expected_prefill += sum(len(p) for p in prompts)
-            completions, _ = self.trainer._generate_single_turn(prompts, None, {}, 1)
+            completions, _ = _single_turn(self.trainer, prompts)
             still = []
             for i, ids in zip(active, completions, strict=True):
                 done = False
