@@ -120,3 +120,20 @@ def test_every_command_names_its_unknown_flags_closest_match(capsys) -> None:  #
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"Unknown flag {argv[1]} for textgym {argv[0]}." in err
         assert hint in err, err
+
+
+def test_a_reader_that_leaves_the_pipe_early_gets_no_traceback() -> None:
+    import subprocess
+    import sys
+
+    # 16 MB of output: far more than a pipe holds, so the writer meets the closed pipe.
+    code = (
+        "import sys; from textgym.cli import run_command; "
+        "sys.exit(run_command('textgym list', lambda: [print('x' * 80) for _ in range(200000)]))"
+    )
+    proc = subprocess.run(
+        f'"{sys.executable}" -c "{code}" | head -c 1; exit ${{PIPESTATUS[0]}}',
+        shell=True, executable="/bin/bash", capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 141, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr

@@ -196,19 +196,15 @@ def list_command(argv: Sequence[str], prog: str = "textgym list") -> int:
             # write_table's other errors are about the file the user named, too.
             raise CommandLineError(str(exc)) from exc
         return 0
-    try:
-        if args.markdown:
-            print(markdown_table())
-            return 0
-        width = max(len(s.id) for s in ENV_SPECS)
-        for spec in ENV_SPECS:
-            with old_versions_allowed():
-                line = _list_line(spec, width)
-            print(line)
-    except BrokenPipeError:
-        # `textgym list | head`: the reader left; that is not an error. Point stdout at
-        # devnull so the interpreter's final flush does not raise again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    # `textgym list | head` closing the pipe is handled by run_command, for every command.
+    if args.markdown:
+        print(markdown_table())
+        return 0
+    width = max(len(s.id) for s in ENV_SPECS)
+    for spec in ENV_SPECS:
+        with old_versions_allowed():
+            line = _list_line(spec, width)
+        print(line)
     return 0
 
 

@@ -215,7 +215,7 @@ class LMPolicy(nn.Module):
     def model_vocab_size(self) -> int:
         return int(self.model.get_output_embeddings().weight.shape[0])
 
-    def _check_spare_tail(self, tokenizer: Any, model_vocab: int) -> None:
+    def _check_smaller_model(self, tokenizer: Any, model_vocab: int) -> None:
         """A model smaller than the env's tokenizer fits when it was saved with a tokenizer
         that agrees with the env's on every id the model has: the ids beyond it are spare
         slots or words added since (textgym's ledger, or ``add_tokens``), which the model
@@ -260,7 +260,7 @@ class LMPolicy(nn.Module):
         env_vocab = len(tokenizer)
         model_vocab = self.model_vocab_size
         if model_vocab < env_vocab:
-            self._check_spare_tail(tokenizer, model_vocab)
+            self._check_smaller_model(tokenizer, model_vocab)
         elif model_vocab > env_vocab:
             own = _model_tokenizer_vocab(self.name_or_path)
             if own is None or own != tokenizer.get_vocab():
