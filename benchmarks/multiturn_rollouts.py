@@ -26,6 +26,7 @@ import torch
 import textgym
 from agents.common.rollout import RolloutCollector
 from agents.lm.policy import LMPolicy
+from agents.lm.row_cache import RowCache
 from benchmarks.env_share import newest
 from textgym.envs.dialogue.topics import question
 from textgym.envs.dialogue.user import ACKS
@@ -147,8 +148,17 @@ class ForwardCounter:
             )
         rows, width = ids.shape
         mask = kwargs.get("attention_mask")
-        # The mask covers the cache and the new block; the block is its last `width` columns.
-        real = torch.full((rows,), width) if mask is None else mask[:, -width:].sum(-1)
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        if isinstance(cache, RowCache):
+            # textgym's per-row cache: the forward's 4-D mask says nothing of padding, so
+            # the cache says how many real tokens each fed row brings.
+            assert cache.counts is not None
+            real = cache.counts
+        elif mask is None:
+            real = torch.full((rows,), width)
+        else:
+            # A 2-D mask covers the cache and the new block; the block is its last columns.
+            real = mask[:, -width:].sum(-1)
         c = self.counts
         c.calls += 1
         c.positions += rows * width

@@ -4,11 +4,11 @@ Both sides play the same long conversations with the same model (one model objec
 and the same seeds, at 2, 4, 8 and 16 agent turns per episode, in one run:
 
 * ``textgym``: :class:`agents.common.rollout.RolloutCollector` through the native vector env.
-  Its :class:`~agents.lm.sampler.KVSampler` keeps one KV cache across turns: a user's reply
-  is fed once, on top of the cache, in a block as wide as the longest news among the rows
-  (the other rows' slots are masked padding); once the padding fills the cache
-  (``2 x max_length`` slots) it is rebuilt by one prefill of every row's context
-  (``reprefill_share`` in the JSON).
+  Its :class:`~agents.lm.sampler.KVSampler` keeps one KV cache across turns, with one length
+  per row (:class:`~agents.lm.row_cache.RowCache`): a user's reply is fed once, on top of
+  the conversation's cache, in a forward of only the rows that have news, while the other
+  rows decode; nothing is padded into the cache or prefilled again (``reprefill_share`` in
+  the JSON is 0), and rows whose episode ended pause.
 * ``trl``: TRL's own generation path, ``GRPOTrainer._generate_single_turn`` (a left-padded
   ``transformers.generate`` with TRL's generation config), called once per turn on the whole
   conversation so far, as ``GRPOTrainer._tool_call_loop`` does after each tool result

@@ -16,6 +16,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 import textgym
 from agents.common.rollout import Episode, RolloutCollector, gae, make_batch, whiten
+from agents.lm.default_model import default_model_path
 from agents.lm.policy import LMPolicy, ModelMismatchError, token_logprobs
 from agents.lm.sampler import KVSampler
 from tests.helpers import ChatTask
@@ -326,3 +327,16 @@ def test_an_episode_that_terminated_is_never_bootstrapped() -> None:
     flags = [(True, True), (False, True), (True, False)]
     batch = make_batch([episode(*f) for f in flags], pad_id=0, eot_id=1)
     assert batch.truncated.tolist() == [False, True, False]
+
+
+@pytest.mark.parametrize("env_id", ["textgym/Reasoning-Easy-v1", "textgym/Dialogue-v1"])
+def test_the_rollout_steps_only_rows_still_playing(env_id: str) -> None:
+    """Every sub-env step of a round is an agent token of an unfinished episode: finished
+    rows pause (TextVectorEnv.pause) instead of playing and discarding new episodes."""
+    envs = gym.make_vec(env_id, 8, vectorization_mode="vector_entry_point", copy=False)
+    # The default model ends its turns (a random tiny one runs every turn to its budget).
+    policy = LMPolicy.from_pretrained(str(default_model_path()), VOCAB)
+    collector = RolloutCollector(envs, policy)
+    episodes = collector.collect(list(range(8)))
+    assert len({e.num_actions for e in episodes}) > 1  # the rows finished at different steps
+    assert collector.stats.env_steps == sum(e.num_actions for e in episodes)

@@ -334,13 +334,16 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
             InputError: ``seed`` is negative, or ``options`` has an unknown key.
         """
         # Checked before the RNG is touched, so a refused reset leaves the env as it was.
-        seed = check_seed(seed)
-        problem = check_reset_options(options)
-        super().reset(seed=seed)
-        info = self.episode.start(self.np_random, problem)
+        info = self.start(check_seed(seed), check_reset_options(options))
         if self.render_mode == "human":
             self.render()
         return self._obs(), info
+
+    def start(self, seed: int | None, problem: Problem | None = None) -> dict[str, Any]:
+        """:meth:`reset` without its checks and observation (the vector env's reset, which
+        checks once for the batch and reads the batch's arrays); returns the info."""
+        super().reset(seed=seed)
+        return self.episode.start(self.np_random, problem)
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Append one token; close the turn at the end-of-turn token or a length limit."""

@@ -13,8 +13,6 @@ episode ends resets it (its action is ignored, its reward is 0).
 
 from __future__ import annotations
 
-import functools
-import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,6 +20,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from textgym.batching import batch_infos, expand_seeds
 from textgym.core import (
     MAX_LENGTH,
     EpisodeError,
@@ -29,7 +28,6 @@ from textgym.core import (
     InputTypeError,
     TextEnv,
     check_reset_options,
-    check_seed,
     observation,
     shaping_table,
 )
@@ -149,6 +147,7 @@ class TextVectorEnv(VectorEnv):
         self._steps = np.zeros(num_envs, dtype=np.int64)
         self._needs_reset = np.zeros(num_envs, dtype=bool)
         self._any_reset = False  # self._needs_reset.any(), known for free in step()
+        self._paused: np.ndarray | None = None  # rows the next step leaves alone (pause())
         self._started = False
         # Why the batch cannot step (a step or reset raised half-way), or None.
         self._failure: str | None = None
@@ -200,9 +199,9 @@ class TextVectorEnv(VectorEnv):
             rows = np.flatnonzero(mask).tolist()
         pairs = []
         try:
+            problem = check_reset_options(options)
             for i in rows:
-                _, info = self.envs[i].reset(seed=seeds[i], options=options)
-                pairs.append((i, info))
+                pairs.append((i, self.envs[i].start(seeds[i], problem)))
         except BaseException as exc:
             self._fail(exc)
             raise
@@ -213,6 +212,17 @@ class TextVectorEnv(VectorEnv):
         self._started = True
         return self._obs(), batch_infos(pairs, self.num_envs)
 
+    def pause(self, rows: np.ndarray) -> None:
+        """Leave the sub-envs marked in ``rows`` (a bool array) alone in the next step.
+
+        A textgym extension for rollout code: a paused sub-env takes no token (its action
+        is ignored), does not autoreset, gets reward 0 and no info, and keeps its context,
+        step count and done flags, so a finished sub-env costs nothing while it waits for
+        the rest of the batch. It applies to one step; wrappers pass ``step`` through, so
+        call it on ``envs.unwrapped``.
+        """
+        self._paused = self._check_reset_mask(rows, "pause(rows)").copy()
+
     def step(
         self, actions: Any
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -220,9 +230,11 @@ class TextVectorEnv(VectorEnv):
         if not self._started:
             raise EpisodeError(self._not_running_message())
         a = self._check_actions(actions)
-        if self._any_reset and self.autoreset_mode is AutoresetMode.DISABLED:
+        paused, self._paused = self._paused, None
+        waiting = self._needs_reset if paused is None else self._needs_reset & ~paused
+        if self._any_reset and self.autoreset_mode is AutoresetMode.DISABLED and waiting.any():
             raise EpisodeError(
-                f"Sub-envs {np.flatnonzero(self._needs_reset).tolist()} finished and "
+                f"Sub-envs {np.flatnonzero(waiting).tolist()} finished and "
                 "autoreset_mode is DISABLED: reset them with envs.reset(options={'reset_mask': "
                 "mask}) before the next step."
             )
@@ -234,14 +246,15 @@ class TextVectorEnv(VectorEnv):
             truncated = np.zeros(n, dtype=bool)
             pairs: list[tuple[int, dict[str, Any]]] = []
 
-            resetting = self._needs_reset
-            if self._any_reset:
+            resetting = waiting
+            if self._any_reset or paused is not None:
                 for i in np.flatnonzero(resetting).tolist():
                     # Env.reset without a seed only samples and writes the opening; starting
                     # the episode directly skips building an observation to throw away.
                     pairs.append((i, self._episodes[i].start(self.envs[i].np_random)))
                 self._steps[resetting] = 0
-                rows = np.flatnonzero(~resetting)
+                still = resetting if paused is None else resetting | paused
+                rows = np.flatnonzero(~still)
                 sel: slice | np.ndarray = rows
             else:
                 # The common case: every sub-env steps, so whole-array views replace fancy
@@ -282,10 +295,15 @@ class TextVectorEnv(VectorEnv):
                 # As Gymnasium's TimeLimit: the limit truncates even a step that also terminates.
                 over = self._steps >= self.max_episode_steps
                 over[resetting] = False
+                if paused is not None:
+                    over[paused] = False
                 truncated |= over
                 any_done = any_done or bool(over.any())
-            self._needs_reset = terminated | truncated if any_done else np.zeros(n, dtype=bool)
-            self._any_reset = any_done
+            done = terminated | truncated if any_done else np.zeros(n, dtype=bool)
+            if paused is not None:  # a paused sub-env keeps its flag (it was not reset)
+                done |= self._needs_reset & paused
+            self._needs_reset = done
+            self._any_reset = bool(done.any()) if paused is not None else any_done
             return self._obs(), rewards, terminated, truncated, batch_infos(pairs, n)
         except BaseException as exc:
             # A reward or responder raised after some rows took their token and closed their
@@ -334,26 +352,25 @@ class TextVectorEnv(VectorEnv):
     def _check_seeds(self, seed: Any) -> list[int | None]:
         return expand_seeds(seed, self.num_envs, "sub-env", Iterable, ", or a single integer")
 
-    def _check_reset_mask(self, mask: Any) -> np.ndarray:
+    def _check_reset_mask(self, mask: Any, name: str = "options['reset_mask']") -> np.ndarray:
         # The exception types are Gymnasium's (SyncVectorEnv): a wrong kind of mask is a
         # TypeError, a wrong shape or an empty mask a ValueError.
         expected = f"a bool array of shape ({self.num_envs},), one flag per sub-env"
         if not isinstance(mask, np.ndarray):
             raise InputTypeError(
-                f"options['reset_mask'] must be {expected} (a numpy array, as Gymnasium's "
+                f"{name} must be {expected} (a numpy array, as Gymnasium's "
                 f"vector envs take); got {describe(mask)}. Use np.array([...], dtype=bool)."
             )
         if mask.dtype != np.bool_:
             raise InputTypeError(
-                f"options['reset_mask'] must be {expected}; got dtype {mask.dtype} and shape "
+                f"{name} must be {expected}; got dtype {mask.dtype} and shape "
                 f"{mask.shape}. Use mask.astype(bool)."
             )
         if mask.shape != (self.num_envs,):
             raise InputError(
-                f"options['reset_mask'] must be {expected}; got dtype {mask.dtype} and shape "
-                f"{mask.shape}."
+                f"{name} must be {expected}; got dtype {mask.dtype} and shape {mask.shape}."
             )
-        if not mask.any():
+        if not mask.any() and name.startswith("options"):  # pausing no sub-env is fine
             raise InputError(
                 "options['reset_mask'] marks no sub-env; set at least one True, or do not "
                 "call reset."
@@ -402,99 +419,3 @@ class TextVectorEnv(VectorEnv):
                 f"[0, {self.vocab_size}). Check the policy's vocabulary matches the env's."
             )
         return a
-
-
-def expand_seeds(
-    seed: Any, n: int, unit: str, sequence: type | tuple[type, ...], hint: str = ""
-) -> list[int | None]:
-    """One seed (or ``None``) for each of ``n`` sub-envs (or rows: ``unit``): ``None`` for
-    all, an integer ``seed`` as ``seed + i``, or a ``sequence`` of ``n`` seeds and ``None``
-    (``hint`` ends the message for a wrong length).
-
-    Raises:
-        InputTypeError: a seed that is not an integer, or a ``seed`` of another type.
-        InputError: a negative seed, or a seed list of the wrong length.
-    """
-    if seed is None:
-        return [None] * n
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
-        first = check_seed(seed)
-        assert first is not None
-        return [first + i for i in range(n)]
-    if isinstance(seed, (str, bytes)) or not isinstance(seed, sequence):
-        raise InputTypeError(
-            f"seed must be None, a non-negative integer ({unit} i gets seed + i) or a "
-            f"list of {n} such integers or None, got {describe(seed)}."
-        )
-    seeds = list(seed)
-    if len(seeds) != n:
-        raise InputError(
-            f"Got {len(seeds)} seeds for {n} {unit}s; pass one seed (or None) per {unit}{hint}."
-        )
-    return [check_seed(s, f"seed[{i}]") for i, s in enumerate(seeds)]
-
-
-def batch_infos(pairs: list[tuple[int, dict[str, Any]]], num_envs: int) -> dict[str, Any]:
-    """Gymnasium's vector info layout (``info[k]`` array + ``info["_k"]`` mask), built once.
-
-    The same result as calling ``VectorEnv._add_info`` for each sub-env in index order
-    (a nested dict recurses; an array's dtype is the type of the first sub-env's value, or
-    object for anything that is not a number or an array), but with one allocation per key
-    instead of one per (sub-env, key): otherwise the vector step's main cost. It covers the
-    infos TextEnv makes (a test compares them with SyncVectorEnv's); it does not copy
-    ``_add_info``'s special cases for ``final_obs``, ndarray subclasses, or a key that is a
-    dict in one sub-env and not in another.
-    """
-    if not pairs:
-        return {}
-    # One pass gathers each key's rows and values, in the order _add_info meets them.
-    columns: dict[str, tuple[list[int], list[Any]]] = {}
-    for i, info in sorted(pairs, key=_first):
-        for key, value in info.items():
-            column = columns.get(key)
-            if column is None:
-                columns[key] = ([i], [value])
-            else:
-                column[0].append(i)
-                column[1].append(value)
-    out: dict[str, Any] = {}
-    # Many keys come from the same sub-envs (every metadata field of a reset, say): their
-    # masks are equal, so each distinct one is built once and copied.
-    masks: dict[tuple[int, ...], np.ndarray] = {}
-    for key, (rows, values) in columns.items():
-        first = values[0]
-        kind = type(first)
-        if isinstance(first, dict):
-            out[key] = batch_infos(list(zip(rows, values, strict=True)), num_envs)
-        else:
-            if kind in _NUMBER_TYPES or issubclass(kind, np.number):
-                full = np.zeros(num_envs, dtype=kind)
-            elif kind is np.ndarray:
-                full = np.zeros((num_envs, *first.shape), dtype=first.dtype)
-            else:
-                full = _nones(num_envs).copy()
-            # Element by element, as _add_info does: a tuple value stays one object (and for
-            # the 1-3 rows of a typical step, faster than a fancy-index assignment).
-            for i, value in zip(rows, values, strict=True):
-                full[i] = value
-            out[key] = full
-        index = tuple(rows)
-        mask = masks.get(index)
-        if mask is None:
-            mask = masks[index] = np.zeros(num_envs, dtype=bool)
-            mask[rows] = True
-        out[f"_{key}"] = mask.copy()
-    return out
-
-
-_NUMBER_TYPES = (int, float, bool)
-
-
-@functools.lru_cache(maxsize=8)
-def _nones(num_envs: int) -> np.ndarray:
-    """An object array of Nones to copy: ``np.full(n, None, dtype=object)`` is 5x slower."""
-    return np.full(num_envs, None, dtype=object)
-
-
-def _first(pair: tuple[int, Any]) -> int:
-    return pair[0]

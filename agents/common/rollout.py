@@ -2,9 +2,8 @@
 
 One rollout loop for every LM algorithm (:class:`RolloutCollector`). A *round* resets every
 sub-env with an explicit seed and runs each row until its first episode ends; a row that is
-done waits (it is fed the end-of-turn token, and whatever episodes the env starts for it are
-discarded) until the longest episode of the round ends, as padded rows wait in a batched
-``generate``. Rounds make every episode complete (no bias towards short episodes, no stale
+done waits, paused (:meth:`textgym.vector.TextVectorEnv.pause`: the env neither steps nor
+resets it, and the sampler drops it), until the longest episode of the round ends. Rounds make every episode complete (no bias towards short episodes, no stale
 half-episodes across updates), let GRPO put the same problem in several rows (same seed),
 and leave no env state to checkpoint: a resumed run replays the same seeds.
 
@@ -75,7 +74,7 @@ class Episode:
 
 @dataclass
 class RolloutStats:
-    """What a round cost: generated tokens, env steps (including waiting rows), seconds."""
+    """What rounds cost: generated tokens, sub-env steps (finished rows pause), seconds."""
 
     generated_tokens: int = 0
     env_steps: int = 0
@@ -115,11 +114,11 @@ class RolloutCollector:
         self.num_envs = int(envs.num_envs)
         self.max_length = int(unwrapped.max_length)
         self.eot_id = int(unwrapped.eot_id)
-        # Blocks of users' replies leave masked slots behind; rebuild past two contexts.
+        # A row's cache holds its context and nothing else: at most max_length slots.
         self.sampler = KVSampler(
             policy,
             self.num_envs,
-            max_cache=2 * self.max_length,
+            max_cache=self.max_length,
             pad_id=int(unwrapped.envs[0].chat.pad_id),
             values=values,
         )
@@ -164,7 +163,7 @@ class RolloutCollector:
                 picked = logits.argmax(dim=-1)
             else:
                 picked = torch.multinomial(logp_all.exp(), 1, generator=self.generator).squeeze(-1)
-            # Rows that are done wait on end-of-turn tokens; the env ignores or discards them.
+            # Rows that are done wait, paused: the env ignores their (end-of-turn) action.
             actions = np.full(n, self.eot_id, dtype=np.int64)
             actions[rows] = picked.cpu().numpy()
             chosen = np.zeros(n, dtype=np.float32)
@@ -172,9 +171,11 @@ class RolloutCollector:
             value_now = np.zeros(n, dtype=np.float32)
             if state_values is not None:
                 value_now[rows] = state_values.cpu().numpy()
+            if not active.all():
+                self.envs.unwrapped.pause(~active)
             obs, reward, terminated, truncated, infos = self.envs.step(actions)
-            env_steps += 1
             rows = np.flatnonzero(active)
+            env_steps += rows.size
             k = count[rows]
             positions[rows, k] = lengths[rows]
             logps[rows, k] = chosen[rows]
@@ -210,7 +211,7 @@ class RolloutCollector:
             self.policy.train()
         out = [e for e in episodes if e is not None]
         self.stats.generated_tokens += sum(e.num_actions for e in out)
-        self.stats.env_steps += env_steps * n
+        self.stats.env_steps += env_steps
         self.stats.seconds += time.perf_counter() - start
         return out
 

@@ -1,10 +1,12 @@
 """KVSampler: next-token logits for every row of a vector env from one shared KV cache.
 
-The rollout's actions come from here, one env step at a time: after one prefill, each step
+The rollout's actions come from here, one env step at a time: after the prompts, each step
 feeds the model one new token per row on top of the cache, so a rollout costs what a
-``generate`` loop costs while the env stays in charge. Logits are those of the policy's LM at
-each row's own positions, so they equal a fresh forward over the row's context (and hence
-the train-time scoring of :meth:`agents.lm.policy.LMPolicy.forward`).
+``generate`` loop costs while the env stays in charge, and a user's reply is fed once, on
+top of the conversation's cache, never re-prefilled (:class:`agents.lm.row_cache.RowCache`
+keeps one length per row). Logits are those of the policy's LM at each row's own positions,
+so they equal a fresh forward over the row's context (and hence the train-time scoring of
+:meth:`agents.lm.policy.LMPolicy.forward`).
 
 The cache goes in under the keyword the installed transformers takes (``cache``, or
 ``past_key_values`` before 5.24, :func:`cache_kwarg`), and :func:`forward_with_cache` fails
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from agents.lm.row_cache import RowCache
 from textgym import hub
 from textgym.errors import UserError
 
@@ -153,15 +156,17 @@ def forward_with_cache(
 class KVSampler:
     """Next-token logits for the rows of a vector env, with one KV cache for all rows.
 
-    Each env step appends one token per row, so after the first prefill each call feeds the
-    model one new token per row and reuses the cache: the cost of a ``generate`` loop, but
-    driven by the env. Rows need not stay in step: a row whose context grew by more than one
-    token (a user's reply in a multi-turn task) or that was reset feeds all its new tokens in
-    a block of width ``w``; the other rows' slots in that block are padding masked out of
-    attention. Explicit position ids keep every token at its position in its own context, so
-    the logits equal those of a fresh forward over the row's context. Masked slots pile up
-    with such blocks; once the cache exceeds ``max_cache`` slots it is rebuilt from the rows'
-    contexts in one prefill.
+    Each env step appends one token per row, so each call feeds the model one new token per
+    row on top of the cache: the cost of a ``generate`` loop, but driven by the env. Rows
+    need not stay in step. A row whose context grew by more than one token (the prompt
+    after a reset, a user's reply in a multi-turn task) has *news*: the rows with news are
+    fed in a second, narrow forward of only those rows, as wide as the longest news, while
+    the others decode in the usual one-token forward, so a reply costs its own tokens and
+    not a block as wide as it for every row. The cache (:class:`~agents.lm.row_cache.
+    RowCache`) keeps each row's context contiguous at its own length, so nothing is padded,
+    concatenated or prefilled again, however rows drift apart. Explicit position ids keep
+    every token at its position in its own context, so the logits equal those of a fresh
+    forward over the row's context.
 
     Rows that are finished for good (:meth:`retire`) leave the cache, so that the long tail
     of a batch costs only its unfinished rows (a plain ``generate`` keeps computing finished
@@ -174,8 +179,9 @@ class KVSampler:
     Args:
         policy: The policy whose LM produces the logits.
         num_rows: Rows of the vector env.
-        max_cache: Rebuild the cache once it would hold more slots than this.
-        pad_id: Token fed in padding slots (never attended to).
+        max_cache: Slots per row allocated at first (the env's ``max_length``); a longer
+            context grows the buffers.
+        pad_id: Token fed in padding slots (never attended to by a real token).
         values: Also compute state values (the policy needs a value head).
     """
 
@@ -199,25 +205,19 @@ class KVSampler:
         self.values = values
         # Decided once per model: the cache keyword of this transformers version.
         self._cache_kwarg = cache_kwarg(policy.model)
+        self._dtype = next(policy.model.parameters()).dtype
         self.reset()
 
     def reset(self) -> None:
         """Forget every row's context and bring retired rows back (after ``envs.reset``)."""
-        self._cache: Any = None
-        self._mask: torch.Tensor | None = None
+        self._cache: RowCache | None = None
         self._rows = np.arange(self.num_rows)  # env rows held by the cache, in cache order
         self._fed = np.zeros(self.num_rows, dtype=np.int64)  # context tokens cached per row
         self._retired = np.zeros(self.num_rows, dtype=bool)
 
     def forget(self, rows: np.ndarray) -> None:
         """Drop the cached context of ``rows`` (the env reset them); they are fed anew."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if rows.size == 0:
-            return
-        self._fed[rows] = 0
-        if self._mask is not None:
-            hit = torch.as_tensor(np.isin(self._rows, rows), device=self._mask.device)
-            self._mask[hit] = 0
+        self._fed[np.asarray(rows, dtype=np.int64)] = 0
 
     def retire(self, rows: np.ndarray) -> None:
         """Rows that need no more logits until :meth:`reset`; they leave the cache."""
@@ -245,10 +245,7 @@ class KVSampler:
             raise RuntimeError("A retired row is active; call reset() before reusing rows.")
         self._compact()
         rows = self._rows
-        if rows.size == 0:
-            device = self.policy.device
-            empty = torch.zeros(0, device=device) if self.values else None
-            return rows, torch.zeros(0, self.policy.vocab_size, device=device), empty
+        device = self.policy.device
         act = active[rows]
         new = np.where(act, lengths[rows] - self._fed[rows], 0)
         if (new < 0).any():
@@ -259,96 +256,73 @@ class KVSampler:
             )
         if act.any() and (new[act] < 1).any():
             raise RuntimeError("An active row has no new token to feed; did the env step?")
-        width = int(new.max()) if act.any() else 1
-        past = 0 if self._mask is None else self._mask.shape[1]
-        if self._cache is None or past + width > self.max_cache:
-            logits, values = self._prefill(ids, lengths, act)
-        else:
-            logits, values = self._extend(ids, lengths, act, new, width)
-        self._fed[rows] = np.where(act, lengths[rows], 0)
         keep = np.flatnonzero(act)
-        index = torch.as_tensor(keep, device=logits.device)
+        logits = torch.zeros(rows.size, self.policy.vocab_size, device=device)
+        values = torch.zeros(rows.size, device=device) if self.values else None
+        if keep.size:
+            if self._cache is None:
+                self._cache = RowCache(rows.size, self.max_cache)
+            news = np.flatnonzero(new > 1)
+            if news.size < keep.size:  # someone decodes: one token per row, every row
+                self._feed(ids, None, (new == 1).astype(np.int64), 1, logits, values)
+            if news.size:  # the rows with news, in a forward of their own (all: no gather)
+                subset = None if news.size == rows.size else news
+                self._feed(ids, subset, new[news], int(new[news].max()), logits, values)
+            # An inactive row's context is dropped: the env may be resetting it.
+            self._fed[rows] = np.where(act, lengths[rows], 0)
+        index = torch.as_tensor(keep, device=device)
         return rows[keep], logits[index], None if values is None else values[index]
 
-    def _extend(
-        self, ids: np.ndarray, lengths: np.ndarray, act: np.ndarray, new: np.ndarray, width: int
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Feed each cached row its new tokens on top of the cache."""
+    def _feed(
+        self, ids: np.ndarray, subset: np.ndarray | None, counts: np.ndarray, width: int,
+        logits: torch.Tensor, values: torch.Tensor | None,
+    ) -> None:  # fmt: skip
+        """One forward: cache rows ``subset`` (``None``: all) feed their next ``counts``
+        tokens in a block of ``width``; their logits (and values) go into place."""
+        assert self._cache is not None
         device = self.policy.device
-        rows = self._rows
-        n = rows.size
-        block = np.full((n, width), self.pad_id, dtype=np.int64)
-        bmask = np.zeros((n, width), dtype=np.int64)
-        bpos = np.zeros((n, width), dtype=np.int64)
-        # Idle rows see their own padding slot, so that no attention row is fully masked
-        # (which some attention kernels turn into NaN); the slot is hidden again below.
-        bmask[:, 0] = 1
-        if width == 1:
-            # The common case: one token per row, vectorised.
-            k = np.flatnonzero(act)
-            pos = lengths[rows[k]] - 1
-            block[k, 0] = ids[rows[k], pos]
-            bpos[k, 0] = pos
+        at = np.arange(self._rows.size) if subset is None else subset
+        rows = self._rows[at]
+        fed = self._fed[rows]
+        block = np.full((at.size, width), self.pad_id, dtype=np.int64)
+        real = counts > 0
+        if width == 1:  # the common case, vectorised
+            block[real, 0] = ids[rows[real], fed[real]]
+            # An idle row repeats its last position (its column is never read).
+            pos = np.where(real, fed, np.maximum(fed - 1, 0))[:, None]
         else:
-            for k in np.flatnonzero(act):
-                m, start = int(new[k]), int(self._fed[rows[k]])
-                # Real tokens first, padding after: padding queries then still see the row's
-                # earlier tokens, so again no attention row is fully masked.
-                block[k, :m] = ids[rows[k], start : start + m]
-                bmask[k, :m] = 1
-                bpos[k, :m] = np.arange(start, start + m)
-        mask = torch.cat([self._mask, torch.as_tensor(bmask, device=device)], dim=1)
-        out, self._cache = forward_with_cache(
-            self.policy.model,
-            self._cache,
-            mask.shape[1],
-            kwarg=self._cache_kwarg,
-            input_ids=torch.as_tensor(block, device=device),
-            attention_mask=mask,
-            position_ids=torch.as_tensor(bpos, device=device),
-            output_hidden_states=self.values,
-        )
-        if not act.all():
-            mask[torch.as_tensor(~act, device=device)] = 0
-        self._mask = mask
-        return self._at(out, torch.as_tensor(np.maximum(new - 1, 0), device=device))
-
-    def _prefill(
-        self, ids: np.ndarray, lengths: np.ndarray, act: np.ndarray
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Rebuild the cache from the cached rows' whole contexts (right-padded)."""
-        # Imported here: transformers takes seconds to import, and `textgym train --help`
-        # imports this module without needing it.
-        from transformers import DynamicCache
-
-        device = self.policy.device
-        rows = self._rows
-        # Idle rows keep one visible slot so that their padding queries are not fully
-        # masked; their logits are never used and their context is dropped.
-        lens = np.where(act, lengths[rows], 1)
-        width = int(lens.max())
-        block = np.array(ids[rows, :width], dtype=np.int64)
-        cols = np.arange(width)[None, :]
-        visible = cols < lens[:, None]
-        block[~visible] = self.pad_id
-        mask = torch.as_tensor(visible.astype(np.int64), device=device)
-        out, self._cache = forward_with_cache(
-            self.policy.model,
-            DynamicCache(),
-            width,
-            kwarg=self._cache_kwarg,
-            input_ids=torch.as_tensor(block, device=device),
-            attention_mask=mask,
-            position_ids=torch.as_tensor(np.minimum(cols, lens[:, None] - 1), device=device),
-            output_hidden_states=self.values,
-        )
-        if not act.all():
-            mask[torch.as_tensor(~act, device=device)] = 0
-        self._mask = mask
-        return self._at(out, torch.as_tensor(lens - 1, device=device))
+            for k in np.flatnonzero(real):
+                block[k, : counts[k]] = ids[rows[k], fed[k] : fed[k] + counts[k]]
+            # Padding columns repeat the row's last position: within the position table.
+            pos = fed[:, None] + np.minimum(
+                np.arange(width)[None, :], np.maximum(counts - 1, 0)[:, None]
+            )
+        input_ids = torch.as_tensor(block, device=device)
+        check_token_ids(self.policy.model, input_ids)
+        mask = self._cache.begin(fed, counts, width, subset, self._dtype, device)
+        before = self._cache.updates
+        try:
+            out = self.policy.model(
+                input_ids=input_ids,
+                attention_mask=mask,
+                position_ids=torch.as_tensor(pos, device=device),
+                use_cache=True,
+                output_hidden_states=self.values,
+                **{self._cache_kwarg: self._cache},
+            )
+        finally:
+            self._cache.end()
+        if self._cache.updates == before:
+            _ignored_cache(self.policy.model, self._cache_kwarg)
+        index = torch.as_tensor(at[real], device=device)
+        got, got_values = self._at(out, torch.as_tensor(np.maximum(counts - 1, 0), device=device))
+        take = torch.as_tensor(np.flatnonzero(real), device=device)
+        logits[index] = got[take]
+        if values is not None and got_values is not None:
+            values[index] = got_values[take]
 
     def _at(self, out: Any, last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Each cached row's logits (and value) at its column ``last[row]`` of the block."""
+        """Each fed row's logits (and value) at its column ``last[row]`` of the block."""
         index = torch.arange(last.numel(), device=last.device)
         logits = out.logits[index, last][:, : self.policy.vocab_size].float()
         if not self.values:
@@ -361,16 +335,22 @@ class KVSampler:
         """Drop retired rows from the cache once they are a quarter of it (each drop copies
         the cache, so doing it per finished row would cost more than it saves)."""
         gone = self._retired[self._rows]
-        if not gone.any():
-            return
-        if self._cache is not None and gone.sum() * 4 < gone.size and not gone.all():
+        if not gone.any() or (gone.sum() * 4 < gone.size and not gone.all()):
             return
         keep = np.flatnonzero(~gone)
         self._rows = self._rows[keep]
-        if self._cache is None or keep.size == 0:
-            self._cache, self._mask = None, None
-            return
-        index = torch.as_tensor(keep, device=self.policy.device)
-        self._cache.reorder_cache(index)
-        assert self._mask is not None
-        self._mask = self._mask[index]
+        if self._cache is not None:
+            self._cache.keep(keep)
+
+
+def _ignored_cache(model: nn.Module, kwarg: str) -> None:
+    """Raise :class:`KVCacheError`: ``model`` ran a forward without updating its cache."""
+    # Imported here: transformers takes seconds to import, and only this message needs it.
+    import transformers
+
+    raise KVCacheError(
+        f"{type(model).__name__}.forward did not use the KV cache passed as `{kwarg}=` on "
+        f"transformers {transformers.__version__}: its logits would ignore the cached "
+        "context. This transformers version changed the cache API; install one that textgym "
+        "supports or report it."
+    )

@@ -17,11 +17,12 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import RecordConstructorArgs
 
+from textgym.batching import expand_seeds
 from textgym.core import TextEnv
 from textgym.episode import EpisodeError, InputError, InputTypeError
 from textgym.errors import ConfigError
 from textgym.tasks.checks import ConfigTypeError, describe
-from textgym.vector import TextVectorEnv, expand_seeds
+from textgym.vector import TextVectorEnv
 
 #: What a turn action may be: text, or token ids (a list or tuple of ints, a 1-D int array).
 TurnAction = str | Sequence[int] | np.ndarray
