@@ -1,16 +1,20 @@
 """The headline result: RL raises the default model's held-out accuracy.
 
 PPO and GRPO fine-tune textgym's embedded default model (a small GPT-2 warm-started on
-noisy demonstrations) with the env's verifiable reward, on 2 CPU threads and a training
-time budget, and evaluate it greedily on the held-out ``split="test"`` before, during and
-after training (fixed evaluation seeds, so every evaluation sees the same problems).
+noisy demonstrations) with the env's verifiable reward for a fixed number of updates per
+run, and evaluate it greedily on the held-out ``split="test"`` before, during and after
+training (fixed evaluation seeds, so every evaluation sees the same problems). A fixed update
+count makes a run's numbers the same on every machine of one architecture; ``--time-budget``
+only caps a slow machine, and each run records whether it hit that cap (``capped``).
 
     python -m benchmarks.lm_accuracy                                  # all recipes, seed 1
-    python -m benchmarks.lm_accuracy --algos grpo --envs textgym/Reasoning-v0 --seeds 1 2 3
+    python -m benchmarks.lm_accuracy --algos grpo --envs textgym/Reasoning-v1 --seeds 1 2 3
 
-Writes ``benchmarks/results/lm_accuracy.json`` (before/after, curves, settings, commands)
-and ``benchmarks/results/lm_accuracy.png`` (held-out success rate against training time).
-The time budget counts collection and updates; evaluation runs outside it.
+Writes ``benchmarks/results/lm_accuracy.json`` (every run with its curve, settings and
+command, and the summaries of :mod:`benchmarks.lm_report`: lifts with 95% bootstrap CIs over
+seeds, and calibration on envs that price abstention), ``lm_accuracy.md`` (the tables between
+their README markers) and ``lm_accuracy.png`` (held-out success rate against updates). Parts
+run in parallel merge with ``--combine``; ``--readme`` also rewrites the documents' tables.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import gymnasium as gym
 
+from agents.common.evaluation import abstention_threshold, calibration
 from agents.common.logger import read_log
 from agents.lm.trainer import LMTrainer
 from agents.train import trainer_class
+from benchmarks import lm_report
 from benchmarks.cli import (
     ResultsFileError,
     check_env_ids,
@@ -41,8 +47,6 @@ from benchmarks.cli import (
     read_json,
     run_main,
 )
-from benchmarks.render import panels, save_png, table
-from benchmarks.stats import group_by
 from textgym.files import atomic_write
 from textgym.tools import flags
 from textgym.tools.flags import FlagParser
@@ -63,8 +67,24 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("ppo", "textgym/CustomerService"): dict(
         num_envs=64, learning_rate=5e-5, kl_coef=0.0, missing_end_penalty=-0.5
     ),
+    # CustomerService's recipes: another multi-turn family of the same length and cost.
+    ("grpo", "textgym/Dialogue"): dict(num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0),
+    ("ppo", "textgym/Dialogue"): dict(
+        num_envs=64, learning_rate=5e-5, kl_coef=0.0, missing_end_penalty=-0.5
+    ),
 }
-EVAL_EPISODES = {"textgym/Reasoning": 512, "textgym/CustomerService": 256}
+#: Held-out episodes per evaluation (a family not listed gets DEFAULT_EVAL_EPISODES).
+EVAL_EPISODES = {
+    "textgym/Reasoning": 512,
+    "textgym/CustomerService": 256,
+    "textgym/Dialogue": 256,
+}
+DEFAULT_EVAL_EPISODES = 256
+#: Updates per run: about 2 (GRPO on Reasoning, ~1.2 s an update) to 10 (PPO on Dialogue or
+#: CustomerService, 3-6 s) minutes of training on one thread of this repository's machine.
+DEFAULT_UPDATES = 100
+#: The safety cap, seconds of training per run: three times the slowest recipe's 100 updates.
+DEFAULT_TIME_CAP = 1800.0
 
 
 def family(env_id: str) -> str:
@@ -85,11 +105,11 @@ def lm_trainer(
     time_budget: float,
     eval_every: int,
     eval_episodes: int,
-    total_updates: int = 100_000,
+    total_updates: int = DEFAULT_UPDATES,
     fresh: bool = False,
     **settings: Any,
 ) -> LMTrainer:
-    """The trainer of ``algo`` on ``env_id`` under a time budget, with the env's recipe.
+    """The trainer of ``algo`` on ``env_id`` for ``total_updates``, with the env's recipe.
 
     Every LM benchmark builds its trainers here, so ``textgym bench`` and this benchmark run
     the same recipes the same way: no checkpoints, no progress bar.
@@ -99,10 +119,11 @@ def lm_trainer(
         env_id: The env to train on.
         seed: The run's seed.
         run_dir: Where the run writes its log and report.
-        time_budget: Training seconds (collection and updates; evaluation runs outside).
+        time_budget: The safety cap, training seconds (collection and updates; evaluation
+            runs outside); 0 for none.
         eval_every: Updates between held-out evaluations.
         eval_episodes: Held-out episodes per evaluation.
-        total_updates: The update cap (0: only evaluate).
+        total_updates: Updates to run (0: only evaluate).
         fresh: Delete ``run_dir`` first, so that a run never appends to an old run's log.
         **settings: Further config fields (``model``, ``threads``, ``tensorboard``).
 
@@ -120,6 +141,20 @@ def lm_trainer(
     return cls(config)
 
 
+def final_calibration(trainer: LMTrainer, env_id: str) -> dict[str, Any] | None:
+    """The calibration of the trained policy's final greedy evaluation, or ``None`` when the
+    env's reward does not price abstention (:func:`agents.common.evaluation.calibration`).
+
+    The evaluation is played again: greedy decoding on the same seeds replays the trainer's
+    final evaluation episode for episode (``accuracy`` equals its success rate).
+    """
+    threshold = abstention_threshold(gym.make(env_id))
+    if threshold is None:
+        return None
+    episodes = trainer.eval_collector.collect_greedy(trainer.config.eval_episodes)
+    return calibration(episodes, threshold).as_dict()
+
+
 def run_one(
     algo: str,
     env_id: str,
@@ -129,15 +164,18 @@ def run_one(
     threads: int,
     run_root: Path,
     model: str,
-    total_updates: int = 100_000,
+    total_updates: int = DEFAULT_UPDATES,
+    eval_episodes: int | None = None,
 ) -> dict[str, Any]:
     """Train one (algorithm, env, seed) and return its report with the learning curve.
 
-    ``total_updates=0`` only evaluates ``model`` (same protocol, no training).
+    ``total_updates=0`` only evaluates ``model`` (same protocol, no training);
+    ``eval_episodes=None`` takes the family's (:data:`EVAL_EPISODES`).
     """
     settings = recipe(algo, env_id)
     run_dir = run_root / f"{env_id.replace('/', '_')}__{algo}__{seed}"
-    eval_episodes = EVAL_EPISODES.get(family(env_id), 256)
+    if eval_episodes is None:
+        eval_episodes = EVAL_EPISODES.get(family(env_id), DEFAULT_EVAL_EPISODES)
     start = time.perf_counter()
     trainer = lm_trainer(
         algo, env_id, seed, run_dir, time_budget, eval_every, eval_episodes, total_updates,
@@ -148,40 +186,43 @@ def run_one(
         report["algo"] = "eval-only"  # no update ran: the algorithm only built the evaluator
     log = read_log(run_dir)
     seconds = {step: value for step, _, value in log.get("charts/train_seconds", [])}
+    # One point per update: the trainer's final evaluation logs the last update a second
+    # time when --eval-every divides --updates (greedy, so the same value).
+    points = {step: value for step, _, value in log.get("eval/success_rate", [])}
     curve = [
         {"update": step, "train_seconds": round(seconds.get(step, 0.0), 1), "success_rate": value}
-        for step, _, value in log.get("eval/success_rate", [])
+        for step, value in points.items()
     ]
     flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items())
     report.update(
         {
+            "total_updates": total_updates,
+            "time_budget": time_budget,
+            # The trainer stops at its update count or at the time cap: fewer updates is the cap.
+            "capped": report["updates"] < total_updates,
+            "calibration": final_calibration(trainer, env_id),
             "recipe": settings,
             "curve": curve,
             "wall_seconds": round(time.perf_counter() - start, 1),
-            "command": f"textgym train --algo {algo} --env {env_id} --seed {seed} --time-budget {time_budget:g} "
+            "command": f"textgym train --algo {algo} --env {env_id} --seed {seed} "
+            f"--total-updates {total_updates} --time-budget {time_budget:g} "
             f"--eval-every {eval_every} --eval-episodes {eval_episodes} --threads {threads} {flags}",
         }
     )
     return report
 
 
-def plot(results: list[dict[str, Any]], path: Path) -> None:
-    """Held-out success rate against training seconds, one panel per env."""
-    envs = sorted({r["env_id"] for r in results})
-    fig, axes = panels(len(envs), 5.5, 4)
-    for ax, env_id in zip(axes, envs, strict=True):
-        for r in results:
-            if r["env_id"] != env_id:
-                continue
-            xs = [p["train_seconds"] for p in r["curve"]]
-            ys = [p["success_rate"] for p in r["curve"]]
-            ax.plot(xs, ys, marker="o", ms=3, label=f"{r['algo']} seed {r['seed']}")
-        ax.set_title(f"{env_id} (held-out {results[0]['split']} split, greedy)")
-        ax.set_xlabel("training seconds (collection + updates)")
-        ax.set_ylabel("success rate")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    save_png(fig, path, dpi=120)
+def write_outputs(
+    results: list[dict[str, Any]], out: Path, head: dict[str, Any], readme: bool = False
+) -> None:
+    """``out`` (``head``, the runs and their summaries), its ``.md`` tables and ``.png``."""
+    summary = {**head, "results": results, **lm_report.summarize(results)}
+    # Atomic: a kill mid-benchmark keeps every run finished so far, whole.
+    atomic_write(out, json.dumps(summary, indent=2) + "\n")
+    atomic_write(out.with_suffix(".md"), lm_report.render_blocks(results))
+    lm_report.plot(results, out.with_suffix(".png"))
+    if readme:
+        lm_report.update_docs(results)
 
 
 def read_part(path: Path) -> dict[str, Any]:
@@ -201,17 +242,27 @@ def read_part(path: Path) -> dict[str, Any]:
         raise ResultsFileError(
             f"--combine: {path} is not an lm_accuracy result (it needs {', '.join(keys)})."
         )
-    needed = ("env_id", "algo", "seed", "before", "after", "curve", "train_seconds")
-    for r in part["results"]:
-        if not isinstance(r, dict) or any(k not in r for k in needed):
-            raise ResultsFileError(
-                f"--combine: {path} has a run without {', '.join(needed)}; run that part again."
-            )
+    check_runs(part["results"], f"--combine: {path}", "run that part again")
     return part
 
 
-def combine(paths: Sequence[Path], out: Path) -> int:
-    """Merge result files (their commands and machines kept per run) into ``out`` + plot.
+def check_runs(results: Any, where: str, fix: str) -> None:
+    """Refuse runs that the summaries cannot read.
+
+    Raises:
+        ResultsFileError: ``results`` is not a list of runs with every field needed.
+    """
+    needed = ("env_id", "algo", "seed", "split", "updates", "before", "after", "curve",
+              "train_seconds")  # fmt: skip
+    if not isinstance(results, list) or not results:
+        raise ResultsFileError(f"{where} has no runs; {fix}.")
+    for r in results:
+        if not isinstance(r, dict) or any(k not in r for k in needed):
+            raise ResultsFileError(f"{where} has a run without {', '.join(needed)}; {fix}.")
+
+
+def combine(paths: Sequence[Path], out: Path, readme: bool = False) -> int:
+    """Merge result files (their commands and machines kept per run) into ``out`` + tables.
 
     Raises:
         MissingFileError, ResultsFileError: see :func:`read_part` (before anything is written).
@@ -221,72 +272,40 @@ def combine(paths: Sequence[Path], out: Path) -> int:
         for r in part["results"]:
             results.append({**r, "benchmark_command": part["command"], "machine": part["machine"]})
     results.sort(key=lambda r: (r["env_id"], r["algo"], r["seed"]))
-    summary = {"command": f"python -m benchmarks.lm_accuracy --combine {' '.join(map(str, paths))}",
-               "results": results}  # fmt: skip
-    atomic_write(out, json.dumps(summary, indent=2) + "\n")
-    plot(results, out.with_suffix(".png"))
-    _print_summary(results)
-    print(markdown(results, detail=True))
+    keys = [(r["env_id"], r["algo"], r["seed"]) for r in results]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:  # counted twice, one run would narrow its CI as if it were two seeds
+        env_id, algo, seed = twice[0]
+        raise ResultsFileError(
+            f"--combine: {algo} on {env_id} seed {seed} is in more than one part; "
+            "combine each run once."
+        )
+    command = f"python -m benchmarks.lm_accuracy --combine {' '.join(map(str, paths))}"
+    write_outputs(results, out, {"command": command}, readme)
+    lm_report.print_summary(results)
     return 0
 
 
-#: Row order of the tables: the headline env first.
-ENV_ORDER = ("textgym/Reasoning-v0", "textgym/CustomerService-v0")
-ALGO_NAMES = {"grpo": "GRPO", "ppo": "PPO", "reinforce": "REINFORCE"}
+def render_only(out: Path, readme: bool) -> int:
+    """Re-render ``out``'s tables and plot (and with ``readme`` the documents) from its runs.
 
-
-def markdown(results: list[dict[str, Any]], detail: bool = False) -> str:
-    """The results table (README; ``detail`` adds updates and tokens/s for the docs).
-
-    One row per (env, algorithm): success before RL, after per seed, and the lift in points
-    (mean over seeds, then per seed).
+    Raises:
+        MissingFileError: ``out`` does not exist.
+        ResultsFileError: it is torn or holds no runs of this benchmark.
     """
-    groups = group_by(results, lambda r: (r["env_id"], r["algo"]))
-
-    def order(key: tuple[str, str]) -> tuple[int, str, int, str]:
-        env, algo = key
-        rank = ENV_ORDER.index(env) if env in ENV_ORDER else len(ENV_ORDER)
-        algos = list(ALGO_NAMES)
-        return rank, env, algos.index(algo) if algo in algos else len(algos), algo
-
-    minutes = round(float(np.median([r["train_seconds"] for r in results])) / 60)
-    seeds = " / ".join(str(x) for x in sorted({r["seed"] for r in results}))
-    header = ["env", "algorithm", "before RL", f"after {minutes} min (seed {seeds})"]
-    header.append("lift, points (mean; per seed)")
-    if detail:
-        header += ["updates", "generated tokens/s"]
-    rows = []
-    for key in sorted(groups, key=order):
-        runs = sorted(groups[key], key=lambda r: r["seed"])
-        before = [r["before"]["eval/success_rate"] for r in runs]
-        after = [r["after"]["eval/success_rate"] for r in runs]
-        lifts = [100 * (a - b) for a, b in zip(after, before, strict=True)]
-        row = [
-            key[0],
-            ALGO_NAMES.get(key[1], key[1]),
-            f"{100 * np.mean(before):.1f}%",
-            " / ".join(f"{100 * a:.1f}%" for a in after),
-            f"**{np.mean(lifts):+.1f}** ({' / '.join(f'{x:+.1f}' for x in lifts)})",
-        ]
-        if detail:
-            row.append(" / ".join(str(r["updates"]) for r in runs))
-            row.append(f"{np.mean([r['tokens_per_second'] for r in runs]):,.0f}")
-        rows.append(row)
-    if not rows:
-        return ""
-    return table(header, rows, "llrrr" + "rr" * detail)
-
-
-def _print_summary(results: list[dict[str, Any]]) -> None:
-    for r in results:
-        b, a = (
-            r["before"].get("eval/success_rate", float("nan")),
-            r["after"].get("eval/success_rate", float("nan")),
-        )
-        print(
-            f"{r['algo']:>5} {r['env_id']:<28} seed {r['seed']}: {b:.3f} -> {a:.3f} "
-            f"({100 * (a - b):+.1f} points) in {r['train_seconds']:.0f}s"
-        )
+    data = read_json(
+        out,
+        missing=f"--render-only: {out} does not exist; run the benchmark first.",
+        torn=f"--render-only: {out} is torn or not JSON ({{exc}}); run the benchmark again.",
+    )
+    results = data.get("results") if isinstance(data, dict) else None
+    check_runs(results, f"--render-only: {out}", "run the benchmark again")
+    atomic_write(out.with_suffix(".md"), lm_report.render_blocks(results))
+    lm_report.plot(results, out.with_suffix(".png"))
+    if readme:
+        lm_report.update_docs(results)
+    lm_report.print_summary(results)
+    return 0
 
 
 @dataclass
@@ -296,15 +315,23 @@ class LMAccuracyArgs:
     algos: list[str] = flags.flag(default_factory=lambda: ["ppo", "grpo"])
     """the LM algorithms to train"""
     envs: list[str] = flags.flag(
-        default_factory=lambda: ["textgym/Reasoning-v0", "textgym/CustomerService-v0"]
+        default_factory=lambda: [
+            "textgym/Reasoning-v1",
+            "textgym/CustomerService-v1",
+            "textgym/Dialogue-v1",
+        ]
     )
     """the envs to train and evaluate on"""
     seeds: list[int] = flags.flag(default_factory=lambda: [1])
     """seeds of the runs"""
-    time_budget: float = 600.0
-    """training seconds per run"""
+    updates: int = DEFAULT_UPDATES
+    """updates per run (what makes a result reproducible)"""
+    time_budget: float = DEFAULT_TIME_CAP
+    """safety cap: training seconds per run (a run stopped by it records capped: true)"""
     eval_every: int = 10
     """updates between held-out evaluations"""
+    eval_episodes: int | None = None
+    """held-out episodes per evaluation (none: the family's, 256 or 512)"""
     threads: int = 2
     """torch CPU threads"""
     model: str = "default"
@@ -312,11 +339,15 @@ class LMAccuracyArgs:
     runs: str = "runs/lm_accuracy"
     """where the run directories go"""
     out: str = str(RESULTS / "lm_accuracy.json")
-    """the summary JSON (a PNG plot is written next to it)"""
+    """the summary JSON (its tables in .md and a plot in .png are written next to it)"""
     eval_only: bool = False
     """evaluate --model on the held-out split with the same protocol, without training"""
     combine: list[str] | None = flags.flag(None, metavar="JSON")
     """merge the results of earlier runs (e.g. run in parallel) into --out and its plot"""
+    render_only: bool = False
+    """re-write the tables and plot of an existing --out (no runs)"""
+    readme: bool = False
+    """also rewrite the tables between the lm-accuracy markers of README.md and the docs"""
 
 
 def build_parser() -> FlagParser[LMAccuracyArgs]:
@@ -344,20 +375,33 @@ def check_args(args: LMAccuracyArgs) -> None:
     check_unique(args.algos, "--algos")
     check_env_ids(args.envs)
     check_seeds(args.seeds)
+    check_positive(args.updates, "--updates", integer=True)
     args.time_budget = check_positive(args.time_budget, "--time-budget", integer=False)
     check_positive(args.eval_every, "--eval-every", integer=True)
+    if args.eval_episodes is not None:
+        check_positive(args.eval_episodes, "--eval-episodes", integer=True)
     check_positive(args.threads, "--threads", integer=True)
     check_out_file(args.out)
+    if args.readme:
+        lm_report.check_docs()  # before the runs: minutes of them, then no table to write
 
 
 def execute(args: LMAccuracyArgs, argv: Sequence[str] | None = None) -> int:
     """Run the parsed command line (``argv`` is recorded as the command); user errors raise."""
-    if args.combine:
-        check_out_file(args.out)
-        return combine([Path(f) for f in args.combine], Path(args.out))
-    check_args(args)
-    results = []
     out = Path(args.out)
+    if args.combine or args.render_only:
+        check_out_file(args.out)
+        if args.readme:
+            lm_report.check_docs()  # before anything is written
+        if args.combine:
+            return combine([Path(f) for f in args.combine], out, args.readme)
+        return render_only(out, args.readme)
+    check_args(args)
+    updates = 0 if args.eval_only else args.updates
+    command = "python -m benchmarks.lm_accuracy " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
+    )
+    results = []
     for env_id in args.envs:
         for algo in args.algos:
             for seed in args.seeds:
@@ -372,24 +416,21 @@ def execute(args: LMAccuracyArgs, argv: Sequence[str] | None = None) -> int:
                         args.threads,
                         Path(args.runs),
                         args.model,
-                        0 if args.eval_only else 100_000,
+                        updates,
+                        args.eval_episodes,
                     )
                 )
-                summary = {
-                    "command": "python -m benchmarks.lm_accuracy "
-                    + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)),
-                    "machine": {
-                        "cpu_count": os.cpu_count(),
-                        "threads": args.threads,
-                        "load_average_at_end": list(os.getloadavg()),
-                    },
-                    "results": results,
+                machine = {
+                    "cpu_count": os.cpu_count(),
+                    "threads": args.threads,
+                    "load_average_at_end": list(os.getloadavg()),
                 }
-                # Atomic: a kill mid-benchmark keeps every run finished so far, whole.
-                atomic_write(out, json.dumps(summary, indent=2) + "\n")
-    plot(results, out.with_suffix(".png"))
-    _print_summary(results)
-    print(markdown(results, detail=True))
+                # The README only from a whole benchmark (a part would show only itself).
+                last = len(results) == len(args.envs) * len(args.algos) * len(args.seeds)
+                write_outputs(
+                    results, out, {"command": command, "machine": machine}, args.readme and last
+                )
+    lm_report.print_summary(results)
     return 0
 
 

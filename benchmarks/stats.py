@@ -35,6 +35,20 @@ def bootstrap_ci(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> tuple[f
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+def mean_ci(values: Iterable[float | None]) -> dict[str, float | int | None]:
+    """The mean over runs with its 95% bootstrap CI, JSON-ready, ``None`` values left out.
+
+    Returns:
+        ``{"mean", "ci_low", "ci_high", "n"}``; the bounds are ``None`` below two runs (one
+        run says nothing about the spread) and the mean too for none.
+    """
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    if x.size == 0:
+        return {"mean": None, "ci_low": None, "ci_high": None, "n": 0}
+    low, high = bootstrap_ci(x) if x.size >= 2 else (None, None)
+    return {"mean": float(x.mean()), "ci_low": low, "ci_high": high, "n": int(x.size)}
+
+
 def iqm(scores: np.ndarray) -> float:
     """Interquartile mean: the mean of the middle 50% of runs (Agarwal et al., 2021)."""
     return float(stats.trim_mean(scores, 0.25))

@@ -111,43 +111,126 @@ def test_an_interrupted_run_restarts_from_scratch(tmp_path: Path) -> None:
 
 
 def test_lm_accuracy_combines_parallel_runs(tmp_path: Path) -> None:
-    from benchmarks import lm_accuracy
+    from benchmarks import lm_accuracy, lm_report
 
-    def run(algo: str, env_id: str, before: float, after: float) -> dict:
+    def run(algo: str, env_id: str, seed: int, before: float, after: float) -> dict:
         curve = [
             {"update": 0, "train_seconds": 0.0, "success_rate": before},
             {"update": 10, "train_seconds": 30.0, "success_rate": after},
         ]
         return {
-            "algo": algo, "env_id": env_id, "seed": 1, "split": "test", "train_seconds": 600.0,
-            "updates": 10, "tokens_per_second": 1234.0,
+            "algo": algo, "env_id": env_id, "seed": seed, "split": "test", "train_seconds": 600.0,
+            "updates": 10, "capped": False, "tokens_per_second": 1234.0,
             "before": {"eval/success_rate": before}, "after": {"eval/success_rate": after},
             "curve": curve,
         }  # fmt: skip
 
     parts = []
-    for i, (algo, env_id) in enumerate(
-        [("ppo", "textgym/Reasoning-v0"), ("grpo", "textgym/CustomerService-v0")]
+    for i, runs in enumerate(
+        [
+            [run("ppo", "textgym/Reasoning-v1", 1, 0.2, 0.6)],
+            [run("ppo", "textgym/Reasoning-v1", 2, 0.2, 0.5)],
+            [run("grpo", "textgym/CustomerService-v1", 1, 0.2, 0.6)],
+        ]
     ):
         path = tmp_path / f"part{i}.json"
         path.write_text(json.dumps({"command": f"cmd {i}", "machine": {"threads": 1},
-                                    "results": [run(algo, env_id, 0.2, 0.6)]}))  # fmt: skip
+                                    "results": runs}))  # fmt: skip
         parts.append(str(path))
     out = tmp_path / "lm_accuracy.json"
     assert lm_accuracy.main(["--combine", *parts, "--out", str(out)]) == 0
-    merged = json.loads(out.read_text())["results"]
-    table = lm_accuracy.markdown(merged, detail=True).splitlines()
-    # The headline env first; before, after, lift in points, updates, tokens/s.
-    assert (
-        table[2]
-        == "| textgym/Reasoning-v0 | PPO | 20.0% | 60.0% | **+40.0** (+40.0) | 10 | 1,234 |"
+    merged = json.loads(out.read_text())
+    table = lm_report.markdown(merged["results"], detail=True).splitlines()
+    # The headline env first; the two seeds of two parts are one row with its CI.
+    assert table[2] == (
+        "| textgym/Reasoning-v1 | PPO | 2 | 10 | 20.0% | 55.0% | **+35.0** [+30.0, +40.0] | 600 "
+        "| +40.0 / +30.0 | 1,234 |"
     )
-    assert table[3].startswith("| textgym/CustomerService-v0 | GRPO |")
-    assert [(r["env_id"], r["algo"], r["benchmark_command"]) for r in merged] == [
-        ("textgym/CustomerService-v0", "grpo", "cmd 1"),
-        ("textgym/Reasoning-v0", "ppo", "cmd 0"),
-    ]
+    assert table[3].startswith("| textgym/CustomerService-v1 | GRPO | 1 |")
+    assert [(r["env_id"], r["algo"], r["seed"], r["benchmark_command"])
+            for r in merged["results"]] == [
+        ("textgym/CustomerService-v1", "grpo", 1, "cmd 2"),
+        ("textgym/Reasoning-v1", "ppo", 1, "cmd 0"),
+        ("textgym/Reasoning-v1", "ppo", 2, "cmd 1"),
+    ]  # fmt: skip
+    assert merged["summary"] == lm_report.lift_rows(merged["results"])
+    assert merged["calibration"] == []  # no run measured one
     assert out.with_suffix(".png").stat().st_size > 0
+    assert out.with_suffix(".md").read_text() == lm_report.render_blocks(merged["results"])
+
+    # A run in two parts would count as two seeds: refused, nothing written.
+    before = out.read_text()
+    assert lm_accuracy.main(["--combine", parts[0], parts[0], "--out", str(out)]) == 2
+    assert out.read_text() == before
+
+    # --render-only re-renders the tables and plot of an earlier result, and no JSON.
+    out.with_suffix(".md").unlink()
+    assert lm_accuracy.main(["--render-only", "--out", str(out)]) == 0
+    assert out.with_suffix(".md").read_text() == lm_report.render_blocks(merged["results"])
+    assert out.read_text() == before
+
+
+#: Timings and paths: what may differ between two runs of the same seeds.
+UNTIMED = {"train_seconds", "tokens_per_second", "wall_seconds", "run_dir"}
+
+
+def untimed(result: dict) -> dict:
+    """A run's record without its timings (its curve's included)."""
+    out = {k: v for k, v in result.items() if k not in UNTIMED}
+    out["curve"] = [{k: v for k, v in p.items() if k != "train_seconds"} for p in result["curve"]]
+    return out
+
+
+@pytest.fixture
+def tiny_recipe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reasoning's GRPO recipe on 4 rows: a run of seconds."""
+    from benchmarks import lm_accuracy
+
+    recipe = dict(num_envs=4, group_size=2, learning_rate=1e-4, kl_coef=0.0)
+    monkeypatch.setitem(lm_accuracy.RECIPES, ("grpo", "textgym/Reasoning"), recipe)
+
+
+def test_lm_accuracy_gives_the_same_numbers_for_the_same_seeds(
+    tmp_path: Path, tiny_recipe: None
+) -> None:
+    from benchmarks import lm_accuracy
+
+    def bench(name: str) -> dict:
+        out = tmp_path / f"{name}.json"
+        args = ["--algos", "grpo", "--envs", "textgym/Reasoning-v1", "--seeds", "3",
+                "--updates", "2", "--eval-every", "1", "--eval-episodes", "8", "--threads", "1",
+                "--runs", str(tmp_path / name), "--out", str(out)]  # fmt: skip
+        assert lm_accuracy.main(args) == 0
+        return json.loads(out.read_text())
+
+    a, b = bench("a"), bench("b")
+    (run,) = a["results"]
+    assert run["updates"] == run["total_updates"] == 2 and run["capped"] is False
+    assert [p["update"] for p in run["curve"]] == [0, 1, 2]
+    assert "--total-updates 2 --time-budget 1800" in run["command"]
+    # The calibration replays the final evaluation: its accuracy is that success rate.
+    cal = run["calibration"]
+    assert cal["episodes"] == 8 and cal["threshold"] == pytest.approx(1 / 3)
+    assert cal["accuracy"] == run["after"]["eval/success_rate"]
+    assert cal["coverage"] + cal["abstention_rate"] == pytest.approx(1.0)
+    assert [untimed(r) for r in a["results"]] == [untimed(r) for r in b["results"]]
+    assert a["calibration"] == b["calibration"]
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in UNTIMED} for r in rows]  # noqa: E731
+    assert strip(a["summary"]) == strip(b["summary"])
+
+
+def test_lm_accuracy_records_a_run_stopped_by_the_time_cap(
+    tmp_path: Path, tiny_recipe: None
+) -> None:
+    from benchmarks.lm_accuracy import run_one
+
+    report = run_one(
+        "grpo", "textgym/Reasoning-v1", seed=0, time_budget=1e-6, eval_every=0, threads=1,
+        run_root=tmp_path, model="default", total_updates=3, eval_episodes=4,
+    )  # fmt: skip
+    # The cap is checked before each update: the first one runs, then the cap stops it.
+    assert report["updates"] == 1 and report["capped"] is True
+    assert report["total_updates"] == 3 and report["time_budget"] == 1e-6
 
 
 def test_throughput_reports_ratios_and_a_profile() -> None:
@@ -241,15 +324,26 @@ def test_trainer_throughput_runs_every_contender_against_trl() -> None:
     assert result["trl"] == trainer_throughput._version("trl")
 
 
-def test_readme_and_docs_lm_tables_are_the_committed_measurement() -> None:
-    import json
-    from pathlib import Path
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--updates", "0"], "--updates must be a positive integer, got 0"),
+        (["--eval-episodes", "0"], "--eval-episodes must be a positive integer, got 0"),
+        (["--render-only"], "--render-only: {tmp}/lm.json does not exist"),
+        (["--readme"], "lacks the <!-- lm-accuracy:begin --> / <!-- lm-accuracy:end --> markers"),
+    ],
+)
+def test_lm_accuracy_refuses_bad_flags_before_any_run(
+    argv: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from benchmarks import lm_accuracy, lm_report
 
-    from benchmarks import lm_accuracy
-
-    root = Path(__file__).resolve().parents[1]
-    results = json.loads((root / "benchmarks/results/lm_accuracy.json").read_text())["results"]
-    assert lm_accuracy.markdown(results) in (root / "README.md").read_text()
-    assert (
-        lm_accuracy.markdown(results, detail=True) in (root / "docs/readme/agents.md").read_text()
-    )
+    doc = tmp_path / "README.md"
+    doc.write_text("no markers here\n")
+    monkeypatch.setattr(lm_report, "DOCS", {doc: ("lm-accuracy",)})
+    out = ["--out", str(tmp_path / "lm.json"), "--runs", str(tmp_path / "runs")]
+    assert lm_accuracy.main([*out, *argv]) == 2
+    err = capsys.readouterr().err
+    assert message.format(tmp=tmp_path) in err and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()  # refused before the first run started
