@@ -106,8 +106,9 @@ def test_committed_multiturn_results_agree_with_their_table():
             assert r[side]["prefill_per_generated"] == round(c["prefill"] / c["generated"], 3)
         assert r["trl"]["prefill_exact"]
         assert r["textgym"]["prefill_per_generated"] < r["trl"]["prefill_per_generated"]
-    # textgym's own count (each token the agent did not write, fed once) is flat in the
-    # number of turns; what it prefills beyond that is its cache rebuilds (reprefill_share).
+    # textgym feeds each token the agent did not write exactly once (no cache rebuild, no
+    # re-prefill), and that count is flat in the number of turns.
+    assert all(r["textgym"]["prefill_exact"] and r["textgym"]["reprefill_share"] == 0 for r in rows)
     design = [r["textgym"]["counts"]["expected_prefill"] / r["textgym"]["counts"]["generated"]
               for r in rows]  # fmt: skip
     assert max(design) <= 1.25 * min(design)
