@@ -340,3 +340,31 @@ def test_the_rollout_steps_only_rows_still_playing(env_id: str) -> None:
     episodes = collector.collect(list(range(8)))
     assert len({e.num_actions for e in episodes}) > 1  # the rows finished at different steps
     assert collector.stats.env_steps == sum(e.num_actions for e in episodes)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_kv_sampler_is_exact_on_rotary_models(arch: str) -> None:
+    """Users bring Llama- and Qwen-style models (rotary positions, grouped KV heads): the
+    per-row cache gives them the logits of a fresh forward too, through prompts, replies of
+    different lengths and a cache that outgrows its first allocation."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    cls, cfg = {"llama": (LlamaForCausalLM, LlamaConfig), "qwen2": (Qwen2ForCausalLM, Qwen2Config)}[
+        arch
+    ]
+    torch.manual_seed(0)
+    vocab = 300
+    model = cls(
+        cfg(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    ).eval()  # fmt: skip
+    ids = np.random.default_rng(0).integers(5, vocab, size=(3, 60))
+    sampler = KVSampler(LMPolicy(model, vocab), 3, max_cache=16)
+    lengths, active = np.array([4, 7, 2]), np.ones(3, dtype=bool)
+    for grow in ([0, 0, 0], [1, 1, 1], [5, 1, 1], [1, 1, 9], [1, 6, 1], [3, 3, 3]):
+        lengths = lengths + np.array(grow)
+        rows, got = sampler.logits(ids, lengths, active)
+        for k, r in enumerate(rows):
+            with torch.no_grad():
+                want = model(input_ids=torch.as_tensor(ids[r : r + 1, : lengths[r]])).logits[0, -1]
+            torch.testing.assert_close(got[k], want, atol=1e-5, rtol=0)
