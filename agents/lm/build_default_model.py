@@ -23,7 +23,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,9 +68,6 @@ def build(
     verbose: bool = True,
 ) -> dict[str, Any]:
     """Build the model into ``out`` (replaced atomically); returns the build info."""
-    # Imported here: transformers takes seconds to import, and only a build needs it.
-    from transformers import GPT2Config, GPT2LMHeadModel
-
     torch.set_num_threads(threads)
     torch.manual_seed(sft_config.seed)
     start = time.perf_counter()
@@ -97,6 +94,48 @@ def build(
             }
             say(f"demonstrations {env_id}: {data[env_id]}")
 
+    model, n_params, metrics = fit_gpt2(sequences, tokenizer, arch, sft_config, say)
+
+    scores: dict[str, Any] = {}
+    for env_id, _ in plan:
+        scores[env_id] = evaluate_model(model, tokenizer, env_id, eval_episodes)
+        say(f"greedy {env_id}: {scores[env_id]}")
+    info = {
+        "command": "python -m agents.lm.build_default_model",
+        "seed": SEED,
+        "noise": noise,
+        "demonstrations": data,
+        "skipped_envs": skipped,
+        "architecture": arch,
+        "parameters": n_params,
+        "vocab_size": words_size(tokenizer),
+        "tokenizer_sha256": _vocab_hash(tokenizer),
+        "sft": {**{k: v for k, v in vars(sft_config).items()}, **metrics},
+        "greedy_eval": scores,
+        "build_seconds": round(time.perf_counter() - start, 1),
+        "threads": threads,
+        "torch": torch.__version__,
+    }
+    _write(model, tokenizer, info, Path(out))
+    say(f"wrote {out} in {info['build_seconds']}s")
+    return info
+
+
+def fit_gpt2(
+    sequences: Sequence[tuple[np.ndarray, np.ndarray]],
+    tokenizer: Any,
+    arch: dict[str, int],
+    sft_config: SFTConfig,
+    say: Callable[..., None],
+) -> tuple[Any, int, dict[str, float]]:
+    """A fresh GPT-2 (``arch``) fitted to ``sequences`` by SFT on the agent's tokens.
+
+    Returns:
+        The model, its parameter count and the SFT metrics.
+    """
+    # Imported here: transformers takes seconds to import, and only a build needs it.
+    from transformers import GPT2Config, GPT2LMHeadModel
+
     config = GPT2Config(
         # The words only: the tokenizer's spare slots spell nothing, and a model that ends
         # where they begin keeps working when a family's new word fills one (see
@@ -122,30 +161,7 @@ def build(
             f"  step {step}: loss {m['sft/loss']:.4f} ({m['sft/seconds']:.0f}s)"
         ),
     )
-
-    scores: dict[str, Any] = {}
-    for env_id, _ in plan:
-        scores[env_id] = evaluate_model(model, tokenizer, env_id, eval_episodes)
-        say(f"greedy {env_id}: {scores[env_id]}")
-    info = {
-        "command": "python -m agents.lm.build_default_model",
-        "seed": SEED,
-        "noise": noise,
-        "demonstrations": data,
-        "skipped_envs": skipped,
-        "architecture": arch,
-        "parameters": n_params,
-        "vocab_size": words_size(tokenizer),
-        "tokenizer_sha256": _vocab_hash(tokenizer),
-        "sft": {**{k: v for k, v in vars(sft_config).items()}, **metrics},
-        "greedy_eval": scores,
-        "build_seconds": round(time.perf_counter() - start, 1),
-        "threads": threads,
-        "torch": torch.__version__,
-    }
-    _write(model, tokenizer, info, Path(out))
-    say(f"wrote {out} in {info['build_seconds']}s")
-    return info
+    return model, n_params, metrics
 
 
 @torch.no_grad()
@@ -192,32 +208,40 @@ PROG = "python -m agents.lm.build_default_model"
 
 @dataclass
 class BuildArgs:
-    """The flags of ``python -m agents.lm.build_default_model``."""
+    """The flags of the model builders (``python -m agents.lm.build_default_model``,
+    ``python -m agents.lm.build_open_model``)."""
 
-    out: str = str(DEFAULT_MODEL_DIR)
-    """output directory (replaced atomically)"""
-    steps: int = SFT.steps
-    """SFT steps"""
+    out: str | None = None
+    """output directory, replaced atomically (default: where the model ships)"""
+    steps: int | None = None
+    """SFT steps (default: the recipe's)"""
     noise: float = NOISE
     """label-noise rate of the demonstrations"""
-    threads: int = 2
-    """torch threads"""
+    threads: int | None = None
+    """torch threads (default: the recipe's)"""
     eval_episodes: int = 256
     """greedy eval episodes per env"""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m agents.lm.build_default_model [--out DIR] [--steps N]``."""
-    args = build_parser(BuildArgs, PROG, __doc__.split("\n\n")[0]).parse(argv)
-    cfg = SFTConfig(**{**vars(SFT), "steps": args.steps})
-    build(
-        args.out,
+def run_build(
+    argv: Sequence[str] | None, prog: str, doc: str, build_fn: Callable[..., Any], recipe: SFTConfig
+) -> int:
+    """Parse a builder's flags (:class:`BuildArgs`) and run ``build_fn`` with them."""
+    args = build_parser(BuildArgs, prog, doc.split("\n\n")[0]).parse(argv)
+    given = {"out": args.out, "threads": args.threads}
+    steps = recipe.steps if args.steps is None else args.steps
+    build_fn(
+        sft_config=SFTConfig(**{**vars(recipe), "steps": steps}),
         noise=args.noise,
-        sft_config=cfg,
-        threads=args.threads,
         eval_episodes=args.eval_episodes,
+        **{k: v for k, v in given.items() if v is not None},
     )
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m agents.lm.build_default_model [--out DIR] [--steps N]``."""
+    return run_build(argv, PROG, __doc__, build, SFT)
 
 
 if __name__ == "__main__":

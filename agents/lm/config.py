@@ -10,13 +10,15 @@ the one-line docstring under each field, which is what ``textgym train --help`` 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
+from agents.lm.default_model import DEFAULT, DEFAULT_NAMES, default_model_name
 from textgym.errors import ConfigError
 from textgym.tokenizer import has_tokenizer
 from textgym.tools.flags import field_docs as field_docs  # re-exported: its old home
@@ -127,6 +129,44 @@ def normalize_numbers(config: Any, checks: Mapping[str, Check]) -> None:
             setattr(config, name, float(value))
 
 
+#: Env arguments the trainer sets itself, and what to do instead.
+RESERVED_ENV_KWARGS = {
+    "split": "the trainer trains on the train split and evaluates on the test split itself",
+    "tokenizer": "use --tokenizer",
+    "copy": "the trainer sets it",
+}
+
+
+def parse_env_kwarg(item: str) -> tuple[str, Any]:
+    """``"KEY=VALUE"`` as ``(KEY, VALUE)``: VALUE as JSON when it parses (``3``, ``true``,
+    ``{"a": 1}``), else as the text it is (``chain_sum``)."""
+    key, _, text = item.partition("=")
+    try:
+        return key.strip(), json.loads(text)
+    except json.JSONDecodeError:
+        return key.strip(), text
+
+
+def env_kwargs_problems(items: Any) -> list[str]:
+    """One sentence per ``--env-kwargs`` item that is not ``KEY=VALUE`` (or repeats a KEY)."""
+    if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+        return [f"--env-kwargs (env_kwargs) got {items!r}; it must be a list of KEY=VALUE strings"]
+    problems, seen = [], set()
+    for item in items:
+        key = item.partition("=")[0].strip()
+        if "=" not in item or not key.isidentifier():
+            problems.append(
+                f"--env-kwargs got {item!r}; each item must be KEY=VALUE with KEY an argument "
+                "name, e.g. dataset=chain_sum"
+            )
+        elif key in RESERVED_ENV_KWARGS:
+            problems.append(f"--env-kwargs {key}=...: {RESERVED_ENV_KWARGS[key]}")
+        elif key in seen:
+            problems.append(f"--env-kwargs gives {key!r} twice; give each argument once")
+        seen.add(key)
+    return problems
+
+
 def raise_config_problems(what: str, problems: list[str]) -> None:
     """Raise one :class:`ConfigError` listing every problem (nothing when there are none)."""
     if problems:
@@ -150,8 +190,12 @@ class TrainConfig:
 
     env_id: str = "textgym/Reasoning-v0"
     """the textgym environment id to train on"""
+    env_kwargs: list[str] = field(default_factory=list)
+    """arguments of the env as KEY=VALUE, VALUE read as JSON when it parses, else as text
+    (e.g. dataset=chain_sum 'config={"max_terms": 3}')"""
     model: str = "default"
-    """causal LM: 'default' (textgym's embedded model), a local directory or a hub name"""
+    """causal LM: 'default' (textgym's embedded model for the env's tokenizer), a local
+    directory or a hub name"""
     tokenizer: str | None = None
     """tokenizer for the env (None: the model directory's own, else textgym's default)"""
     seed: int = 1
@@ -226,7 +270,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         normalize_numbers(self, self.CHECKS)
         self.validate()
-        if self.tokenizer is None and self.model != "default" and has_tokenizer(self.model):
+        if self.model == DEFAULT:
+            # The embedded model that spells the env's tokenizer, recorded by its name
+            # ("default-open" for open-text envs), which is what the trainer resolves.
+            self.model = default_model_name(self.env_id, self.tokenizer)
+        embedded = self.model in DEFAULT_NAMES
+        if self.tokenizer is None and not embedded and has_tokenizer(self.model):
             # A model saved with its tokenizer (a chat model and its template) plays on it:
             # its token ids mean that tokenizer's words. Recorded, so the run says so.
             self.tokenizer = self.model
@@ -237,7 +286,7 @@ class TrainConfig:
         Raises:
             ConfigError: every invalid field, each named by its flag with its valid range.
         """
-        problems = config_problems(self, self.CHECKS)
+        problems = config_problems(self, self.CHECKS) + env_kwargs_problems(self.env_kwargs)
         if not problems:  # relations between fields only mean something for valid fields
             problems = self.consistency_problems()
         raise_config_problems("training arguments", problems)
@@ -245,6 +294,11 @@ class TrainConfig:
     def consistency_problems(self) -> list[str]:
         """Problems between fields (e.g. a group size that does not divide ``num_envs``)."""
         return []
+
+    @property
+    def env_options(self) -> dict[str, Any]:
+        """:attr:`env_kwargs` as the keyword arguments of ``gym.make``."""
+        return dict(parse_env_kwarg(item) for item in self.env_kwargs)
 
     @property
     def episodes_per_update(self) -> int:

@@ -33,9 +33,19 @@ def check_env_id(env_id: str) -> None:
     )
 
 
-def make_envs(env_id: str, num_envs: int, tokenizer: str | None, split: str | None) -> Any:
-    """The native vector env, on the given split when the task has one."""
-    kwargs: dict[str, Any] = {"copy": False}
+def make_envs(
+    env_id: str,
+    num_envs: int,
+    tokenizer: str | None,
+    split: str | None,
+    env_kwargs: dict[str, Any] | None = None,
+) -> Any:
+    """The native vector env, on the given split when the task has one.
+
+    ``env_kwargs`` are the env's own arguments (``dataset="chain_sum"``); a wrong one fails
+    here, with the env's message naming it, before any model is loaded.
+    """
+    kwargs: dict[str, Any] = {**(env_kwargs or {}), "copy": False}
     if tokenizer is not None:
         kwargs["tokenizer"] = tokenizer
     if split is not None:
@@ -48,3 +58,18 @@ def has_split(env_id: str) -> bool:
     spec = gym.spec(env_id)
     task = TASKS.get(spec.kwargs.get("task", ""))
     return task is not None and "split" in inspect.signature(task).parameters
+
+
+def make_run_envs(config: Any) -> tuple[Any, Any, str | None]:
+    """A run's train and evaluation vector envs and the evaluation's split.
+
+    Both have ``config.num_envs`` rows, ``config.tokenizer`` and ``config.env_options``;
+    training plays the train split, evaluation the held-out test split when the task has
+    one (``None`` otherwise: the same problems as training).
+    """
+    split = "test" if has_split(config.env_id) else None
+    made = [
+        make_envs(config.env_id, config.num_envs, config.tokenizer, s, config.env_options)
+        for s in (None, split)
+    ]
+    return made[0], made[1], split

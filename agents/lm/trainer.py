@@ -53,7 +53,7 @@ from agents.lm.config import (
     raise_config_problems,
 )
 from agents.lm.default_model import resolve_model
-from agents.lm.envs import check_env_id, has_split, make_envs
+from agents.lm.envs import check_env_id, has_split, make_envs, make_run_envs
 from agents.lm.policy import LMPolicy, ModelNotFoundError, token_logprobs
 from agents.lm.rundir import RUN_IDENTITY
 from textgym import runs
@@ -145,9 +145,7 @@ class LMTrainer:
             runs.clean_temporaries(self.run_dir)
         runs.check_start(self.run_dir, config.resume)
 
-        self.envs = make_envs(config.env_id, config.num_envs, config.tokenizer, None)
-        self.split = "test" if has_split(config.env_id) else None
-        self.eval_envs = make_envs(config.env_id, config.num_envs, config.tokenizer, self.split)
+        self.envs, self.eval_envs, self.split = make_run_envs(config)
         first = self.envs.unwrapped.envs[0]
         self.pad_id, self.eot_id = first.chat.pad_id, first.chat.eot_id
         self.max_new_tokens = int(self.envs.unwrapped.max_new_tokens)
