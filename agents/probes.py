@@ -57,7 +57,10 @@ __all__ = [
 #: Success-rate points a probe may beat the random policy by before the env fails.
 MARGIN = 0.05
 #: The task families the probes know (``task.name``).
-FAMILIES = ("copy", "reasoning", "dialogue", "customer_service")
+FAMILIES = ("copy", "reasoning", "dialogue", "customer_service", "reasoning_gym", "dataset")
+#: The single-turn families over external data (reasoning-gym's generators, a user's rows):
+#: Reasoning's probes, as their prompts ask for ``answer: X`` too.
+EXTERNAL = ("reasoning_gym", "dataset")
 ABSTAIN = "i don't know."
 #: The Reasoning constant: the most common answer of this many training problems.
 PRIOR_SAMPLES = 2000
@@ -188,6 +191,7 @@ PROBES: dict[str, Probe] = {
             {
                 "copy": lambda env, memo: " ".join(env.task.words),
                 "reasoning": lambda env, memo: " ".join(_content(env.problem.prompt)),
+                **{f: (lambda env, memo: " ".join(_content(env.problem.prompt))) for f in EXTERNAL},
                 "dialogue": lambda env, memo: " ".join(env.problem.metadata["keywords"]),
                 "customer_service": lambda env, memo: " ".join([*ACTIONS, *SLOTS]),
             },
@@ -204,6 +208,7 @@ PROBES: dict[str, Probe] = {
             {
                 "copy": lambda env, memo: " ".join(env.task.words[: env.task.length]),
                 "reasoning": _reasoning_prior,
+                **dict.fromkeys(EXTERNAL, _reasoning_prior),
                 "dialogue": lambda env, memo: _cover_words(),
                 "customer_service": lambda env, memo: "[escalate order=1000 amount=100]",
             },
@@ -214,6 +219,7 @@ PROBES: dict[str, Probe] = {
             {
                 "copy": lambda env, memo: " ".join([env.task.words[0]] * env.task.length),
                 "reasoning": lambda env, memo: "answer: 0",
+                **{f: (lambda env, memo: "answer: 0") for f in EXTERNAL},
                 "dialogue": lambda env, memo: "thank you for your question, i am happy to help.",
                 "customer_service": lambda env, memo: "[status order=0]",
             },

@@ -67,6 +67,12 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("ppo", "textgym/CustomerService"): dict(
         num_envs=64, learning_rate=5e-5, kl_coef=0.0, missing_end_penalty=-0.5
     ),
+    # reasoning-gym's spell_backward on the open default model: Reasoning's recipes, with 64
+    # rows (single-turn problems as short).
+    ("grpo", "textgym/ReasoningGym-Strings"): dict(
+        num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0
+    ),
+    ("ppo", "textgym/ReasoningGym-Strings"): dict(num_envs=64, learning_rate=5e-5, kl_coef=0.0),
     # CustomerService's recipes: another multi-turn family of the same length and cost.
     ("grpo", "textgym/Dialogue"): dict(num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0),
     ("ppo", "textgym/Dialogue"): dict(
@@ -186,8 +192,7 @@ def run_one(
         report["algo"] = "eval-only"  # no update ran: the algorithm only built the evaluator
     log = read_log(run_dir)
     seconds = {step: value for step, _, value in log.get("charts/train_seconds", [])}
-    # One point per update: the trainer's final evaluation logs the last update a second
-    # time when --eval-every divides --updates (greedy, so the same value).
+    # One point per update (a log resumed after a kill may hold an update twice).
     points = {step: value for step, _, value in log.get("eval/success_rate", [])}
     curve = [
         {"update": step, "train_seconds": round(seconds.get(step, 0.0), 1), "success_rate": value}
@@ -200,6 +205,8 @@ def run_one(
             "time_budget": time_budget,
             # The trainer stops at its update count or at the time cap: fewer updates is the cap.
             "capped": report["updates"] < total_updates,
+            # "default" or "default-open" (the open tokenizer's model) when model="default".
+            "model": trainer.config.model,
             "calibration": final_calibration(trainer, env_id),
             "recipe": settings,
             "curve": curve,

@@ -15,7 +15,6 @@ accuracy, abstention rate, each with its CI over seeds, and the reward-optimal t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV_ORDER = (
     "textgym/Reasoning-v1", "textgym/CustomerService-v1", "textgym/Dialogue-v1",
     "textgym/Reasoning-v0", "textgym/CustomerService-v0", "textgym/Dialogue-v0",
+    "textgym/ReasoningGym-Strings-v0", "textgym/ReasoningGym-Arithmetic-v0",
 )  # fmt: skip
+#: The model name a run on the open default model records (``agents.lm.default_model``);
+#: its runs get their own tables, as they start from another model.
+OPEN_MODEL = "default-open"
 ALGO_NAMES = {"eval-only": "none (pre-trained)", "grpo": "GRPO", "ppo": "PPO",
               "reinforce": "REINFORCE"}  # fmt: skip
 #: The calibration shares of a run (:class:`agents.common.evaluation.Calibration`).
@@ -186,17 +189,32 @@ def calibration_markdown(results: Results) -> str:
     return table(header, rows, "llrrrrrr") if rows else ""
 
 
-#: Every table a document shows, by its marker name.
+def on_model(results: Results, open_model: bool) -> list[dict[str, Any]]:
+    """The runs that started from the open default model (``open_model``), or the others
+    (the closed default model; runs from before models were recorded are those)."""
+    return [r for r in results if (r.get("model") == OPEN_MODEL) == open_model]
+
+
+def _table(render: Callable[..., str], open_model: bool, **kwargs: Any) -> Callable[..., str]:
+    return lambda results: render(on_model(results, open_model), **kwargs)
+
+
+#: Every table a document shows, by its marker name: the closed default model's lifts, then
+#: the open default model's (on reasoning-gym's generators), then calibration of both.
 BLOCKS: dict[str, Callable[[Results], str]] = {
-    "lm-accuracy": markdown,
-    "lm-accuracy-detail": partial(markdown, detail=True),
+    "lm-accuracy": _table(markdown, False),
+    "lm-accuracy-detail": _table(markdown, False, detail=True),
+    "lm-accuracy-open": _table(markdown, True),
+    "lm-accuracy-open-detail": _table(markdown, True, detail=True),
     "lm-calibration": calibration_markdown,
 }
 #: Which tables each document shows (between the markers of each).
 DOCS: dict[Path, tuple[str, ...]] = {
-    ROOT / "README.md": ("lm-accuracy", "lm-calibration"),
-    ROOT / "docs" / "readme" / "agents.md": ("lm-accuracy-detail", "lm-calibration"),
-}
+    ROOT / "README.md": ("lm-accuracy", "lm-accuracy-open", "lm-calibration"),
+    ROOT / "docs" / "readme" / "agents.md": (
+        "lm-accuracy-detail", "lm-accuracy-open-detail", "lm-calibration",
+    ),
+}  # fmt: skip
 
 
 def markers(name: str) -> tuple[str, str]:

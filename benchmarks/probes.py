@@ -44,7 +44,8 @@ from textgym.tools.flags import FlagParser
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-#: Each family's newest version, after the v0 whose probe failures it fixes.
+#: Each family's newest version, after the v0 whose probe failures it fixes; for
+#: reasoning-gym's generators, the one the open default model's RL lift is measured on.
 ENV_IDS = (
     "textgym/Copy-v0",
     "textgym/Reasoning-v0",
@@ -53,6 +54,7 @@ ENV_IDS = (
     "textgym/CustomerService-v1",
     "textgym/Dialogue-v0",
     "textgym/Dialogue-v1",
+    "textgym/ReasoningGym-Strings-v0",
 )
 EPISODES = 500
 SEED = 30_000

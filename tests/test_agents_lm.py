@@ -192,6 +192,24 @@ def test_resume_finishes_a_run_killed_during_its_final_evaluation(synth, tmp_pat
     assert resumed.update_count == 2 and (tmp_path / "final_model").exists()
 
 
+def test_the_last_updates_evaluation_is_the_final_one(synth, tmp_path: Path) -> None:
+    # --eval-every dividing the update count evaluates the last update once, not twice.
+    trainer = make("reinforce", synth, tmp_path, total_updates=4, eval_every=2)
+    evaluate = trainer._evaluate_and_log
+    calls: list[int] = []
+
+    def counted(logger):  # noqa: ANN001, ANN202
+        calls.append(trainer.update_count)
+        return evaluate(logger)
+
+    trainer._evaluate_and_log = counted  # type: ignore[method-assign]
+    trainer.learn()
+    assert calls == [0, 2, 4]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["after"] == trainer.extra_state["final_eval"] and report["updates"] == 4
+    assert [h["update"] for h in trainer.history if "eval/success_rate" in h] == [0, 2, 4]
+
+
 def test_a_fresh_run_refuses_a_run_dir_that_holds_a_run(synth, tmp_path: Path) -> None:
     make("reinforce", synth, tmp_path, total_updates=1).learn()
     lines = (tmp_path / "progress.csv").read_text()

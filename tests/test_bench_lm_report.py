@@ -179,3 +179,21 @@ def test_docs_tables_are_the_committed_measurement() -> None:
             assert shown == lm_report.BLOCKS[name](results).strip(), (
                 f"{path}: run `python -m benchmarks.lm_accuracy --render-only --readme`"
             )
+
+
+def test_runs_on_the_open_model_get_their_own_tables() -> None:
+    strings = "textgym/ReasoningGym-Strings-v0"
+    results = [
+        run("textgym/Reasoning-v1", "grpo", 1, 0.2, 0.6),  # from before models were recorded
+        run("textgym/Reasoning-v1", "ppo", 1, 0.2, 0.5, model="default"),
+        run(strings, "grpo", 1, 0.3, 0.5, model="default-open"),
+    ]
+    closed = lm_report.BLOCKS["lm-accuracy"](results)
+    opened = lm_report.BLOCKS["lm-accuracy-open"](results)
+    assert "Reasoning-v1 | GRPO" in closed and "Reasoning-v1 | PPO" in closed
+    assert strings not in closed
+    assert strings in opened and "Reasoning-v1" not in opened
+    assert lm_report.BLOCKS["lm-accuracy-open-detail"](results) == lm_report.markdown(
+        results[2:], detail=True
+    )
+    assert lm_report.BLOCKS["lm-accuracy-open"](results[:2]) == ""  # no open runs: empty

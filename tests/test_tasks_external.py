@@ -248,6 +248,34 @@ def test_the_answer_format_is_configurable_and_stated_in_the_prompt() -> None:
         AnswerTemplate("answer:")
 
 
+def test_partial_credit_can_be_turned_off_where_it_is_gamed() -> None:
+    # products' score_answer pays len(gold) / len(answer) to an answer containing the gold
+    # one: "10" earns half of "0"'s credit. partial=False counts only the exact product.
+    products = dict(dataset="products", min_terms=2, max_terms=2)
+    partial = gym.make("textgym/ReasoningGym-v0", **products)
+    exact = gym.make(
+        "textgym/ReasoningGym-v0", **products,
+        reward="score_answer(partial=False) + 0.1*answer_format",
+    )  # fmt: skip
+    assert "partial=False" in repr(exact.unwrapped.reward)
+    for env in (partial, exact):
+        env.reset(seed=0)
+    problem = exact.unwrapped.problem
+    gold = str(problem.answer)
+
+    def reward(env: gym.Env, text: str) -> float:  # noqa: E306
+        return env.unwrapped.reward(RewardContext(problem, (), text, np.zeros(0, np.int64)))
+
+    right, padded, wrong = f"answer: {gold}", f"answer: {gold}4", "answer: x"
+    assert reward(partial, padded) > reward(partial, wrong)  # the gameable credit
+    assert reward(exact, padded) == reward(exact, wrong) < 0 < reward(exact, right)
+    assert reward(exact, right) == reward(partial, right)
+    abstained = reward(exact, "I don't know.")
+    assert abstained == reward(partial, "I don't know.") and reward(exact, wrong) < abstained
+    with pytest.raises(ValueError, match="partial must be True or False"):
+        gym.make("textgym/ReasoningGym-v0", reward="score_answer(partial=1)")
+
+
 # -- Dataset --------------------------------------------------------------------------------
 
 

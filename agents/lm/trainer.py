@@ -340,16 +340,13 @@ class LMTrainer:
                     tok_s=f"{metrics['perf/tokens_per_second']:.0f}",
                 )
                 if cfg.eval_every and self.update_count % cfg.eval_every == 0:
-                    self._evaluate_and_log(logger)
+                    self._evaluated(self._evaluate_and_log(logger))
                 if cfg.checkpoint_every and self.update_count % cfg.checkpoint_every == 0:
                     self.save()
             bar.close()
-            if not self._final_evaluated():
-                # A run killed after its final checkpoint keeps that evaluation: evaluating
-                # again would log a second final point.
-                self.extra_state["final_eval"] = self._evaluate_and_log(logger)
-                self.extra_state["final_update"] = self.update_count
-                self.save()
+            if not self._final_evaluated():  # else the last update's (or a resumed run's)
+                self._evaluated(self._evaluate_and_log(logger))
+            self.save()
             if self.is_main:
                 self._write_final_model()
                 report = self.report()
@@ -457,6 +454,10 @@ class LMTrainer:
             rundir.check_budget_left(
                 self.run_dir, self.config, self.update_count, self.train_seconds
             )
+
+    def _evaluated(self, metrics: dict[str, float]) -> None:
+        """Keep the evaluation of this update: the final one if no update follows."""
+        self.extra_state.update(final_eval=metrics, final_update=self.update_count)
 
     def _final_evaluated(self) -> bool:
         """Whether the final evaluation of the current update is in the state (and so in

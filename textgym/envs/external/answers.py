@@ -202,6 +202,10 @@ class GradedCorrectness(Reward):
         correct: Reward for a fully right answer.
         abstain: Reward for "I don't know".
         wrong: Reward for a wrong, missing or truncated answer.
+        partial: Pay partial credit. ``False`` counts any grade below 1 as wrong: where a
+            grader's partial credit can be gamed (reasoning-gym's numeric ``score_answer``
+            pays ``len(gold) / len(answer)`` to an answer that contains the gold one, so
+            ``444`` earns half of ``44``'s credit, and RL learns to append digits).
     """
 
     def __init__(
@@ -211,6 +215,7 @@ class GradedCorrectness(Reward):
         correct: float = 1.0,
         abstain: float = 0.0,
         wrong: float = -0.5,
+        partial: bool = True,
     ) -> None:
         cls = type(self).__name__
         correct = number_arg(correct, f"{cls} correct")
@@ -222,7 +227,10 @@ class GradedCorrectness(Reward):
                 f"correct={correct}."
             )
         self.template = AnswerTemplate(template)
+        if not isinstance(partial, bool):
+            raise ConfigError(f"{cls} partial must be True or False, got {partial!r}.")
         self.correct, self.abstain, self.wrong = correct, abstain, wrong
+        self.partial = partial
 
     def grade(self, answer: str, ctx: RewardContext) -> float:
         """How right ``answer`` is for the problem in ``ctx``, in [0, 1]."""
@@ -233,10 +241,13 @@ class GradedCorrectness(Reward):
         if answer is None:
             return self.abstain if abstains(ctx, self.template) else self.wrong
         grade = min(1.0, max(0.0, float(self.grade(answer, ctx))))
+        if not self.partial and grade < 1.0:
+            grade = 0.0
         return self.wrong + (self.correct - self.wrong) * grade
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.template.template!r})"
+        partial = "" if self.partial else ", partial=False"
+        return f"{type(self).__name__}({self.template.template!r}{partial})"
 
 
 def reward_spec(correctness: str, template: AnswerTemplate, **args: Any) -> str:
