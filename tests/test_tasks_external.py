@@ -401,10 +401,13 @@ def test_budgets_count_the_default_tokenizers_tokens_and_fit_other_tokenizers() 
             assert default_tokens(text) == len(encode_plain(default_tokenizer(), text))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a prompt cut to fit would warn
-        for tok in (None, default_tokenizer()):
-            env = TextEnv("reasoning_gym", dataset="knights_knaves", tokenizer=tok)
+        # The closed tokenizer spells an equation's answer, not the knights' names (below).
+        for dataset, tok in (("knights_knaves", None), ("simple_equations", default_tokenizer())):
+            env = TextEnv("reasoning_gym", dataset=dataset, tokenizer=tok)
             for seed in range(20):
                 env.reset(seed=seed)
+    with pytest.raises(ConfigError, match="cannot write this task's answers.*<unk>"):
+        TextEnv("reasoning_gym", dataset="knights_knaves", tokenizer=default_tokenizer())
 
 
 def test_the_class_reward_specs_are_the_default_arguments_ones(jsonl: Path) -> None:

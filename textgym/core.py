@@ -33,7 +33,7 @@ from textgym.episode import (
     TextCodec,
 )
 from textgym.errors import ConfigError, UserError, did_you_mean
-from textgym.fitting import action_mask, fitted_budgets
+from textgym.fitting import action_mask, check_answers_survive, fitted_budgets
 from textgym.rewards.base import Reward, RewardContext, as_reward, evaluate
 from textgym.rewards.spec import parse_reward
 from textgym.tasks import TASKS
@@ -252,6 +252,8 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         self.chat = ChatFormat.for_tokenizer(tokenizer)
         self.reward: Reward = self._resolve_reward(reward)
         codec = TextCodec(tokenizer, self.chat)
+        if self.task.open_text:  # the suite's own tasks are spelt by every tokenizer tested
+            check_answers_survive(self.task, codec)
         if max_length is None or max_new_tokens is None:
             # A task's own defaults are checked too: a task built by hand can carry any value.
             budgets = (

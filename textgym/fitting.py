@@ -19,8 +19,9 @@ import numpy as np
 
 from textgym.chat import ChatFormat
 from textgym.episode import TextCodec
+from textgym.errors import ConfigError
 from textgym.tokenizer import default_tokenizer
-from textgym.types import Problem, Reply, Turn
+from textgym.types import Problem, Reply, RewardContext, Turn
 
 #: Episodes the oracle plays to measure a tokenizer (seeded: the budgets are deterministic).
 SAMPLES = 128
@@ -131,6 +132,39 @@ def action_mask(
 
 #: Fitted budgets per (task settings, tokenizer, system prompt).
 _BUDGETS: dict[tuple[Any, ...], tuple[int, int]] = {}
+
+
+def check_answers_survive(task: Any, codec: TextCodec, samples: int = SAMPLES) -> None:
+    """Refuse a tokenizer that cannot write a single-turn task's answers.
+
+    A lower-casing WordPiece, say, turns an unseen name into ``[UNK]``: the gold answer
+    then has no spelling, and the oracle, like any agent, fails those problems. For each of
+    ``samples`` seeded problems, the oracle's turn is encoded and decoded, and the decoded text
+    must still pass the task's success test. Tasks of several turns are not checked (their
+    success is the whole conversation's), nor are turns that come back exactly.
+
+    Raises:
+        ConfigError: a sampled answer does not survive, quoted, with the way out.
+    """
+    if int(task.max_turns) != 1:
+        return
+    rng = np.random.default_rng(SEED)
+    for _ in range(samples):
+        problem = task.sample(rng)
+        opening = (Turn("user", problem.prompt),)
+        text = task.oracle(problem, opening)
+        ids = codec.encode(text)
+        written = codec.decode(ids)
+        if written == text:
+            continue
+        turns = (*opening, Turn("agent", written))
+        if not task.success(RewardContext(problem, turns, written, np.asarray(ids, np.int64))):
+            raise ConfigError(
+                f"The tokenizer cannot write this task's answers: the right turn {text!r} "
+                f"comes back as {written!r}, which fails the task's success test. Use a "
+                "byte-level BPE (this env's default tokenizer, or a chat model's), which "
+                "spells any text as it is."
+            )
 
 
 def fitted_budgets(
