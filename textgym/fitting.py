@@ -132,6 +132,8 @@ def action_mask(
 
 #: Fitted budgets per (task settings, tokenizer, system prompt).
 _BUDGETS: dict[tuple[Any, ...], tuple[int, int]] = {}
+#: The (task settings, tokenizer) pairs whose answers were checked to survive the tokenizer.
+_CHECKED: set[tuple[Any, ...]] = set()
 
 
 def check_answers_survive(task: Any, codec: TextCodec, samples: int = SAMPLES) -> None:
@@ -146,8 +148,9 @@ def check_answers_survive(task: Any, codec: TextCodec, samples: int = SAMPLES) -
     Raises:
         ConfigError: a sampled answer does not survive, quoted, with the way out.
     """
-    if int(task.max_turns) != 1:
-        return
+    key = (_measure_key(task, codec), samples)
+    if int(task.max_turns) != 1 or key in _CHECKED:
+        return  # a vector env builds many equal envs: one check serves them all
     rng = np.random.default_rng(SEED)
     for _ in range(samples):
         problem = task.sample(rng)
@@ -165,6 +168,19 @@ def check_answers_survive(task: Any, codec: TextCodec, samples: int = SAMPLES) -
                 "byte-level BPE (this env's default tokenizer, or a chat model's), which "
                 "spells any text as it is."
             )
+    _CHECKED.add(key)
+
+
+def _measure_key(task: Any, codec: TextCodec) -> tuple[Any, ...]:
+    """What a measurement of ``task`` under ``codec``'s tokenizer depends on."""
+    tokenizer = codec.tokenizer
+    return (
+        type(task).__qualname__,
+        repr(sorted(vars(task).items())),
+        id(tokenizer),
+        len(tokenizer),
+        getattr(tokenizer, "chat_template", None),
+    )
 
 
 def fitted_budgets(
@@ -175,16 +191,8 @@ def fitted_budgets(
 ) -> tuple[int, int]:
     """:func:`scaled_budgets` for an env's task and codec, cached (a vector env builds many
     equal envs, and measuring a tokenizer plays a hundred oracle episodes)."""
-    tokenizer, chat = codec.tokenizer, codec.chat
-    key = (
-        budgets,
-        type(task).__qualname__,
-        repr(sorted(vars(task).items())),
-        id(tokenizer),
-        len(tokenizer),
-        getattr(tokenizer, "chat_template", None),
-        system,
-    )
+    chat = codec.chat
+    key = (budgets, _measure_key(task, codec), system)
     if key not in _BUDGETS:
         default = default_tokenizer()
         default_chat = ChatFormat.for_tokenizer(default)
