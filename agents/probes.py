@@ -57,10 +57,10 @@ __all__ = [
 #: Success-rate points a probe may beat the random policy by before the env fails.
 MARGIN = 0.05
 #: The task families the probes know (``task.name``).
-FAMILIES = ("copy", "reasoning", "dialogue", "customer_service", "reasoning_gym", "dataset")
-#: The single-turn families over external data (reasoning-gym's generators, a user's rows):
-#: Reasoning's probes, as their prompts ask for ``answer: X`` too.
-EXTERNAL = ("reasoning_gym", "dataset")
+FAMILIES = ("copy", "reasoning", "dialogue", "customer_service")
+#: Families played with another's probes: the single-turn tasks over external data
+#: (reasoning-gym's generators, a user's rows) ask for ``answer: X`` as Reasoning does.
+PLAYED_AS = {"reasoning_gym": "reasoning", "dataset": "reasoning"}
 ABSTAIN = "i don't know."
 #: The Reasoning constant: the most common answer of this many training problems.
 PRIOR_SAMPLES = 2000
@@ -179,7 +179,11 @@ class Probe:
 
     def applies_to(self, family: str) -> bool:
         """Whether the probe has a turn for ``family`` (a ``task.name``)."""
-        return family in self.writers
+        return PLAYED_AS.get(family, family) in self.writers
+
+    def writer(self, family: str) -> Writer:
+        """How the probe writes a turn in ``family`` (a ``task.name`` it applies to)."""
+        return self.writers[PLAYED_AS.get(family, family)]
 
 
 PROBES: dict[str, Probe] = {
@@ -191,7 +195,6 @@ PROBES: dict[str, Probe] = {
             {
                 "copy": lambda env, memo: " ".join(env.task.words),
                 "reasoning": lambda env, memo: " ".join(_content(env.problem.prompt)),
-                **{f: (lambda env, memo: " ".join(_content(env.problem.prompt))) for f in EXTERNAL},
                 "dialogue": lambda env, memo: " ".join(env.problem.metadata["keywords"]),
                 "customer_service": lambda env, memo: " ".join([*ACTIONS, *SLOTS]),
             },
@@ -208,7 +211,6 @@ PROBES: dict[str, Probe] = {
             {
                 "copy": lambda env, memo: " ".join(env.task.words[: env.task.length]),
                 "reasoning": _reasoning_prior,
-                **dict.fromkeys(EXTERNAL, _reasoning_prior),
                 "dialogue": lambda env, memo: _cover_words(),
                 "customer_service": lambda env, memo: "[escalate order=1000 amount=100]",
             },
@@ -219,7 +221,6 @@ PROBES: dict[str, Probe] = {
             {
                 "copy": lambda env, memo: " ".join([env.task.words[0]] * env.task.length),
                 "reasoning": lambda env, memo: "answer: 0",
-                **{f: (lambda env, memo: "answer: 0") for f in EXTERNAL},
                 "dialogue": lambda env, memo: "thank you for your question, i am happy to help.",
                 "customer_service": lambda env, memo: "[status order=0]",
             },
@@ -285,7 +286,7 @@ class ProbeAgent:
                 f"{sorted(probe.writers)}. Probes for {family!r}: {probes_for(family)}."
             )
         self.probe, self.env = probe, unwrapped
-        self._write = probe.writers[family]
+        self._write = probe.writer(family)
         self._memo: dict[str, Any] = {}
         self._ids: list[int] = []
 
