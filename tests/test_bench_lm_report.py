@@ -117,6 +117,20 @@ def test_abstention_threshold_is_read_from_the_env_reward(
     assert got == (None if threshold is None else pytest.approx(threshold))
 
 
+@pytest.mark.parametrize(
+    ("reward", "threshold"),
+    [
+        (None, 1 / 3),  # score_answer + 0.1*answer_format: +1.1, +0.1, -0.4
+        ("score_answer(wrong=-1.0, partial=False) + 0.1*answer_format", 0.5),
+    ],
+)
+def test_graded_correctness_prices_abstention_too(reward: str | None, threshold: float) -> None:
+    pytest.importorskip("reasoning_gym")
+    kwargs = {} if reward is None else {"reward": reward}
+    got = abstention_threshold(gym.make("textgym/ReasoningGym-Strings-v0", **kwargs))
+    assert got == pytest.approx(threshold)
+
+
 @pytest.mark.parametrize("env_id", ["textgym/CustomerService-v1", "textgym/Dialogue-v1"])
 def test_envs_without_a_price_on_abstaining_have_no_threshold(env_id: str) -> None:
     assert abstention_threshold(gym.make(env_id)) is None

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import gymnasium as gym
 import numpy as np
 
+from textgym.envs.external.answers import GradedCorrectness
 from textgym.rewards.base import Reward
 from textgym.rewards.verifiable import Correctness, is_abstention
 from textgym.types import RewardContext, Turn
@@ -167,13 +168,14 @@ def abstention_threshold(env: gym.Env, seed: int = 0) -> float | None:
 
     Returns:
         The threshold, or ``None`` when the reward does not price abstention (it has no
-        :class:`~textgym.rewards.verifiable.Correctness` term, or it does not order
+        :class:`~textgym.rewards.verifiable.Correctness` term, or graded one such as
+        reasoning-gym's ``score_answer``, or it does not order
         wrong < abstain < right).
     """
     env.reset(seed=seed)
     base = env.unwrapped
     reward = base.reward
-    if not any(isinstance(part, Correctness) for part in _parts(reward)):
+    if not any(isinstance(part, (Correctness, GradedCorrectness)) for part in _parts(reward)):
         return None
     problem = base.problem
     gold = str(problem.answer)
