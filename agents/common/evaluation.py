@@ -168,8 +168,8 @@ def abstention_threshold(env: gym.Env, seed: int = 0) -> float | None:
 
     Returns:
         The threshold, or ``None`` when the reward does not price abstention (it has no
-        :class:`~textgym.rewards.verifiable.Correctness` term, or graded one such as
-        reasoning-gym's ``score_answer``, or it does not order
+        :class:`~textgym.rewards.verifiable.Correctness` term or a graded one such
+        as reasoning-gym's ``score_answer``, or it does not order
         wrong < abstain < right).
     """
     env.reset(seed=seed)
