@@ -41,6 +41,7 @@ from textgym.envs.customer_service.customer import WRONG_SLOT
 from textgym.envs.dialogue.topics import REGULAR_TOPICS, TOPICS, current_question, question
 from textgym.errors import ConfigError, did_you_mean
 from textgym.rewards.text import STOPWORDS
+from textgym.rewards.verifiable import ABSTENTION
 from textgym.words import text_words
 
 __all__ = [
@@ -61,7 +62,7 @@ FAMILIES = ("copy", "reasoning", "dialogue", "customer_service")
 #: Families played with another's probes: the single-turn tasks over external data
 #: (reasoning-gym's generators, a user's rows) ask for ``answer: X`` as Reasoning does.
 PLAYED_AS = {"reasoning_gym": "reasoning", "dataset": "reasoning"}
-ABSTAIN = "i don't know."
+ABSTAIN = ABSTENTION
 #: The Reasoning constant: the most common answer of this many training problems.
 PRIOR_SAMPLES = 2000
 

@@ -67,12 +67,22 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("ppo", "textgym/CustomerService"): dict(
         num_envs=64, learning_rate=5e-5, kl_coef=0.0, missing_end_penalty=-0.5
     ),
-    # reasoning-gym's spell_backward on the open default model: Reasoning's recipes, with 64
-    # rows (single-turn problems as short).
+    # reasoning-gym's spell_backward (also where a wrong answer costs -1) and list reversal on
+    # the open default model: Reasoning's recipes, with 64 rows (single-turn problems as short).
     ("grpo", "textgym/ReasoningGym-Strings"): dict(
         num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0
     ),
     ("ppo", "textgym/ReasoningGym-Strings"): dict(num_envs=64, learning_rate=5e-5, kl_coef=0.0),
+    ("grpo", "textgym/ReasoningGym-Strings-Abstain"): dict(
+        num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0
+    ),
+    ("ppo", "textgym/ReasoningGym-Strings-Abstain"): dict(
+        num_envs=64, learning_rate=5e-5, kl_coef=0.0
+    ),
+    ("grpo", "textgym/ReasoningGym-Lists"): dict(
+        num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0
+    ),
+    ("ppo", "textgym/ReasoningGym-Lists"): dict(num_envs=64, learning_rate=5e-5, kl_coef=0.0),
     # CustomerService's recipes: another multi-turn family of the same length and cost.
     ("grpo", "textgym/Dialogue"): dict(num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0),
     ("ppo", "textgym/Dialogue"): dict(

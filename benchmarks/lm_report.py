@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV_ORDER = (
     "textgym/Reasoning-v1", "textgym/CustomerService-v1", "textgym/Dialogue-v1",
     "textgym/Reasoning-v0", "textgym/CustomerService-v0", "textgym/Dialogue-v0",
-    "textgym/ReasoningGym-Strings-v0", "textgym/ReasoningGym-Arithmetic-v0",
+    "textgym/ReasoningGym-Strings-v0", "textgym/ReasoningGym-Lists-v0",
+    "textgym/ReasoningGym-Strings-Abstain-v0",
+    "textgym/ReasoningGym-Arithmetic-v0",
 )  # fmt: skip
 #: The model name a run on the open default model records (``agents.lm.default_model``);
 #: its runs get their own tables, as they start from another model.

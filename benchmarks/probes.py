@@ -55,6 +55,7 @@ ENV_IDS = (
     "textgym/Dialogue-v0",
     "textgym/Dialogue-v1",
     "textgym/ReasoningGym-Strings-v0",
+    "textgym/ReasoningGym-Lists-v0",
 )
 EPISODES = 500
 SEED = 30_000

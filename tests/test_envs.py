@@ -278,9 +278,11 @@ STREAM_DIGESTS = {
     # The open-text ids play on the shipped open BPE: a rebuild of it changes these.
     "textgym/ReasoningGym-v0": "7103d9663d971998",
     "textgym/ReasoningGym-Arithmetic-v0": "74a92233087474b9",
+    "textgym/ReasoningGym-Lists-v0": "1dd79a5096268859",
     "textgym/ReasoningGym-Algebra-v0": "cc66c479e15da392",
     "textgym/ReasoningGym-Logic-v0": "3fd27be0d6583aec",
     "textgym/ReasoningGym-Strings-v0": "4793416158897ac3",
+    "textgym/ReasoningGym-Strings-Abstain-v0": "a5a1c1d7a3f60cf9",
     "textgym/ReasoningGym-Mix-v0": "472b00657cd23bac",
 }
 

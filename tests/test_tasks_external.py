@@ -21,7 +21,7 @@ from textgym.core import OPEN_TOKENIZER_PATH, TextEnv
 from textgym.envs.external.answers import AnswerTemplate
 from textgym.envs.external.budgets import default_tokens
 from textgym.envs.external.dataset import DatasetTask, gold_answer
-from textgym.envs.external.reasoning_gym import ReasoningGymTask, entry
+from textgym.envs.external.reasoning_gym import ReasoningGymTask, entry, score
 from textgym.errors import ConfigError, UserError
 from textgym.rewards.math_verify import MissingExtraError, answers_match, require
 from textgym.tasks import TASKS
@@ -274,6 +274,31 @@ def test_partial_credit_can_be_turned_off_where_it_is_gamed() -> None:
     assert abstained == reward(partial, "I don't know.") and reward(exact, wrong) < abstained
     with pytest.raises(ValueError, match="partial must be True or False"):
         gym.make("textgym/ReasoningGym-v0", reward="score_answer(partial=1)")
+
+
+def test_the_lists_and_abstain_variants_price_what_they_say() -> None:
+    def reward(env: gym.Env, text: str) -> float:
+        ctx = RewardContext(env.unwrapped.problem, (), text, np.zeros(0, np.int64))
+        return env.unwrapped.reward(ctx)
+
+    # word_sequence_reversal's score_answer pays the gold list plus a word most of a point;
+    # Lists-v0 pays it as a wrong answer, and so the words in their given order.
+    lists = gym.make("textgym/ReasoningGym-Lists-v0")
+    lists.reset(seed=3)
+    problem = lists.unwrapped.problem
+    gold = str(problem.answer)
+    given = ", ".join(reversed(gold.split(", ")))
+    assert score(problem, f"{gold}, the") > 0.5
+    assert reward(lists, f"answer: {gold}") == pytest.approx(1.1)
+    for wrong in (f"answer: {gold}, the", f"answer: {given}", "answer: x"):
+        assert reward(lists, wrong) == pytest.approx(-0.4), wrong
+    # Strings-Abstain: a wrong answer costs -1, so "I don't know" pays below P(right) = 1/2.
+    strict = gym.make("textgym/ReasoningGym-Strings-Abstain-v0")
+    strict.reset(seed=3)
+    right = f"answer: {strict.unwrapped.problem.answer}"
+    assert reward(strict, right) == pytest.approx(1.1)
+    assert reward(strict, "answer: x") == pytest.approx(-0.9)
+    assert reward(strict, "i don't know.") == pytest.approx(0.1)
 
 
 # -- Dataset --------------------------------------------------------------------------------

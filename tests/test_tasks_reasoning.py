@@ -19,6 +19,8 @@ from tests.helpers import (
     say,
 )
 from textgym.envs.reasoning import ReasoningTask, extract_answer
+from textgym.errors import ConfigError
+from textgym.rewards.verifiable import is_abstention
 from textgym.tasks.demonstrations import export_demonstrations, generate_demonstrations
 
 #: The family's ids (not ReasoningGym's, another family with its own tests).
@@ -173,6 +175,24 @@ def test_demonstration_noise_rate() -> None:
     assert all(r["success"] for r in records if not r["noisy"])
     # A slip is a wrong number, still in the answer format.
     assert all(extract_answer(r["response"]) is not None for r in noisy)
+
+
+def test_demonstration_abstentions_are_a_share_of_the_slips() -> None:
+    records = list(generate_demonstrations("textgym/Reasoning-v0", 400, 0.25, 0, abstain=0.5))
+    abstained = [r for r in records if is_abstention(r["response"])]
+    # About half the ~100 slips abstain; the rest stay wrong numbers; clean turns stay clean.
+    assert 30 < len(abstained) < 70
+    assert all(r["noisy"] and not r["success"] for r in abstained)
+    wrong = [r for r in records if r["noisy"] and r not in abstained]
+    assert len(wrong) > 30 and all(extract_answer(r["response"]) is not None for r in wrong)
+    # The reward prices an abstention between a wrong answer and a right one.
+    assert max(r["return"] for r in wrong) < min(r["return"] for r in abstained)
+    assert all(r["success"] for r in records if not r["noisy"])
+    # abstain=1: every slip abstains.
+    every = list(generate_demonstrations("textgym/Reasoning-v0", 200, 0.25, 0, abstain=1.0))
+    assert all(is_abstention(r["response"]) == r["noisy"] for r in every)
+    with pytest.raises(ConfigError, match="abstain"):
+        next(generate_demonstrations("textgym/Reasoning-v0", 1, abstain=1.5))
 
 
 def test_demonstrations_on_test_split_differ_from_train() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -313,4 +314,7 @@ class DirectoryLock:
         self.release()
 
     def __del__(self) -> None:
-        self.release()
+        # At interpreter exit the modules may already be torn down (``os`` is None), and the
+        # OS closes the descriptor and drops the flock itself.
+        if not sys.is_finalizing():
+            self.release()

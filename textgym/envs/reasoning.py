@@ -28,10 +28,8 @@ from textgym.tasks.checks import check_bool, check_int, check_names
 from textgym.tasks.splits import Split, check_split, sample_in_split, split_of
 from textgym.types import Problem, RewardContext, Turn
 
-ITEMS = (
-    "apples", "pencils", "coins", "stickers", "marbles", "cookies",
-    "books", "cards", "stamps", "shells", "balloons", "candies",
-)  # fmt: skip
+ITEMS = ("apples", "pencils", "coins", "stickers", "marbles", "cookies", "books", "cards",
+         "stamps", "shells", "balloons", "candies")  # fmt: skip
 OPERATIONS = ("add", "sub", "mul", "div")
 SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
 
@@ -252,6 +250,7 @@ class ReasoningTask(Task):
         self._moves = self._moves_table()
         if balance_answers:  # built once, like the moves table; the answers drawn uniformly
             self._reach, self._undo = self._reach_table(), self._undo_table()
+            self._back: dict[tuple[int, int], list[list[tuple[str, int, Step]]]] = {}
             self._answers = sorted(frozenset().union(*self._reach[min_steps : max_steps + 1]))
             if not self._answers:
                 raise ConfigError(
@@ -346,10 +345,12 @@ class ReasoningTask(Task):
         n = counts[int(rng.integers(len(counts)))]
         value, steps = answer, []
         for left in range(n - 1, -1, -1):
-            options = [u for u in self._undo[value] if u[1] in self._reach[left]]
-            ops = [op for op in OPERATIONS if any(u[0] == op for u in options)]
-            op = ops[int(rng.integers(len(ops)))]
-            cands = [u for u in options if u[0] == op]
+            if (value, left) not in self._back:  # filtered once: it was a third of a reset
+                options = [u for u in self._undo[value] if u[1] in self._reach[left]]
+                by_op = ([u for u in options if u[0] == op] for op in OPERATIONS)
+                self._back[value, left] = [entries for entries in by_op if entries]
+            ops = self._back[value, left]  # per operation (in OPERATIONS order), its undos
+            cands = ops[int(rng.integers(len(ops)))]
             _, value, step = cands[int(rng.integers(len(cands)))]
             steps.append(step)
         return value, steps[::-1]
@@ -427,14 +428,10 @@ class ReasoningTask(Task):
         # The pool is part of the task's definition, not of an episode: a fixed seed, so
         # every env (and every process) has the same pool.
         rng = np.random.default_rng(12345)
-        pool: dict[str, Problem] = {}
-        seen: set[str] = set()
+        pool: dict[str, Problem] = {}  # by arithmetic: the first wording of each stays
         for _ in range(100 * size + 1000):
             problem = self._fresh(rng)
-            key = problem.metadata["arithmetic"]
-            if key not in seen:
-                seen.add(key)
-                pool[key] = problem
+            pool.setdefault(problem.metadata["arithmetic"], problem)
             if len(pool) == size:
                 break
         if len(pool) < size:

@@ -21,6 +21,8 @@ from textgym.rewards.checks import bool_arg
 _ANSWER = re.compile(r"answer\s*:\s*(-?\d+(?:\.\d+)?|[^\s.,;!?]+)", re.IGNORECASE)
 _ABSTAIN = re.compile(r"\b(i\s+don't\s+know|i\s+do\s+not\s+know)\b", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+#: How the project's scripted policies abstain (lowercase: the closed vocabulary spells it).
+ABSTENTION = "i don't know."
 
 
 def parse_answer(text: str, bare: bool = False) -> str | None:

@@ -4,7 +4,10 @@ Demonstrations are played in the env itself: the oracle's turns are written toke
 token, so multi-turn demonstrations contain the scripted user's real replies and every
 record carries the env's own reward and success flag. With ``noise > 0`` each oracle turn
 is, with that probability, replaced by the task's :meth:`~textgym.tasks.base.Task.corrupt`
-version (a wrong number, slot or action), as a human annotator would sometimes slip.
+version (a wrong number, slot or action), as a human annotator would sometimes slip;
+``abstain`` is the share of those slips that say "i don't know." instead, an annotator who
+admits not knowing (a model that never saw an abstention never samples one for RL to
+reinforce).
 
 One record per episode::
 
@@ -36,6 +39,7 @@ import textgym  # noqa: F401  (registers the ids)
 from textgym.cli import run_command
 from textgym.core import TextEnv
 from textgym.errors import ConfigError
+from textgym.rewards.verifiable import ABSTENTION
 from textgym.tasks.checks import check_int, check_real
 from textgym.tools.flags import build_parser, flag
 
@@ -57,7 +61,12 @@ def _make(env_id: str, split: str) -> TextEnv:
 
 
 def generate_demonstrations(
-    env_id: str, n: int, noise: float = 0.0, seed: int = 0, split: str = "train"
+    env_id: str,
+    n: int,
+    noise: float = 0.0,
+    seed: int = 0,
+    split: str = "train",
+    abstain: float = 0.0,
 ) -> Iterator[dict[str, Any]]:
     """Yield ``n`` demonstration records; episode ``i`` is reset with ``seed + i``.
 
@@ -67,8 +76,10 @@ def generate_demonstrations(
         noise: Probability that an oracle turn is replaced by a corrupted one.
         seed: Seeds the env (per episode) and the noise (once).
         split: ``"train"`` or ``"test"``.
+        abstain: Share of the corrupted turns that abstain (:data:`ABSTENTION`) instead.
     """
     noise = check_real(noise, "noise", 0.0, 1.0)
+    abstain = check_real(abstain, "abstain", 0.0, 1.0)
     n = check_int(n, "n", 0)
     seed = check_int(seed, "seed", 0)
     env = _make(env_id, split)
@@ -82,6 +93,9 @@ def generate_demonstrations(
             text = env.task.oracle(env.problem, tuple(env.turns))
             if noise > 0 and noise_rng.random() < noise:
                 corrupted = env.task.corrupt(env.problem, tuple(env.turns), text, noise_rng)
+                # Drawn only when asked, so abstain=0 keeps every older stream of slips.
+                if abstain > 0 and noise_rng.random() < abstain:
+                    corrupted = ABSTENTION
                 noisy = noisy or corrupted != text
                 text = corrupted
             for token in env.encode_turn(text):
@@ -113,6 +127,7 @@ def export_demonstrations(
     noise: float = 0.0,
     seed: int = 0,
     split: str = "train",
+    abstain: float = 0.0,
 ) -> Path:
     """Write ``n`` oracle demonstrations of ``env_id`` to ``path`` as JSONL.
 
@@ -121,7 +136,8 @@ def export_demonstrations(
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as f:
-        for record in generate_demonstrations(env_id, n, noise=noise, seed=seed, split=split):
+        records = generate_demonstrations(env_id, n, noise, seed, split, abstain)
+        for record in records:
             f.write(json.dumps(record) + "\n")
     return out
 
@@ -144,6 +160,8 @@ class ExportArgs:
     """output path (JSONL)"""
     noise: float = 0.0
     """label-noise rate per turn: the probability that an oracle turn is corrupted"""
+    abstain: float = 0.0
+    """share of the corrupted turns that say "i don't know." instead"""
     seed: int = 0
     """seed of the first episode (episode i is reset with seed + i) and of the noise"""
     split: Literal["train", "test"] = "train"
@@ -153,7 +171,9 @@ class ExportArgs:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m textgym.tasks.demonstrations <env_id> -n N -o out.jsonl [--noise p]``."""
     args = build_parser(ExportArgs, PROG, "Export oracle demonstrations as JSONL.").parse(argv)
-    out = export_demonstrations(args.env_id, args.n, args.out, args.noise, args.seed, args.split)
+    out = export_demonstrations(
+        args.env_id, args.n, args.out, args.noise, args.seed, args.split, args.abstain
+    )
     records = load_demonstrations(out)
     rate = sum(r["success"] for r in records) / max(len(records), 1)
     print(f"wrote {len(records)} demonstrations to {out} (success rate {rate:.3f})")
