@@ -67,16 +67,16 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("ppo", "textgym/CustomerService"): dict(
         num_envs=64, learning_rate=5e-5, kl_coef=0.0, missing_end_penalty=-0.5
     ),
-    # reasoning-gym's spell_backward (also where a wrong answer costs -1) and list reversal on
+    # reasoning-gym's spell_backward and list reversal (also where a wrong answer costs -1) on
     # the open default model: Reasoning's recipes, with 64 rows (single-turn problems as short).
     ("grpo", "textgym/ReasoningGym-Strings"): dict(
         num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0
     ),
     ("ppo", "textgym/ReasoningGym-Strings"): dict(num_envs=64, learning_rate=5e-5, kl_coef=0.0),
-    ("grpo", "textgym/ReasoningGym-Strings-Abstain"): dict(
+    ("grpo", "textgym/ReasoningGym-Lists-Abstain"): dict(
         num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0
     ),
-    ("ppo", "textgym/ReasoningGym-Strings-Abstain"): dict(
+    ("ppo", "textgym/ReasoningGym-Lists-Abstain"): dict(
         num_envs=64, learning_rate=5e-5, kl_coef=0.0
     ),
     ("grpo", "textgym/ReasoningGym-Lists"): dict(

@@ -30,7 +30,7 @@ ENV_ORDER = (
     "textgym/Reasoning-v1", "textgym/CustomerService-v1", "textgym/Dialogue-v1",
     "textgym/Reasoning-v0", "textgym/CustomerService-v0", "textgym/Dialogue-v0",
     "textgym/ReasoningGym-Strings-v0", "textgym/ReasoningGym-Lists-v0",
-    "textgym/ReasoningGym-Strings-Abstain-v0",
+    "textgym/ReasoningGym-Lists-Abstain-v0",
     "textgym/ReasoningGym-Arithmetic-v0",
 )  # fmt: skip
 #: The model name a run on the open default model records (``agents.lm.default_model``);

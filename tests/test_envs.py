@@ -282,7 +282,7 @@ STREAM_DIGESTS = {
     "textgym/ReasoningGym-Algebra-v0": "cc66c479e15da392",
     "textgym/ReasoningGym-Logic-v0": "3fd27be0d6583aec",
     "textgym/ReasoningGym-Strings-v0": "4793416158897ac3",
-    "textgym/ReasoningGym-Strings-Abstain-v0": "a5a1c1d7a3f60cf9",
+    "textgym/ReasoningGym-Lists-Abstain-v0": "3b20f90232a29d48",
     "textgym/ReasoningGym-Mix-v0": "472b00657cd23bac",
 }
 

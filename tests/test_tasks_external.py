@@ -292,8 +292,8 @@ def test_the_lists_and_abstain_variants_price_what_they_say() -> None:
     assert reward(lists, f"answer: {gold}") == pytest.approx(1.1)
     for wrong in (f"answer: {gold}, the", f"answer: {given}", "answer: x"):
         assert reward(lists, wrong) == pytest.approx(-0.4), wrong
-    # Strings-Abstain: a wrong answer costs -1, so "I don't know" pays below P(right) = 1/2.
-    strict = gym.make("textgym/ReasoningGym-Strings-Abstain-v0")
+    # Lists-Abstain: a wrong answer costs -1, so "I don't know" pays below P(right) = 1/2.
+    strict = gym.make("textgym/ReasoningGym-Lists-Abstain-v0")
     strict.reset(seed=3)
     right = f"answer: {strict.unwrapped.problem.answer}"
     assert reward(strict, right) == pytest.approx(1.1)

@@ -267,6 +267,17 @@ ENV_SPECS: tuple[EnvSpec, ...] = (
         "the words are listed in reverse order exactly",
     ),
     EnvSpec(
+        "textgym/ReasoningGym-Lists-Abstain-v0",
+        {
+            "task": "reasoning_gym",
+            "dataset": "word_sequence_reversal",
+            "config": {"min_words": 2, "max_words": 3},
+            "reward": "score_answer(wrong=-1.0, partial=False) + 0.1*answer_format",
+        },
+        "Lists-v0 where a wrong answer costs -1: 'I don't know' (0) pays below P(right) = 1/2.",
+        "the words are listed in reverse order exactly",
+    ),
+    EnvSpec(
         "textgym/ReasoningGym-Algebra-v0",
         {"task": "reasoning_gym", "dataset": "simple_equations"},
         "reasoning-gym's simple_equations: solve a linear equation for its variable.",
@@ -282,16 +293,6 @@ ENV_SPECS: tuple[EnvSpec, ...] = (
         "textgym/ReasoningGym-Strings-v0",
         {"task": "reasoning_gym", "dataset": "spell_backward"},
         "reasoning-gym's spell_backward: spell a word backwards.",
-        "the word is spelt backwards exactly",
-    ),
-    EnvSpec(
-        "textgym/ReasoningGym-Strings-Abstain-v0",
-        {
-            "task": "reasoning_gym",
-            "dataset": "spell_backward",
-            "reward": "score_answer(wrong=-1.0, partial=False) + 0.1*answer_format",
-        },
-        "Strings-v0 where a wrong answer costs -1: 'I don't know' (0) pays below P(right) = 1/2.",
         "the word is spelt backwards exactly",
     ),
     EnvSpec(

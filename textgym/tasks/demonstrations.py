@@ -39,6 +39,7 @@ import textgym  # noqa: F401  (registers the ids)
 from textgym.cli import run_command
 from textgym.core import TextEnv
 from textgym.errors import ConfigError
+from textgym.files import atomic_write
 from textgym.rewards.verifiable import ABSTENTION
 from textgym.tasks.checks import check_int, check_real
 from textgym.tools.flags import build_parser, flag
@@ -129,17 +130,15 @@ def export_demonstrations(
     split: str = "train",
     abstain: float = 0.0,
 ) -> Path:
-    """Write ``n`` oracle demonstrations of ``env_id`` to ``path`` as JSONL.
+    """Write ``n`` oracle demonstrations of ``env_id`` to ``path`` as JSONL, atomically (an
+    interrupted export leaves an older file whole, never a torn one).
 
     See :func:`generate_demonstrations` for the arguments; returns the path written.
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as f:
-        records = generate_demonstrations(env_id, n, noise, seed, split, abstain)
-        for record in records:
-            f.write(json.dumps(record) + "\n")
-    return out
+    records = generate_demonstrations(env_id, n, noise, seed, split, abstain)
+    return atomic_write(out, "".join(json.dumps(record) + "\n" for record in records))
 
 
 def load_demonstrations(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
