@@ -35,10 +35,10 @@ only the one-digit ones (whose few questions RL learned by heart: 26% -> 46% on 
 32% held-out), and on longer lists or needle-in-a-haystack lookups almost nothing (0-1.2%
 after 1,500-1,800 steps). The generators of these variants iterate no sets of strings, so
 their problems, and the model, do not depend on ``PYTHONHASHSEED`` (checked for
-word_sequence_reversal: the same questions under two hash seeds). The result is mediocre on purpose (the
-format, the easy problems and the slips; ``build_info.json`` holds its greedy success per
-variant), the starting point the RL agents improve with the verifiable reward. Takes about
-sixteen minutes on one CPU thread.
+word_sequence_reversal: the same questions under two hash seeds). The result is mediocre on
+purpose (the format, the easy problems and the slips; ``build_info.json`` holds its greedy
+success per variant), the starting point the RL agents improve with the verifiable reward.
+Takes about fifteen minutes on one CPU thread.
 """
 
 from __future__ import annotations
