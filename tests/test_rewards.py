@@ -94,7 +94,11 @@ def test_bare_answers_count_only_when_asked_for() -> None:
 @pytest.mark.parametrize("env_id", textgym.env_ids(standalone=True))
 def test_each_default_reward_is_the_spec_the_docs_print(env_id: str) -> None:
     default = gym.make(env_id)
-    spec = gym.make(env_id, reward=default.unwrapped.task.reward_spec)
+    # A registered reward= (Lists-Abstain-v0's) is the default, not the task's own spec.
+    assert default.unwrapped.reward_spec == gym.spec(env_id).kwargs.get(
+        "reward", default.unwrapped.task.reward_spec
+    )
+    spec = gym.make(env_id, reward=default.unwrapped.reward_spec)
     rng = np.random.default_rng(0)
     for seed in range(6):
         for env in (default, spec):

@@ -251,6 +251,9 @@ class TextEnv(gym.Env[dict[str, np.ndarray], int]):
         self.tokenizer = tokenizer
         self.chat = ChatFormat.for_tokenizer(tokenizer)
         self.reward: Reward = self._resolve_reward(reward)
+        spec = self.task.reward_spec if reward is None else reward
+        #: The spec string the reward was parsed from (None for a Reward object or function).
+        self.reward_spec: str | None = spec if isinstance(spec, str) else None
         codec = TextCodec(tokenizer, self.chat)
         if self.task.open_text:  # the suite's own tasks are spelt by every tokenizer tested
             check_answers_survive(self.task, codec)

@@ -37,7 +37,8 @@ def markdown_table(oracle_episodes: int = 20) -> str:
             given = f"from `{spec.requires}=`"
             rows.append(
                 f"| `{spec.id}` | {given} | Discrete({vocab}) | {given} | 1 turn | - | "
-                f"{spec.success} | `{task.reward_spec}` | {spec.description} |"
+                f"{spec.success} | `{spec.kwargs.get('reward', task.reward_spec)}` | "
+                f"{spec.description} |"
             )
             continue
         with old_versions_allowed():
@@ -55,7 +56,7 @@ def markdown_table(oracle_episodes: int = 20) -> str:
         rows.append(
             f"| `{spec.id}` | 2 x ({env.max_length},) | Discrete({env.vocab_size}) | "
             f"{env.max_new_tokens} | {length}, <= {env.max_length} steps | "
-            f"{sum(steps) / len(steps):.1f} | {spec.success} | `{env.task.reward_spec}` | "
+            f"{sum(steps) / len(steps):.1f} | {spec.success} | `{env.reward_spec}` | "
             f"{spec.description} |"
         )
         env.close()
