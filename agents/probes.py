@@ -62,7 +62,6 @@ FAMILIES = ("copy", "reasoning", "dialogue", "customer_service")
 #: Families played with another's probes: the single-turn tasks over external data
 #: (reasoning-gym's generators, a user's rows) ask for ``answer: X`` as Reasoning does.
 PLAYED_AS = {"reasoning_gym": "reasoning", "dataset": "reasoning"}
-ABSTAIN = ABSTENTION
 #: The Reasoning constant: the most common answer of this many training problems.
 PRIOR_SAMPLES = 2000
 
@@ -227,7 +226,9 @@ PROBES: dict[str, Probe] = {
             },
         ),
         Probe(
-            "abstain", "always 'i don't know'", {f: (lambda env, memo: ABSTAIN) for f in FAMILIES}
+            "abstain",
+            "always 'i don't know'",
+            {f: (lambda env, memo: ABSTENTION) for f in FAMILIES},
         ),
         Probe(
             "copy",

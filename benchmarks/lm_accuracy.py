@@ -69,20 +69,14 @@ RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ),
     # reasoning-gym's spell_backward and list reversal (also where a wrong answer costs -1) on
     # the open default model: Reasoning's recipes, with 64 rows (single-turn problems as short).
-    ("grpo", "textgym/ReasoningGym-Strings"): dict(
-        num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0
-    ),
-    ("ppo", "textgym/ReasoningGym-Strings"): dict(num_envs=64, learning_rate=5e-5, kl_coef=0.0),
-    ("grpo", "textgym/ReasoningGym-Lists-Abstain"): dict(
-        num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0
-    ),
-    ("ppo", "textgym/ReasoningGym-Lists-Abstain"): dict(
-        num_envs=64, learning_rate=5e-5, kl_coef=0.0
-    ),
-    ("grpo", "textgym/ReasoningGym-Lists"): dict(
-        num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0
-    ),
-    ("ppo", "textgym/ReasoningGym-Lists"): dict(num_envs=64, learning_rate=5e-5, kl_coef=0.0),
+    **{
+        (algo, f"textgym/ReasoningGym-{kind}"): dict(settings)
+        for kind in ("Strings", "Lists", "Lists-Abstain")
+        for algo, settings in (
+            ("grpo", dict(num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0)),
+            ("ppo", dict(num_envs=64, learning_rate=5e-5, kl_coef=0.0)),
+        )
+    },
     # CustomerService's recipes: another multi-turn family of the same length and cost.
     ("grpo", "textgym/Dialogue"): dict(num_envs=64, group_size=8, learning_rate=1e-4, kl_coef=0.0),
     ("ppo", "textgym/Dialogue"): dict(

@@ -32,13 +32,14 @@ TOKENIZERS = {"default": default_tokenizer, "chatml-bpe": chatml_bpe, "wordpiece
 #: suite-trained WordPiece lowercases, writes unseen pieces as "[UNK]" and splits signs.
 CANNOT_WRITE = {
     "default": {
-        "textgym/ReasoningGym-Lists-v0", "textgym/ReasoningGym-Logic-v0", "textgym/ReasoningGym-Strings-v0",
-        "textgym/ReasoningGym-Lists-Abstain-v0", "textgym/ReasoningGym-Mix-v0",
+        "textgym/ReasoningGym-Lists-v0", "textgym/ReasoningGym-Lists-Abstain-v0",
+        "textgym/ReasoningGym-Logic-v0", "textgym/ReasoningGym-Strings-v0",
+        "textgym/ReasoningGym-Mix-v0",
     },
     "wordpiece": {
-        "textgym/ReasoningGym-v0", "textgym/ReasoningGym-Lists-v0", "textgym/ReasoningGym-Logic-v0",
-        "textgym/ReasoningGym-Strings-v0", "textgym/ReasoningGym-Lists-Abstain-v0",
-        "textgym/ReasoningGym-Mix-v0",
+        "textgym/ReasoningGym-v0", "textgym/ReasoningGym-Lists-v0",
+        "textgym/ReasoningGym-Lists-Abstain-v0", "textgym/ReasoningGym-Logic-v0",
+        "textgym/ReasoningGym-Strings-v0", "textgym/ReasoningGym-Mix-v0",
     },
 }  # fmt: skip
 
