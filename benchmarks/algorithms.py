@@ -77,14 +77,18 @@ def run_oracle(spec: RunSpec) -> RunResult:
     return RunResult.of(spec, _evaluate(OracleAgent(env), spec, env), start)
 
 
-def _run_tabular(cls: type[QLearning] | type[SARSA]) -> Algorithm:
-    def run(spec: RunSpec) -> RunResult:
+@dataclass(frozen=True)
+class _Tabular:
+    """Q-learning or SARSA for ``tabular_timesteps`` steps (a class, not a closure, so that
+    parallel runs can pickle it)."""
+
+    cls: type[QLearning] | type[SARSA]
+
+    def __call__(self, spec: RunSpec) -> RunResult:
         start = time.perf_counter()
-        agent = cls(train_env(spec.env_id), seed=spec.seed, log_dir=spec.run_dir)
+        agent = self.cls(train_env(spec.env_id), seed=spec.seed, log_dir=spec.run_dir)
         agent.learn(total_timesteps=spec.budget["tabular_timesteps"], progress_bar=False)
         return RunResult.of(spec, _evaluate(agent, spec), start, _curve_from_log(spec.run_dir))
-
-    return run
 
 
 def run_maskable_ppo(spec: RunSpec) -> RunResult:
@@ -108,15 +112,17 @@ def run_maskable_ppo(spec: RunSpec) -> RunResult:
     return RunResult.of(spec, _evaluate(model, spec), start, _curve_from_log(spec.run_dir))
 
 
-def _run_lm(algo: str) -> Algorithm:
+@dataclass(frozen=True)
+class _LM:
     """An LM trainer for ``lm_updates`` updates, ``lm_minutes`` at most (``"pretrained"``:
     the default model, no training)."""
 
-    def run(spec: RunSpec) -> RunResult:
+    algo: str
+
+    def __call__(self, spec: RunSpec) -> RunResult:
         start = time.perf_counter()
-        train_algo = "grpo" if algo == "pretrained" else algo
         trainer = lm_trainer(
-            train_algo,
+            "grpo" if self.algo == "pretrained" else self.algo,
             spec.env_id,
             spec.seed,
             spec.run_dir,
@@ -127,8 +133,11 @@ def _run_lm(algo: str) -> Algorithm:
             eval_every=spec.budget.get("lm_eval_every", 5),
             eval_episodes=spec.budget["eval_episodes"],
             tensorboard=False,
+            # Part of what the numbers depend on: PPO's reductions round differently on one
+            # thread than on two, so the budget fixes the count.
+            threads=spec.budget.get("lm_threads", 1),
         )
-        if algo == "pretrained":
+        if self.algo == "pretrained":
             scores = trainer.evaluate()
             curve = []
         else:
@@ -137,19 +146,17 @@ def _run_lm(algo: str) -> Algorithm:
         success, ret = float(scores["eval/success_rate"]), float(scores["eval/episodic_return"])
         return RunResult.of(spec, (success, ret), start, curve)
 
-    return run
-
 
 ALGORITHMS: dict[str, Algorithm] = {
     "random": run_random,
     "oracle": run_oracle,
-    "q_learning": _run_tabular(QLearning),
-    "sarsa": _run_tabular(SARSA),
+    "q_learning": _Tabular(QLearning),
+    "sarsa": _Tabular(SARSA),
     "maskable_ppo": run_maskable_ppo,
-    "pretrained": _run_lm("pretrained"),
-    "reinforce": _run_lm("reinforce"),
-    "ppo": _run_lm("ppo"),
-    "grpo": _run_lm("grpo"),
+    "pretrained": _LM("pretrained"),
+    "reinforce": _LM("reinforce"),
+    "ppo": _LM("ppo"),
+    "grpo": _LM("grpo"),
 }
 #: The LM trainers, whose runs cost minutes each (they take the preset's ``lm_seeds``).
 LM_ALGOS = ("pretrained", "reinforce", "ppo", "grpo")
@@ -188,6 +195,7 @@ PRESETS: dict[str, Preset] = {
             "lm_updates": 50,
             "lm_minutes": 5.0,
             "lm_eval_every": 10,
+            "lm_threads": 1,
         },
         lm_seeds=(1, 2),
     ),
@@ -214,8 +222,10 @@ PRESETS: dict[str, Preset] = {
             "tabular_timesteps": 60_000,
             "sb3_timesteps": 50_000,
             "eval_episodes": 200,
-            "lm_updates": 300,
+            "lm_updates": 100,
             "lm_minutes": 15.0,
+            "lm_eval_every": 20,
+            "lm_threads": 1,
         },
     ),
 }
@@ -232,6 +242,7 @@ BUDGET_KEYS: dict[str, tuple[type, str]] = {
     "lm_updates": (int, "updates of each LM run (what the result is reproducible by)"),
     "lm_minutes": (float, "training minutes of each LM run (a cap; the run reports if hit)"),
     "lm_eval_every": (int, "LM updates between held-out evaluations"),
+    "lm_threads": (int, "torch threads of each LM run (the numbers depend on it)"),
 }
 
 

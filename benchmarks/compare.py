@@ -48,6 +48,7 @@ from benchmarks.cli import (
     check_env_ids,
     check_known,
     check_out_dir,
+    check_positive,
     check_seeds,
     run_main,
 )
@@ -262,8 +263,8 @@ class BenchConfig:
         check_seeds(self.seeds)
         check_seeds(self.lm_seeds)
         missing = [key for key in BUDGET_KEYS if key not in self.budget]
-        # lm_eval_every has a default in the LM runner; every other key is read as is.
-        missing = [key for key in missing if key != "lm_eval_every"]
+        # These have defaults in the LM runner; every other key is read as is.
+        missing = [key for key in missing if key not in ("lm_eval_every", "lm_threads")]
         if missing:
             raise ConfigError(f"--budget lacks {', '.join(missing)}.")
         check_budget(self.budget)
@@ -351,7 +352,7 @@ def make_config(
 
 
 def bench(
-    config: BenchConfig, restart: bool = False, progress: bool = True
+    config: BenchConfig, restart: bool = False, progress: bool = True, jobs: int = 1
 ) -> list[dict[str, Any]]:
     """Run ``config`` into ``config.out`` (resuming it) and write the summary.
 
@@ -359,6 +360,7 @@ def bench(
         config: A checked configuration (see :func:`make_config`).
         restart: Discard every earlier result in ``config.out`` first.
         progress: Show a progress bar.
+        jobs: Runs at a time, one process each (the numbers do not depend on it).
 
     Returns:
         The summary rows (as in results.json).
@@ -371,7 +373,7 @@ def bench(
     with locked_output(config.out, restart):
         # Small networks on 2 cores: one thread avoids contention (LM trainers set their own).
         torch.set_num_threads(1)
-        results = run_all(config.specs(), ALGORITHMS, progress=progress)
+        results = run_all(config.specs(), ALGORITHMS, progress=progress, jobs=jobs)
         return write_outputs(results, config.out, config.as_dict())
 
 
@@ -396,6 +398,9 @@ class BenchArgs:
     """discard every earlier result in --out and start over"""
     progress: bool = True
     """show a progress bar"""
+    jobs: int = 1
+    """runs at a time, one process and one thread each (2 on 2 cores); the numbers do not
+    depend on it"""
 
 
 def build_parser() -> FlagParser[BenchArgs]:
@@ -414,7 +419,8 @@ def execute(args: BenchArgs) -> int:
     config = make_config(
         args.preset, args.envs, args.algos, args.seeds, parse_budget(args.budget), args.out
     )
-    rows = bench(config, restart=args.restart, progress=args.progress)
+    check_positive(args.jobs, "--jobs", integer=True)
+    rows = bench(config, restart=args.restart, progress=args.progress, jobs=args.jobs)
     print(markdown(rows, before_after(rows)))
     print(f"wrote {args.out}/results.json, results.csv, results.md, curves.png, scores.png")
     return 0

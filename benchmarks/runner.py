@@ -10,10 +10,12 @@ unfinished and its cell is redone. The output directory is locked while a benchm
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -191,30 +193,67 @@ def check_resumable(specs: Sequence[RunSpec]) -> dict[str, RunResult]:
 
 
 def run_all(
-    specs: Sequence[RunSpec], algorithms: Mapping[str, Algorithm], progress: bool = True
+    specs: Sequence[RunSpec],
+    algorithms: Mapping[str, Algorithm],
+    progress: bool = True,
+    jobs: int = 1,
 ) -> list[RunResult]:
     """Run every spec not already finished under the same budget, with a progress bar.
 
     Call this while holding the output directory's lock (:func:`locked_output`).
+
+    Args:
+        specs: The runs, in the order their results are returned.
+        algorithms: What runs each spec's algorithm; with ``jobs > 1`` each must pickle (a
+            module-level function or an instance of a module-level class).
+        progress: Show a progress bar.
+        jobs: Runs at a time, each in its own process with one torch thread. Every run
+            seeds itself, so the numbers do not depend on ``jobs`` (tested).
 
     Raises:
         ResumeMismatchError: see :func:`check_resumable` (raised before any run starts).
         ConfigError: a spec's algorithm is not one of ``algorithms``.
     """
     finished = check_resumable(specs)
-    results = []
-    bar = tqdm(specs, desc="bench", disable=not progress, unit="run")
-    for spec in bar:
-        bar.set_postfix_str(spec.name)
-        if spec.name in finished:
-            results.append(finished[spec.name])
-            continue
+    todo = [spec for spec in specs if spec.name not in finished]
+    for spec in todo:
         check_known(spec.algo, algorithms, "algorithm", None)
-        if spec.run_dir.exists():
-            # An interrupted run restarts from scratch: its partial logs would mix curves.
-            shutil.rmtree(spec.run_dir)
-        spec.run_dir.mkdir(parents=True)
-        result = algorithms[spec.algo](spec)
-        atomic_write(spec.run_dir / "result.json", json.dumps(asdict(result), indent=1))
-        results.append(result)
-    return results
+    bar = tqdm(total=len(specs), initial=len(finished), desc="bench", disable=not progress,
+               unit="run")  # fmt: skip
+    if jobs == 1 or len(todo) <= 1:
+        for spec in todo:
+            bar.set_postfix_str(spec.name)
+            finished[spec.name] = _execute(spec, algorithms[spec.algo])
+            bar.update()
+    else:
+        # spawn, not fork: a forked child would inherit torch's thread pool and the parent's
+        # open lock; every run then imports what it needs afresh, as a rerun would.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread) as pool:
+            futures = {pool.submit(_execute, spec, algorithms[spec.algo]): spec for spec in todo}
+            for future in as_completed(futures):
+                spec = futures[future]
+                finished[spec.name] = future.result()
+                bar.set_postfix_str(spec.name)
+                bar.update()
+    bar.close()
+    return [finished[spec.name] for spec in specs]
+
+
+def _one_thread() -> None:
+    # Parallel runs on a few cores: one thread each, or their OpenMP pools fight.
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _execute(spec: RunSpec, algorithm: Algorithm) -> RunResult:
+    """Run ``spec`` from scratch and record its result (in the worker, so a finished run is
+    kept even if the benchmark is killed before it collects it)."""
+    if spec.run_dir.exists():
+        # An interrupted run restarts from scratch: its partial logs would mix curves.
+        shutil.rmtree(spec.run_dir)
+    spec.run_dir.mkdir(parents=True)
+    result = algorithm(spec)
+    atomic_write(spec.run_dir / "result.json", json.dumps(asdict(result), indent=1))
+    return result

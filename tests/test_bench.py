@@ -73,6 +73,20 @@ def test_lm_results_are_reproducible_by_update_count(tmp_path: Path) -> None:
     assert run["budget"]["lm_updates"] == 2
 
 
+def test_parallel_runs_give_the_numbers_of_sequential_ones(tmp_path: Path) -> None:
+    # Every run seeds itself and fixes its thread count, so --jobs changes only the wall time
+    # (PPO, whose reductions round differently on two threads, is the sensitive case).
+    args = ["--envs", "textgym/Reasoning-Tiny-v0", "--algos", "q_learning", "ppo", "--seeds",
+            "0", "1", "--budget", '{"tabular_timesteps": 2000, "eval_episodes": 8, '
+            '"lm_updates": 2, "lm_minutes": 10}', "--no-progress"]  # fmt: skip
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert compare.main([*args, "--out", str(a)]) == 0
+    assert compare.main([*args, "--out", str(b), "--jobs", "2"]) == 0
+    assert scores(a) == scores(b)
+    for run in json.loads((b / "results.json").read_text())["results"]:
+        assert run["budget"]["lm_threads"] == 1
+
+
 def test_finished_runs_are_skipped_on_rerun(tmp_path: Path) -> None:
     args = [*ARGS, "--out", str(tmp_path)]
     args.remove("q_learning")  # random and oracle only: fast

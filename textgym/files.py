@@ -313,8 +313,8 @@ class DirectoryLock:
     ) -> None:
         self.release()
 
-    def __del__(self) -> None:
-        # At interpreter exit the modules may already be torn down (``os`` is None), and the
-        # OS closes the descriptor and drops the flock itself.
-        if not sys.is_finalizing():
+    def __del__(self, _finalizing: Callable[[], bool] = sys.is_finalizing) -> None:
+        # At interpreter exit the modules may already be torn down (``os`` and ``sys`` are
+        # None: hence the default argument), and the OS drops the flock itself.
+        if not _finalizing():
             self.release()
