@@ -3,8 +3,8 @@
 One command answers: which algorithm does best on which task, by how much, with what
 certainty, and how much RL lifts the pre-trained model.
 
-    textgym bench                        # --preset quick: the README's main job (<= 10 min)
-    textgym bench --preset full          # more seeds, bigger budgets
+    textgym bench --jobs 2               # --preset quick: the README's main job (<= 10 min)
+    textgym bench --preset full --jobs 2 # every family, 5 seeds, 100 LM updates (2 h on 2 cores)
     textgym bench --algos random oracle q_learning --envs textgym/Reasoning-Tiny-v0
 
 Every (env, algorithm, seed) run writes ``runs/<env>__<algo>__<seed>/result.json`` when it

@@ -494,7 +494,7 @@ def test_the_module_entry_point_prints_a_user_error_in_one_line(tmp_path: Path) 
     assert proc.stderr == (
         "textgym bench: error: --budget: unknown key 'sb3_timestep'. Did you mean "
         "'sb3_timesteps'? Known keys: tabular_timesteps, sb3_timesteps, eval_episodes, "
-        "lm_updates, lm_minutes, lm_eval_every.\n"
+        "lm_updates, lm_minutes, lm_eval_every, lm_threads.\n"
     )
     assert not (tmp_path / "out").exists()
 

@@ -152,6 +152,11 @@ ROWS = [
         "timestepz",
     ),
     row(
+        "bench-zero-jobs",
+        ["bench", *TINY_BENCH, "--jobs", "0", "--out", "{tmp}/b"],
+        "--jobs must be a positive integer, got 0",
+    ),
+    row(
         "bench-negative-seed",
         ["bench", *TINY_BENCH, "--seeds", "-1", "--out", "{tmp}/b"],
         "--seeds",
