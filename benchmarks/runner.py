@@ -231,11 +231,17 @@ def run_all(
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_thread) as pool:
             futures = {pool.submit(_execute, spec, algorithms[spec.algo]): spec for spec in todo}
-            for future in as_completed(futures):
-                spec = futures[future]
-                finished[spec.name] = future.result()
-                bar.set_postfix_str(spec.name)
-                bar.update()
+            try:
+                for future in as_completed(futures):
+                    spec = futures[future]
+                    finished[spec.name] = future.result()
+                    bar.set_postfix_str(spec.name)
+                    bar.update()
+            except BaseException:
+                # A run failed (or Ctrl-C): leaving the pool would otherwise wait for every
+                # queued run. The runs under way finish and keep their results.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     bar.close()
     return [finished[spec.name] for spec in specs]
 

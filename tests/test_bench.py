@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
 from benchmarks import compare
+from benchmarks.runner import RunResult, RunSpec, run_all
 
 ARGS = [
     "--envs",
@@ -85,6 +87,25 @@ def test_parallel_runs_give_the_numbers_of_sequential_ones(tmp_path: Path) -> No
     assert scores(a) == scores(b)
     for run in json.loads((b / "results.json").read_text())["results"]:
         assert run["budget"]["lm_threads"] == 1
+
+
+def _fails(spec: RunSpec) -> RunResult:
+    raise RuntimeError(f"run {spec.seed} failed")
+
+
+def _sleeps(spec: RunSpec) -> RunResult:
+    time.sleep(0.5)
+    return RunResult.of(spec, (0.0, 0.0), time.perf_counter())
+
+
+def test_a_failed_parallel_run_stops_the_queue(tmp_path: Path) -> None:
+    # The failure surfaces at once; the queued runs are cancelled, not all played first.
+    specs = [RunSpec("e", "fail" if s == 0 else "sleep", s, {}, tmp_path / str(s))
+             for s in range(12)]  # fmt: skip
+    with pytest.raises(RuntimeError, match="run 0 failed"):
+        run_all(specs, {"fail": _fails, "sleep": _sleeps}, progress=False, jobs=2)
+    done = [s for s in range(12) if (tmp_path / str(s) / "result.json").exists()]
+    assert len(done) < 11, done
 
 
 def test_finished_runs_are_skipped_on_rerun(tmp_path: Path) -> None:
