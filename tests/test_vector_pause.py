@@ -79,3 +79,17 @@ def test_bad_pause_masks_are_refused_with_the_fix() -> None:
         envs.unwrapped.pause(np.array([True, False]))
     envs.unwrapped.pause(np.zeros(3, dtype=bool))  # pausing no row is allowed
     envs.step(np.array([5, 5, 5]))
+
+
+def test_sub_envs_share_one_task_built_with_the_callers_arguments() -> None:
+    # One task for the batch: its tables and caches are built once, not once per row.
+    envs = gym.make_vec(
+        "textgym/Reasoning-v1", 4, vectorization_mode="vector_entry_point", max_steps=2,
+        max_new_tokens=20,
+    )  # fmt: skip
+    subs = envs.unwrapped.envs
+    assert len({id(env.task) for env in subs}) == 1
+    assert subs[0].task.max_steps == 2  # the task's argument reached the shared task
+    assert all(env.max_new_tokens == 20 for env in subs)  # and the env's reached every row
+    _, info = envs.reset(seed=0)
+    assert (info["metadata"]["n_steps"] <= 2).all()

@@ -13,6 +13,7 @@ episode ends resets it (its action is ignored, its reward is 0).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,9 +37,16 @@ from textgym.errors import ConfigError
 from textgym.rewards.base import evaluate
 from textgym.tasks.checks import check_bool, check_int, describe
 
+#: TextEnv's own arguments; the rest of ``make_vec``'s keywords build the task.
+_ENV_ARGUMENTS = frozenset(
+    name
+    for name, p in inspect.signature(TextEnv.__init__).parameters.items()
+    if p.kind is p.KEYWORD_ONLY
+)
+
 #: Options ``TextVectorEnv.reset`` understands.
 VECTOR_RESET_OPTIONS = ("problem", "reset_mask")
-#: Most sub-envs (each is a Python object with its own task state).
+#: Most sub-envs (each is a Python object with its own episode state).
 MAX_NUM_ENVS = 1 << 16
 #: Most token slots over all sub-envs (``num_envs * max_length``): about 1.2 GB of buffers.
 MAX_BATCH_TOKENS = 1 << 27
@@ -111,13 +119,14 @@ class TextVectorEnv(VectorEnv):
                 f"or max_length (max_length alone may go up to {MAX_LENGTH:,})."
             )
         # Sub-envs share the tokenizer, task, and reward object, so a model-based reward is
-        # loaded once and called once per step for the whole batch.
+        # loaded once and called once per step for the whole batch, and a task's tables and
+        # caches (Reasoning's chains, a dataset's pool) are built once, not once per row.
+        # Sharing the task is safe: a task holds no episode state (each episode asks it for
+        # a fresh responder), as when the caller passes one Task object for every sub-env.
+        own = {k: v for k, v in env_kwargs.items() if k in _ENV_ARGUMENTS}
+        shared = {"task": first.task, "reward": first.reward, "tokenizer": first.tokenizer}
         self.envs = [first] + [
-            TextEnv(
-                **{**env_kwargs, "reward": first.reward, "tokenizer": first.tokenizer},
-                copy=False,
-            )
-            for _ in range(num_envs - 1)
+            TextEnv(**{**own, **shared}, copy=False) for _ in range(num_envs - 1)
         ]
         self.num_envs = num_envs
         self.render_mode = first.render_mode
