@@ -13,6 +13,9 @@ reward). ``loss_type`` chooses how token losses are averaged:
   with ``scale_rewards=False`` (no division by the group's std, the difficulty bias);
 * ``"token"``: mean over all tokens of the batch (DAPO).
 
+``clip_coef_high`` widens the upper clip bound alone (DAPO's clip-higher, Yu et al. 2025);
+like every clip it acts only off-policy (``num_iterations`` or ``num_minibatches`` > 1).
+
 ``python -m agents.grpo --env-id textgym/Reasoning-v0`` or ``textgym train --algo grpo ...``.
 """
 
@@ -47,6 +50,8 @@ class GRPOConfig(TrainConfig):
     """minibatches per pass (split by groups)"""
     clip_coef: float = 0.2
     """ratio clipping epsilon (matters when num_iterations > 1 or num_minibatches > 1)"""
+    clip_coef_high: float | None = None
+    """upper ratio clipping epsilon, DAPO's clip-higher (e.g. 0.28; None: clip_coef)"""
     kl_coef: float = 0.0
     """weight of the k3 KL estimate to the reference in the loss (0: no reference model is loaded; DeepSeekMath used 0.04)"""
     loss_type: Literal["grpo", "dr_grpo", "token"] = "dr_grpo"
@@ -61,6 +66,7 @@ class GRPOConfig(TrainConfig):
         "num_iterations": COUNT,
         "num_minibatches": COUNT,
         "clip_coef": Check(float, low=0.0, high=1.0, low_open=True),
+        "clip_coef_high": Check(float, low=0.0, high=1.0, low_open=True, optional=True),
         "kl_coef": NON_NEGATIVE,
         "loss_type": Check(str, choices=("grpo", "dr_grpo", "token")),
         "scale_rewards": FLAG,
@@ -79,6 +85,18 @@ class GRPOConfig(TrainConfig):
                 "per update: minibatches hold whole groups)"
             ]
         return []
+
+
+def clipped_surrogate(
+    ratio: torch.Tensor, advantage: torch.Tensor, low: float, high: float
+) -> torch.Tensor:
+    """PPO's clipped objective per token, ``min(r A, clip(r, low, high) A)``.
+
+    With ``high - 1 > 1 - low`` it is DAPO's clip-higher: a wider upper bound lets an
+    unlikely token that paid off gain more probability per update, which keeps exploration
+    alive, while the lower bound still limits how fast a token that did not pay off fades.
+    """
+    return torch.min(ratio * advantage, ratio.clamp(low, high) * advantage)
 
 
 class GRPO(LMTrainer):
@@ -120,6 +138,8 @@ class GRPO(LMTrainer):
         _, inverse = torch.unique(batch.groups, return_inverse=True)
         n_groups = int(inverse.max()) + 1
         stats: dict[str, list[float]] = {k: [] for k in ("loss", "kl", "clip", "grad")}
+        low = 1 - cfg.clip_coef
+        high = 1 + (cfg.clip_coef if cfg.clip_coef_high is None else cfg.clip_coef_high)
         for _ in range(cfg.num_iterations):
             # Minibatches hold whole groups, so that no group is split across steps.
             order = torch.randperm(n_groups, device=adv.device)
@@ -135,10 +155,7 @@ class GRPO(LMTrainer):
                 logp = token_logprobs(logits, mb.targets[m], cfg.temperature)
                 ratio = (logp - mb.old_logprobs[m]).exp()
                 a = adv[idx][row]
-                surrogate = torch.min(
-                    ratio * a, ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef) * a
-                )
-                per_token = -surrogate
+                per_token = -clipped_surrogate(ratio, a, low, high)
                 if ref_logp is not None:
                     # k3 estimator of KL(pi || pi_ref): exp(d) - d - 1 with d = ref - logp, >= 0.
                     d = ref_logp[idx, :w][m] - logp
@@ -154,7 +171,7 @@ class GRPO(LMTrainer):
                 else:
                     loss = per_token.mean()
                 stats["loss"].append(loss.item())
-                stats["clip"].append(((ratio - 1).abs() > cfg.clip_coef).float().mean().item())
+                stats["clip"].append(((ratio < low) | (ratio > high)).float().mean().item())
                 stats["grad"].append(self.step_optimizer(loss))
         returns = {
             g: [e.episode_return for e in episodes if e.group == g]

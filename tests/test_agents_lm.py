@@ -119,6 +119,31 @@ def test_loss_falls_and_reward_rises_on_synthetic_env(algo: str, synth, tmp_path
     assert (tmp_path / "final_model" / "config.json").exists()
 
 
+def test_clip_higher_widens_only_the_upper_bound() -> None:
+    from agents.grpo import clipped_surrogate
+
+    ratio = torch.tensor([1.25, 1.25, 0.7, 0.7])
+    adv = torch.tensor([1.0, -1.0, 1.0, -1.0])
+    symmetric = clipped_surrogate(ratio, adv, 0.8, 1.2)
+    higher = clipped_surrogate(ratio, adv, 0.8, 1.28)
+    # A token that paid off keeps its ratio up to 1.28 instead of 1.2; the rest is unchanged.
+    assert torch.allclose(symmetric, torch.tensor([1.2, -1.25, 0.7, -0.8]))
+    assert torch.allclose(higher, torch.tensor([1.25, -1.25, 0.7, -0.8]))
+
+
+def test_grpo_counts_clipping_against_both_bounds(synth, tmp_path: Path) -> None:
+    # Off-policy passes (num_iterations 3, lr 1e-2) move the ratio past 1.2 but rarely 1.9.
+    wide = make("grpo", synth, tmp_path / "a", total_updates=2, num_iterations=3,
+                clip_coef_high=0.9)  # fmt: skip
+    narrow = make("grpo", synth, tmp_path / "b", total_updates=2, num_iterations=3)
+    wide.learn()
+    narrow.learn()
+    clip = [
+        [h["losses/clipfrac"] for h in t.history if "losses/clipfrac" in h] for t in (wide, narrow)
+    ]
+    assert sum(clip[1]) > 0 and sum(clip[0]) < sum(clip[1])
+
+
 def test_ppo_kl_penalty_is_zero_at_first_update(synth, tmp_path: Path) -> None:
     trainer = make("ppo", synth, tmp_path, total_updates=1, kl_coef=0.5)
     trainer.learn()
