@@ -81,13 +81,12 @@ class RowCache(Cache):  # type: ignore[misc]
             keys.scatter_(2, index.expand_as(key_states), key_states)
             values.scatter_(2, index.expand_as(value_states), value_states)
             return keys[:, :, : self._kv], values[:, :, : self._kv]
-        # A subset of the rows: gather their buffers (a copy), update, write them back.
-        sub_k, sub_v = keys[self._rows, :, : self._kv], values[self._rows, :, : self._kv]
-        sub_k.scatter_(2, index.expand_as(key_states), key_states)
-        sub_v.scatter_(2, index.expand_as(value_states), value_states)
-        keys[self._rows, :, : self._kv] = sub_k
-        values[self._rows, :, : self._kv] = sub_v
-        return sub_k, sub_v
+        # A subset of the rows: write their new slots in place, then gather what they
+        # attend (one copy; gathering first and writing the copy back costs two).
+        rows, slots = self._rows[:, None], self._slots
+        keys[rows, :, slots] = key_states.transpose(1, 2)
+        values[rows, :, slots] = value_states.transpose(1, 2)
+        return keys[self._rows, :, : self._kv], values[self._rows, :, : self._kv]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         """The widest attention of the current forward (models that derive positions from
