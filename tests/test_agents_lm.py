@@ -131,13 +131,28 @@ def test_clip_higher_widens_only_the_upper_bound() -> None:
     assert torch.allclose(higher, torch.tensor([1.25, -1.25, 0.7, -0.8]))
 
 
-def test_grpo_counts_clipping_against_both_bounds(synth, tmp_path: Path) -> None:
+def test_grpo_clips_the_loss_and_counts_clipping_at_both_bounds(
+    synth, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agents.grpo
+
+    bounds: list[tuple[float, float]] = []
+    surrogate = agents.grpo.clipped_surrogate
+
+    def recorded(ratio, advantage, low, high):  # noqa: ANN001, ANN202
+        bounds.append((low, high))
+        return surrogate(ratio, advantage, low, high)
+
+    monkeypatch.setattr(agents.grpo, "clipped_surrogate", recorded)
     # Off-policy passes (num_iterations 3, lr 1e-2) move the ratio past 1.2 but rarely 1.9.
     wide = make("grpo", synth, tmp_path / "a", total_updates=2, num_iterations=3,
                 clip_coef_high=0.9)  # fmt: skip
-    narrow = make("grpo", synth, tmp_path / "b", total_updates=2, num_iterations=3)
     wide.learn()
+    assert bounds and all(b == pytest.approx((0.8, 1.9)) for b in bounds)  # the loss's bounds
+    bounds.clear()
+    narrow = make("grpo", synth, tmp_path / "b", total_updates=2, num_iterations=3)
     narrow.learn()
+    assert bounds and all(b == pytest.approx((0.8, 1.2)) for b in bounds)
     clip = [
         [h["losses/clipfrac"] for h in t.history if "losses/clipfrac" in h] for t in (wide, narrow)
     ]

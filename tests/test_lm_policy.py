@@ -132,6 +132,24 @@ def test_kv_sampler_blocks_and_rebuild_match_full_forward(model_dir: Path) -> No
             torch.testing.assert_close(got_values[k], want.values[0, -1], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("subset", [False, True])
+def test_row_cache_padding_never_lands_on_a_real_slot(subset: bool) -> None:
+    from agents.lm.row_cache import RowCache
+
+    # Row 0's 4 real tokens end on the last of 8 slots while the block is 8 wide: its 4
+    # padding columns point past the buffer. They must not overwrite its last real key.
+    cache = RowCache(num_rows=3 if subset else 2, capacity=8)
+    rows = np.array([0, 2]) if subset else None
+    cache.begin(np.array([4, 0]), np.array([4, 8]), width=8, rows=rows)
+    keys = torch.arange(2 * 8, dtype=torch.float32).reshape(2, 1, 8, 1) + 1
+    padding = torch.arange(4, 8)
+    keys[0, 0, padding] = -1.0  # what row 0's padding columns carry
+    got, _ = cache.update(keys, keys.clone(), 0)
+    torch.testing.assert_close(got[0, 0, 4:8, 0], keys[0, 0, :4, 0])  # its real tokens
+    torch.testing.assert_close(got[1, 0, :8, 0], keys[1, 0, :, 0])
+    cache.end()
+
+
 def test_masks_exclude_prompt_and_user_tokens(model_dir: Path) -> None:
     envs = multi_turn_envs(4)
     policy = LMPolicy.from_pretrained(model_dir, VOCAB)

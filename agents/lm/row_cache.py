@@ -13,9 +13,9 @@ The caller (:class:`agents.lm.sampler.KVSampler`) drives it one forward at a tim
 ends and how many of the block's columns are its real tokens, and returns the 4-D
 attention mask of that forward (a row's query at slot ``s`` sees slots ``0..s``). Models
 take a prepared 4-D mask as it is, so no ``transformers`` mask code runs. A forward may
-feed a subset of the rows (:meth:`begin` with ``rows``): their buffers are gathered, updated
-and written back, so that a few rows with long news do not make every row compute a block
-as wide as theirs.
+feed a subset of the rows (:meth:`begin` with ``rows``): their new slots are written in
+place and their buffers gathered for the attention, so that a few rows with long news do not
+make every row compute a block as wide as theirs.
 
 Columns past a row's real tokens are padding: their keys land in slots past the row's end,
 which no real query sees and the row's next tokens overwrite.
@@ -124,11 +124,13 @@ class RowCache(Cache):  # type: ignore[misc]
             in column ``j`` of row ``r`` when ``s <= lengths[r] + j``.
         """
         need = int((lengths + counts).max()) if lengths.size else 0
-        if need > self.capacity:
-            self._grow(max(need, 2 * self.capacity))
+        if need >= self.capacity:
+            # One slot to spare: a row whose real tokens end on the last slot would have
+            # its padding columns clipped onto that slot, over its last real key.
+            self._grow(max(need + 1, 2 * self.capacity))
         last = self.capacity - 1
         # Padding columns may point past the buffer; they are clipped onto its last slot,
-        # beyond every real token (a real token's slot is below `need <= capacity`).
+        # beyond every real token (a real token's slot is below `need < capacity`).
         slots = np.minimum(lengths[:, None] + np.arange(width)[None, :], last)
         self._kv = min(int(lengths.max()) + width, self.capacity) if lengths.size else width
         self._slots = torch.as_tensor(slots, device=device)
