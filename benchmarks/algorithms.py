@@ -137,14 +137,17 @@ class _LM:
             # thread than on two, so the budget fixes the count.
             threads=spec.budget.get("lm_threads", 1),
         )
+        capped = None
         if self.algo == "pretrained":
             scores = trainer.evaluate()
             curve = []
         else:
-            scores = trainer.learn().report()["after"]
+            report = trainer.learn().report()
+            scores = report["after"]
+            capped = report["updates"] < trainer.config.total_updates
             curve = _curve_from_log(spec.run_dir, ("eval/success_rate",))
         success, ret = float(scores["eval/success_rate"]), float(scores["eval/episodic_return"])
-        return RunResult.of(spec, (success, ret), start, curve)
+        return RunResult.of(spec, (success, ret), start, curve, capped)
 
 
 ALGORITHMS: dict[str, Algorithm] = {

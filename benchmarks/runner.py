@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,9 @@ class RunResult:
     wall_time: float
     budget: dict[str, Any]
     curve: list[dict[str, float]] = field(default_factory=list)
+    #: An LM run stopped by the budget's minutes before its updates (``None``: not an LM
+    #: run, or a result written before this was recorded).
+    capped: bool | None = None
 
     @classmethod
     def of(
@@ -68,12 +71,15 @@ class RunResult:
         scores: tuple[float, float],
         start: float,
         curve: list[dict[str, float]] | None = None,
+        capped: bool | None = None,
     ) -> RunResult:
         """The result of ``spec``: ``scores`` is (success rate, mean return); ``start`` the
         ``time.perf_counter()`` at which the run began."""
         success, ret = scores
         wall = time.perf_counter() - start
-        return cls(spec.env_id, spec.algo, spec.seed, success, ret, wall, spec.budget, curve or [])
+        return cls(
+            spec.env_id, spec.algo, spec.seed, success, ret, wall, spec.budget, curve or [], capped
+        )
 
 
 #: What runs a cell: its spec in, its result out.
@@ -132,7 +138,11 @@ def load_result(path: Path) -> RunResult | None:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return _torn(path)
     names = [f.name for f in fields(RunResult)]
-    if not isinstance(data, dict) or any(name not in data for name in names[:-1]):
+    # The fields with defaults (the curve, capped) may be missing from an older result.
+    required = [
+        f.name for f in fields(RunResult) if f.default is MISSING and f.default_factory is MISSING
+    ]
+    if not isinstance(data, dict) or any(name not in data for name in required):
         return _torn(path)
     numbers = ("seed", "success_rate", "mean_return", "wall_time")
     if (

@@ -73,6 +73,16 @@ def test_lm_results_are_reproducible_by_update_count(tmp_path: Path) -> None:
     assert scores(a) == scores(b)
     (run,) = json.loads((a / "results.json").read_text())["results"]
     assert run["budget"]["lm_updates"] == 2
+    (result,) = [json.loads(p.read_text()) for p in a.rglob("result.json")]
+    assert result["capped"] is False  # every update ran
+
+
+def test_an_lm_run_stopped_by_the_minutes_records_capped(tmp_path: Path) -> None:
+    args = ["--envs", "textgym/Reasoning-Easy-v1", "--algos", "grpo", "--seeds", "3", "--budget",
+            '{"lm_updates": 3, "lm_minutes": 1e-9, "eval_episodes": 8}', "--no-progress"]  # fmt: skip
+    assert compare.main([*args, "--out", str(tmp_path)]) == 0
+    (result,) = [json.loads(p.read_text()) for p in tmp_path.rglob("result.json")]
+    assert result["capped"] is True
 
 
 def test_parallel_runs_give_the_numbers_of_sequential_ones(tmp_path: Path) -> None:
