@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -378,6 +379,10 @@ def test_sft_loss_falls(tmp_path: Path) -> None:
 # accelerate is a runtime dependency: its CLI must be there, so no skip.
 def test_accelerate_launch_two_cpu_processes(synth, tmp_path: Path) -> None:
     run = tmp_path / "ddp"
+    # A free port, not accelerate's fixed 29500: two test runs at once would collide on it.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     cmd = [
         # accelerate 1.x: `--cpu` selects its single-process launcher; `--multi_gpu` is the
         # torchrun launcher, which on a machine without GPUs runs DDP over gloo (MULTI_CPU).
@@ -385,7 +390,7 @@ def test_accelerate_launch_two_cpu_processes(synth, tmp_path: Path) -> None:
         # accelerate's CLI through this interpreter, not PATH: a venv run as
         # /path/to/venv/bin/python -m pytest without activation has no `accelerate` on PATH.
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "agents.train",
+        "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "agents.train",
         "--algo", "grpo", "--env", "textgym/Copy-v0", "--model", synth["default_vocab_model"],
         "--num-envs", "8", "--group-size", "4", "--total-updates", "2", "--eval-episodes", "8",
         "--threads", "1", "--run-dir", str(run), "--no-progress", "--no-tensorboard", "--cpu",
