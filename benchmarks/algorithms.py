@@ -143,8 +143,7 @@ class _LM:
             curve = []
         else:
             report = trainer.learn().report()
-            scores = report["after"]
-            capped = report["updates"] < trainer.config.total_updates
+            scores, capped = report["after"], report["capped"]
             curve = _curve_from_log(spec.run_dir, ("eval/success_rate",))
         success, ret = float(scores["eval/success_rate"]), float(scores["eval/episodic_return"])
         return RunResult.of(spec, (success, ret), start, curve, capped)

@@ -205,10 +205,6 @@ def run_one(
     flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items())
     report.update(
         {
-            "total_updates": total_updates,
-            "time_budget": time_budget,
-            # The trainer stops at its update count or at the time cap: fewer updates is the cap.
-            "capped": report["updates"] < total_updates,
             # "default" or "default-open" (the open tokenizer's model) when model="default".
             "model": trainer.config.model,
             "calibration": final_calibration(trainer, env_id),

@@ -76,8 +76,8 @@ class RowCache(Cache):  # type: ignore[misc]
             self.values.append(value_states.new_zeros(shape))
         self.updates += 1
         keys, values = self.keys[layer_idx], self.values[layer_idx]
-        index = self._slots[:, None, :, None]
         if self._rows is None:
+            index = self._slots[:, None, :, None]
             keys.scatter_(2, index.expand_as(key_states), key_states)
             values.scatter_(2, index.expand_as(value_states), value_states)
             return keys[:, :, : self._kv], values[:, :, : self._kv]

@@ -370,6 +370,10 @@ class LMTrainer:
             "seed": self.config.seed,
             "split": self.split or "train",
             "updates": self.update_count,
+            "total_updates": self.config.total_updates,
+            "time_budget": self.config.time_budget,
+            # The run stops at its update count or at the time budget: fewer is the budget.
+            "capped": self.update_count < self.config.total_updates,
             "episodes": self.episodes_seen,
             "generated_tokens": self.tokens_seen,
             "train_seconds": round(self.train_seconds, 1),
