@@ -361,27 +361,21 @@ class LMTrainer:
                 logger.close()
 
     def report(self) -> dict[str, Any]:
-        """Before/after evaluation, budget and throughput of the run."""
-        before = self.extra_state.get("initial_eval", {})
-        after = self.extra_state.get("final_eval", {})
+        """Before/after evaluation, budget and throughput of the run (``capped``: the time
+        budget stopped it before ``total_updates``)."""
+        cfg, seconds = self.config, max(self.train_seconds, 1e-9)
         return {
-            "algo": self.algo,
-            "env_id": self.config.env_id,
-            "seed": self.config.seed,
+            "algo": self.algo, "env_id": cfg.env_id, "seed": cfg.seed,
             "split": self.split or "train",
-            "updates": self.update_count,
-            "total_updates": self.config.total_updates,
-            "time_budget": self.config.time_budget,
-            # The run stops at its update count or at the time budget: fewer is the budget.
-            "capped": self.update_count < self.config.total_updates,
-            "episodes": self.episodes_seen,
-            "generated_tokens": self.tokens_seen,
+            "updates": self.update_count, "total_updates": cfg.total_updates,
+            "time_budget": cfg.time_budget, "capped": self.update_count < cfg.total_updates,
+            "episodes": self.episodes_seen, "generated_tokens": self.tokens_seen,
             "train_seconds": round(self.train_seconds, 1),
-            "tokens_per_second": round(self.tokens_seen / max(self.train_seconds, 1e-9), 1),
-            "before": before,
-            "after": after,
+            "tokens_per_second": round(self.tokens_seen / seconds, 1),
+            "before": self.extra_state.get("initial_eval", {}),
+            "after": self.extra_state.get("final_eval", {}),
             "run_dir": str(self.run_dir),
-        }
+        }  # fmt: skip
 
     @staticmethod
     def format_report(report: dict[str, Any]) -> str:
