@@ -173,6 +173,33 @@ def test_vector_entry_point_matches_sync(env_id: str, max_episode_steps: int | N
             assert_same_infos(i1, i2, "partial reset at step 150")
 
 
+def test_rows_reset_with_one_seed_match_sync_as_the_task_samples_once(env_id: str) -> None:
+    # A GRPO group resets its rows with one seed: the native env samples the problem once
+    # and gives the later rows the generator's state after that draw. Everything after
+    # (the users' replies draw from the same generator) must be as if each row drew anew.
+    seeds = [4, 4, 9, 4, 9, 2]
+    native = gym.make_vec(env_id, 6, vectorization_mode="vector_entry_point")
+    sync = gym.make_vec(env_id, 6, vectorization_mode="sync")
+    _, i1 = native.reset(seed=seeds)
+    _, i2 = sync.reset(seed=seeds)
+    assert_same_infos(i1, i2, "reset")
+    assert native.unwrapped.np_random_seed == sync.np_random_seed
+    eot = native.eot_id
+    rng = np.random.default_rng(3)
+    for t in range(120):
+        if t == 60:  # once more, mid-episode, with the seeds in another order
+            _, i1 = native.reset(seed=seeds[::-1])
+            _, i2 = sync.reset(seed=seeds[::-1])
+            assert_same_infos(i1, i2, "second reset")
+        a = rng.integers(0, native.single_action_space.n, 6)
+        a[rng.random(6) < 0.3] = eot
+        r1, r2 = native.step(a), sync.step(a)
+        np.testing.assert_array_equal(r1[0]["input_ids"], r2[0]["input_ids"], err_msg=f"{t}")
+        for i in (1, 2, 3):
+            np.testing.assert_array_equal(r1[i], r2[i], err_msg=f"step {t}")
+        assert_same_infos(r1[4], r2[4], f"step {t} info")
+
+
 def assert_same_infos(a: object, b: object, path: str) -> None:
     """Recursive equality of two vector info dicts, down to array dtypes and value types."""
     assert type(a) is type(b), f"{path}: {type(a).__name__} != {type(b).__name__}"

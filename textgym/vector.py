@@ -17,6 +17,7 @@ import inspect
 from collections.abc import Iterable
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
@@ -36,6 +37,7 @@ from textgym.episode import CLOSE_AT, LENGTH
 from textgym.errors import ConfigError
 from textgym.rewards.base import evaluate
 from textgym.tasks.checks import check_bool, check_int, describe
+from textgym.types import Problem
 
 #: TextEnv's own arguments; the rest of ``make_vec``'s keywords build the task.
 _ENV_ARGUMENTS = frozenset(
@@ -209,8 +211,9 @@ class TextVectorEnv(VectorEnv):
         pairs = []
         try:
             problem = check_reset_options(options)
+            drawn: dict[int, tuple[Problem, dict[str, Any]]] = {}
             for i in rows:
-                pairs.append((i, self.envs[i].start(seeds[i], problem)))
+                pairs.append((i, self._start(i, seeds[i], problem, drawn)))
         except BaseException as exc:
             self._fail(exc)
             raise
@@ -344,6 +347,32 @@ class TextVectorEnv(VectorEnv):
         self._link()
 
     # -- internals ------------------------------------------------------------------------
+
+    def _start(
+        self, i: int, seed: int | None, problem: Problem | None,
+        drawn: dict[int, tuple[Problem, dict[str, Any]]],
+    ) -> dict[str, Any]:  # fmt: skip
+        """Reset sub-env ``i``; rows given the same seed in one reset share one draw.
+
+        The rows of a GRPO group reset with one seed, so they start the same problem: the
+        task samples it for the first of them, and each later one takes that problem and
+        the generator's state after the draw, which is what drawing again would leave
+        (``Task.sample`` draws from the rng alone). Each row still seeds its own
+        generator (``np_random_seed`` as Gymnasium sets it) and gets its own responder.
+        """
+        env = self.envs[i]
+        if problem is not None or seed is None:
+            return env.start(seed, problem)
+        gym.Env.reset(env, seed=seed)
+        rng = env.np_random
+        hit = drawn.get(seed)
+        if hit is None:
+            problem = env.episode.task.sample(rng)
+            drawn[seed] = (problem, rng.bit_generator.state)
+        else:
+            problem, state = hit
+            rng.bit_generator.state = state
+        return env.episode.start(rng, problem)
 
     def _fail(self, exc: BaseException) -> None:
         self._started = False
