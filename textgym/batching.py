@@ -55,9 +55,48 @@ def batch_infos(pairs: list[tuple[int, dict[str, Any]]], num_envs: int) -> dict[
     """
     if not pairs:
         return {}
+    if len(pairs) > 1:
+        pairs = sorted(pairs, key=_first)
+    infos = [info for _, info in pairs]
+    keys = infos[0].keys()
+    if all(info.keys() == keys for info in infos):
+        # The usual step: one to a few turn ends whose infos have the same keys (the same
+        # task wrote them). Every column then comes from every row, so one mask serves all
+        # and each value is read by its key, without gathering columns first.
+        rows = [i for i, _ in pairs]
+        mask = np.zeros(num_envs, dtype=bool)
+        mask[rows] = True
+        return _same_keys(rows, infos, num_envs, mask)
+    return _gathered(pairs, num_envs)
+
+
+def _same_keys(
+    rows: list[int], infos: list[dict[str, Any]], num_envs: int, mask: np.ndarray
+) -> dict[str, Any]:
+    """:func:`batch_infos` of infos (sorted by row) that all have the same keys."""
+    out: dict[str, Any] = {}
+    for key, first in infos[0].items():
+        if isinstance(first, dict):
+            subs = [info[key] for info in infos]
+            inner = first.keys()
+            if all(isinstance(sub, dict) and sub.keys() == inner for sub in subs):
+                out[key] = _same_keys(rows, subs, num_envs, mask)
+            else:
+                out[key] = _gathered(list(zip(rows, subs, strict=True)), num_envs)
+        else:
+            full = _column(first, num_envs)
+            for i, info in zip(rows, infos, strict=True):
+                full[i] = info[key]
+            out[key] = full
+        out[f"_{key}"] = mask.copy()
+    return out
+
+
+def _gathered(pairs: list[tuple[int, dict[str, Any]]], num_envs: int) -> dict[str, Any]:
+    """:func:`batch_infos` of infos (sorted by row) with different keys."""
     # One pass gathers each key's rows and values, in the order _add_info meets them.
     columns: dict[str, tuple[list[int], list[Any]]] = {}
-    for i, info in sorted(pairs, key=_first):
+    for i, info in pairs:
         for key, value in info.items():
             column = columns.get(key)
             if column is None:
@@ -71,18 +110,10 @@ def batch_infos(pairs: list[tuple[int, dict[str, Any]]], num_envs: int) -> dict[
     masks: dict[tuple[int, ...], np.ndarray] = {}
     for key, (rows, values) in columns.items():
         first = values[0]
-        kind = type(first)
         if isinstance(first, dict):
             out[key] = batch_infos(list(zip(rows, values, strict=True)), num_envs)
         else:
-            if kind in _NUMBER_TYPES or issubclass(kind, np.number):
-                full = np.zeros(num_envs, dtype=kind)
-            elif kind is np.ndarray:
-                full = np.zeros((num_envs, *first.shape), dtype=first.dtype)
-            else:
-                full = _nones(num_envs).copy()
-            # Element by element, as _add_info does: a tuple value stays one object (and for
-            # the 1-3 rows of a typical step, faster than a fancy-index assignment).
+            full = _column(first, num_envs)
             for i, value in zip(rows, values, strict=True):
                 full[i] = value
             out[key] = full
@@ -96,6 +127,20 @@ def batch_infos(pairs: list[tuple[int, dict[str, Any]]], num_envs: int) -> dict[
 
 
 _NUMBER_TYPES = (int, float, bool)
+
+
+def _column(first: Any, num_envs: int) -> np.ndarray:
+    """The empty column for values like ``first``, as ``_add_info`` allocates it.
+
+    It is filled element by element, as ``_add_info`` does: a tuple value stays one object
+    (and for the 1-3 rows of a typical step, that is faster than a fancy-index assignment).
+    """
+    kind = type(first)
+    if kind in _NUMBER_TYPES or issubclass(kind, np.number):
+        return np.zeros(num_envs, dtype=kind)
+    if kind is np.ndarray:
+        return np.zeros((num_envs, *first.shape), dtype=first.dtype)
+    return _nones(num_envs).copy()
 
 
 @functools.lru_cache(maxsize=8)
