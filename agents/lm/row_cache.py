@@ -83,10 +83,12 @@ class RowCache(Cache):  # type: ignore[misc]
             return keys[:, :, : self._kv], values[:, :, : self._kv]
         # A subset of the rows: write their new slots in place, then gather what they
         # attend (one copy; gathering first and writing the copy back costs two).
-        rows, slots = self._rows[:, None], self._slots
-        keys[rows, :, slots] = key_states.transpose(1, 2)
-        values[rows, :, slots] = value_states.transpose(1, 2)
-        return keys[self._rows, :, : self._kv], values[self._rows, :, : self._kv]
+        # index_select, not keys[rows, :, :kv]: the same copy, without advanced indexing's
+        # general machinery (8x faster for 3 of 16 rows on a CPU).
+        rows, slots, kv = self._rows, self._slots, self._kv
+        keys[rows[:, None], :, slots] = key_states.transpose(1, 2)
+        values[rows[:, None], :, slots] = value_states.transpose(1, 2)
+        return keys[:, :, :kv].index_select(0, rows), values[:, :, :kv].index_select(0, rows)
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         """The widest attention of the current forward (models that derive positions from
@@ -148,8 +150,8 @@ class RowCache(Cache):  # type: ignore[misc]
     def keep(self, index: np.ndarray) -> None:
         """Keep only the rows at ``index`` (in that order): finished rows leave the batch."""
         where = torch.as_tensor(index, dtype=torch.long)
-        self.keys = [k[where.to(k.device)] for k in self.keys]
-        self.values = [v[where.to(v.device)] for v in self.values]
+        self.keys = [k.index_select(0, where.to(k.device)) for k in self.keys]
+        self.values = [v.index_select(0, where.to(v.device)) for v in self.values]
         self.num_rows = int(where.numel())
 
     def _grow(self, capacity: int) -> None:
