@@ -11,6 +11,7 @@ as ``<unk>`` are dropped and punctuation separates words, so ``"Thanks!"`` is th
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -18,7 +19,7 @@ from typing import Any
 
 from textgym.errors import ConfigError
 from textgym.rewards.base import Reward, RewardContext, RewardTypeError, int_arg, number_arg
-from textgym.words import SPECIAL_TOKEN, count_phrase, coverage, text_words
+from textgym.words import SPECIAL_TOKEN, count_phrase, count_words, coverage, has_words, text_words
 
 _SHOUT = re.compile(r"\b[A-Z]{3,}\b")
 
@@ -171,10 +172,11 @@ DEFAULT_BANNED_WORDS = (
 
 # A polite phrase can only occur in a turn that has its first word.
 _POLITE_PHRASE_STARTS = frozenset(text_words(p)[0] for p in POLITE_PHRASES)
-
-
-def _clip01(x: float) -> float:
-    return min(1.0, max(0.0, x))
+# The phrases split once. Each has several words, so none is also a POLITE_WORDS entry and
+# the distinct markers are the distinct words plus the phrases found.
+_POLITE_PHRASE_WORDS = tuple(text_words(p) for p in POLITE_PHRASES)
+# A turn with none of these words has no polite or rude marker (most turns): one set test.
+_MARKERS = POLITE_WORDS | _POLITE_PHRASE_STARTS | RUDE_WORDS
 
 
 class Politeness(Reward):
@@ -198,16 +200,22 @@ class Politeness(Reward):
         self.penalty = number_arg(penalty, "Politeness penalty", minimum=0.0)
 
     def __call__(self, ctx: RewardContext) -> float:
-        w = text_words(ctx.text)
-        polite = set(POLITE_WORDS.intersection(w))
-        if not _POLITE_PHRASE_STARTS.isdisjoint(w):
-            polite.update(p for p in POLITE_PHRASES if count_phrase(w, p))
-        rude = sum(x in RUDE_WORDS for x in w)
         text = ctx.text
+        w = text_words(text)
+        polite = rude = 0
+        if not _MARKERS.isdisjoint(w):
+            polite = len(POLITE_WORDS.intersection(w))
+            if not _POLITE_PHRASE_STARTS.isdisjoint(w):
+                polite += sum(has_words(w, p) for p in _POLITE_PHRASE_WORDS)
+            rude = sum(map(RUDE_WORDS.__contains__, w))
         shouting = text.count("!!")
-        if not text.islower():  # all lower case (the usual turn) cannot shout: skip the regexes
+        # All lower case (the usual turn) or empty cannot shout: skip the regexes.
+        if text and not text.islower():
             shouting += len(_SHOUT.findall(SPECIAL_TOKEN.sub(" ", text)))
-        return _clip01(0.5 + self.bonus * len(polite) - self.penalty * (rude + shouting))
+        score = 0.5 + self.bonus * polite - self.penalty * (rude + shouting)
+        # min(1.0, max(0.0, score)) without the two calls (NaN too gives 0.0): this runs at
+        # every turn end.
+        return (score if score < 1.0 else 1.0) if score > 0.0 else 0.0
 
 
 def _keywords(value: Any) -> list[str]:
@@ -266,7 +274,24 @@ class Relevance(Reward):
 
 def _ngrams(w: Sequence[str], n: int) -> list[tuple[str, ...]]:
     n = min(n, len(w))
+    if n == 2:  # the default: the same tuples as w[i : i + 2], without a slice each
+        return list(zip(w, w[1:], strict=False))
     return [tuple(w[i : i + n]) for i in range(len(w) - n + 1)] if n else []
+
+
+@functools.lru_cache(maxsize=4096)
+def _seen_ngrams(text: str, n: int) -> frozenset[tuple[str, ...]]:
+    # A turn's n-grams, once: its own turn end needs their number, every later turn end of
+    # the episode asks again.
+    return frozenset(_ngrams(text_words(text), n))
+
+
+@functools.lru_cache(maxsize=4096)
+def _bigrams(text: str) -> frozenset[tuple[str, ...]]:
+    # _seen_ngrams(text, 2), the default, keyed by the text alone (no key tuple to build),
+    # with _ngrams inline (a one-word turn has one 1-gram).
+    w = text_words(text)
+    return frozenset(zip(w, w[1:], strict=False) if len(w) > 1 else zip(w, strict=False))
 
 
 class Repetition(Reward):
@@ -287,22 +312,47 @@ class Repetition(Reward):
         self.n = int_arg(n, "Repetition n", minimum=1)
 
     def __call__(self, ctx: RewardContext) -> float:
-        w = text_words(ctx.text)
+        text = ctx.text
+        w = text_words(text)
+        n = self.n
+        if len(w) < n:
+            return self._short(ctx, w)
+        m = len(w) - n + 1  # the number of n-grams
+        grams_of = _bigrams if n == 2 else functools.partial(_seen_ngrams, n=n)
+        distinct_grams = grams_of(text)
+        distinct = len(distinct_grams) / m
+        earlier = list(ctx.turns)
+        # ctx.turns ends with this turn; contexts built by hand may leave it out.
+        if earlier and earlier[-1].role == "agent" and earlier[-1].text == text:
+            del earlier[-1]
+        seen = []
+        for t in earlier:
+            if t.role == "agent":
+                seen.append(grams_of(t.text))
+        if not seen:
+            return distinct  # nothing said before: distinct * (1 - 0)
+        # The n-grams never said before, in one set operation over every earlier turn.
+        fresh = distinct_grams.difference(*seen)
+        if len(distinct_grams) == m:  # no n-gram twice: count the distinct ones
+            said = m - len(fresh)
+        else:
+            said = m - sum(map(fresh.__contains__, _ngrams(w, n)))
+        return distinct * (1.0 - said / m)
+
+    def _short(self, ctx: RewardContext, w: tuple[str, ...]) -> float:
+        # A turn shorter than n words: its n-grams are of its own length, and so are the
+        # earlier turns' it is compared with (as well as their n-grams).
         grams = _ngrams(w, self.n)
         if not grams:
             return 1.0
         distinct = len(set(grams)) / len(grams)
         earlier = list(ctx.turns)
-        # ctx.turns ends with this turn; contexts built by hand may leave it out.
         if earlier and earlier[-1].role == "agent" and earlier[-1].text == ctx.text:
-            earlier = earlier[:-1]
+            del earlier[-1]
         seen: set[tuple[str, ...]] = set()
         for turn in earlier:
             if turn.role == "agent":
-                tw = text_words(turn.text)
-                seen.update(_ngrams(tw, self.n))
-                if len(w) < self.n:
-                    seen.update(_ngrams(tw, len(w)))
+                seen |= _seen_ngrams(turn.text, self.n) | _seen_ngrams(turn.text, len(w))
         overlap = sum(g in seen for g in grams) / len(grams)
         return distinct * (1.0 - overlap)
 
@@ -378,15 +428,42 @@ class BannedWords(Reward):
             text_words(b)[0] for b in self.words if len(text_words(b)) == 1
         )
         self._phrases = tuple(b for b in self.words if len(text_words(b)) > 1)
+        # Split once: hits() runs at every turn end (for the reward and the user).
+        self._single_set = frozenset(self._single_words)
+        self._phrase_words = tuple(text_words(b) for b in self._phrases)
+        #: Every word that starts a banned entry: a turn with none of them has no hit.
+        self.first_words = self._single_set | {p[0] for p in self._phrase_words}
 
     def hits(self, text: str) -> int:
         """How many banned words or phrases ``text`` contains."""
         w = text_words(text)
+        if self.first_words.isdisjoint(w):  # most turns are clean: one set test
+            return 0
         single = self._single_words
-        return sum(single.get(x, 0) for x in w) + sum(count_phrase(w, b) for b in self._phrases)
+        found = 0 if self._single_set.isdisjoint(w) else sum(single.get(x, 0) for x in w)
+        for needle in self._phrase_words:
+            if needle[0] in w:
+                found += count_words(w, needle)
+        return found
+
+    def any_hit(self, text: str) -> bool:
+        """Whether ``text`` contains a banned word or phrase (``hits(text) > 0``, sooner).
+
+        Args:
+            text: The turn.
+        """
+        w = text_words(text)
+        if not self._single_set.isdisjoint(w):
+            return True
+        return any(needle[0] in w and count_words(w, needle) for needle in self._phrase_words)
 
     def __call__(self, ctx: RewardContext) -> float:
-        return _clip01(1.0 - self.per_hit * self.hits(ctx.text))
+        text = ctx.text
+        # hits(), inline for the clean turn (most turns).
+        hits = 0 if self.first_words.isdisjoint(text_words(text)) else self.hits(text)
+        score = 1.0 - self.per_hit * hits
+        # min(1.0, max(0.0, score)) without the two calls.
+        return (score if score < 1.0 else 1.0) if score > 0.0 else 0.0
 
 
 __all__ = [

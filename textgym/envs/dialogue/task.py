@@ -67,7 +67,8 @@ class JudgedRelevance(Reward):
     name = "relevance"
 
     def __call__(self, ctx: RewardContext) -> float:
-        return float(bool(ctx.outcome.get("answered")))
+        # float(bool(...)) without the two calls: this runs at every turn end.
+        return 1.0 if ctx.outcome.get("answered") else 0.0
 
 
 register_reward("asked_relevance", AskedRelevance)

@@ -3,10 +3,41 @@ the keywords an answer must mention."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from textgym.rewards.text import STOPWORDS
 from textgym.types import Problem, Turn
+from textgym.words import text_words
+
+
+class QuestionReading:
+    """A question's keywords and reference answer as words: what the strict judge
+    (:mod:`textgym.envs.dialogue.judge`) compares a turn with, worked out once per question
+    rather than at every turn end.
+
+    Attributes:
+        needles: Each keyword's words.
+        singles: The keywords' words when every keyword is one word, else ``None``.
+        dead: Some keyword has no words, so no turn mentions every keyword.
+        news: The reference answer's content words (without
+            :data:`~textgym.rewards.text.STOPWORDS`).
+        facts: Those of them that are no keyword's words.
+        sentence: The answer has more words than the question has keywords.
+    """
+
+    __slots__ = ("needles", "singles", "dead", "news", "facts", "sentence")
+
+    def __init__(self, keywords: Sequence[str], answer: str) -> None:
+        self.needles = tuple(text_words(k) for k in keywords)
+        self.dead = not all(self.needles)
+        one_word = all(len(n) == 1 for n in self.needles)
+        self.singles = frozenset(n[0] for n in self.needles) if one_word else None
+        answer_words = text_words(answer)
+        self.news = tuple(w for w in answer_words if w not in STOPWORDS)
+        self.facts = frozenset(self.news) - {w for n in self.needles for w in n}
+        self.sentence = len(answer_words) > len(keywords)
 
 
 @dataclass(frozen=True)
@@ -24,6 +55,12 @@ class Question:
     rephrased: str
     answer: str
     keywords: tuple[str, ...]
+
+    @functools.cached_property
+    def reading(self) -> QuestionReading:
+        """The keywords and the answer as words, read once (not a field: equality, hashing
+        and ``repr`` stay the four fields')."""
+        return QuestionReading(self.keywords, self.answer)
 
 
 Q = Question
@@ -100,6 +137,10 @@ TOPICS: dict[str, tuple[Question, ...]] = {
 }  # fmt: skip
 #: Every topic but the tiny variant's one-word questions.
 REGULAR_TOPICS = tuple(t for t in TOPICS if t != "basics")
+for _questions in TOPICS.values():
+    for _q in _questions:
+        _q.reading  # noqa: B018 - read now, together, not at some episode's first turn end
+del _questions, _q
 
 
 def question(problem: Problem, index: int) -> Question:
@@ -119,4 +160,11 @@ def current_question(problem: Problem, turns: Sequence[Turn]) -> int:
     return found
 
 
-__all__ = ["REGULAR_TOPICS", "TOPICS", "Question", "current_question", "question"]
+__all__ = [
+    "REGULAR_TOPICS",
+    "TOPICS",
+    "Question",
+    "QuestionReading",
+    "current_question",
+    "question",
+]

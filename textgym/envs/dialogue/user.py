@@ -20,14 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from textgym.envs.dialogue.judge import Verdict, judge
-from textgym.envs.dialogue.topics import question
+from textgym.envs.dialogue.judge import Verdict, judge_words
+from textgym.envs.dialogue.topics import TOPICS, question
 from textgym.errors import ConfigError, ConfigTypeError, did_you_mean
 from textgym.rewards.text import DEFAULT_BANNED_WORDS, RUDE_WORDS, BannedWords
 from textgym.tasks.checks import check_int, describe
 from textgym.types import Problem, Reply, Turn
 from textgym.users.base import Responder
-from textgym.words import coverage, text_words
+from textgym.words import text_words, word_coverage
 
 ACKS = ("thanks, that helps.", "great.", "ok, good to know.")
 SATISFIED = "thanks a lot, that is all i wanted to know. bye!"
@@ -53,6 +53,8 @@ JUDGES = ("keywords", "strict")
 ANSWER_THRESHOLD = 0.5
 #: Stateless, so every user shares one (building it re-tokenizes the whole word list).
 _BANNED = BannedWords(DEFAULT_BANNED_WORDS)
+#: A turn with none of these words is neither rude nor banned: one set test for most turns.
+_ALARM = RUDE_WORDS | _BANNED.first_words
 
 
 def check_judge(value: object) -> str:
@@ -107,68 +109,50 @@ class ScriptedUser(Responder):
         self.last_words: tuple[str, ...] | None = None
         self.tries = 0  # turns spent on the current question
         self.rejected = 0
+        # The strict user's reading of the transcript so far (see respond()).
+        self._read: tuple[Turn, ...] = ()
+        self._earlier: tuple[tuple[str, ...], ...] = ()
+        self._said: frozenset[str] = frozenset()
 
     def respond(self, turns: Sequence[Turn]) -> Reply:
         if self.problem is None:
             raise RuntimeError("ScriptedUser.respond() before reset(); reset it first.")
-        if self.judge == "strict":
-            return self._respond_strict(turns)
-        meta = self.problem.metadata
-        text = turns[-1].text if turns and turns[-1].role == "agent" else ""
-        self.turns_taken += 1
-        words = text_words(text)
-        q = question(self.problem, self.index)
-        rude = any(w in RUDE_WORDS for w in words) or self._banned.hits(text) > 0
-        outcome: dict[str, Any] = {
-            "question": self.index,
-            "keywords": q.keywords,
-            "answered": False,
-            "rude": rude,
-            "satisfied": False,
-            "annoyed": False,
-        }
-        done = False
-        if rude:
-            self.annoyance += 1
-            done = self.annoyance >= 2
-            reply = RUDE_BYE if done else f"{RUDE} {q.rephrased}"
-            outcome["annoyed"] = done
-        elif coverage(text, q.keywords) >= ANSWER_THRESHOLD:
-            outcome["answered"] = True
-            self.index += 1
-            if self.index == len(meta["goal"]):
-                reply, done = SATISFIED, True
-                outcome["satisfied"] = True
-            else:
-                # One-word (tiny) conversations keep a fixed acknowledgement, so the states
-                # a tabular agent must visit do not triple.
-                one_word = meta.get("one_word", False)
-                ack = "ok." if one_word else ACKS[int(self.rng.integers(len(ACKS)))]
-                reply = f"{ack} {question(self.problem, self.index).text}"
-        elif words and words == self.last_words:
-            reply = f"{REPEATED} {q.rephrased}"
-        elif not words:
-            reply = f"{SILENCE} {q.text}"
-        else:
-            reply = f"{MISSED} {q.rephrased}"
-        self.last_words = words
-        if not done and self.turns_taken >= meta["max_turns"]:
-            reply, done = GAVE_UP, True
-            outcome["annoyed"] = True
-        return Reply(reply, done=done, outcome=outcome)
-
-    def _respond_strict(self, turns: Sequence[Turn]) -> Reply:
-        # v0's respond() stays as it was, line for line: its episodes are pinned.
-        assert self.problem is not None
+        if self.judge != "strict":
+            return self._respond_keywords(turns)
+        # The strict user, in this one call: it runs at every turn end, right after a model
+        # forward has evicted the caches, so every call and lookup saved counts.
         meta = self.problem.metadata
         text = turns[-1].text if turns and turns[-1].role == "agent" else ""
         self.turns_taken += 1
         self.tries += 1
-        q = question(self.problem, self.index)
-        rude = any(w in RUDE_WORDS for w in text_words(text)) or self._banned.hits(text) > 0
-        earlier = [text_words(t.text) for t in turns[:-1] if t.role == "agent"]
-        heard = [text_words(t.text) for t in turns if t.role == "user"]
-        verdict = "rude" if rude else judge(text, q, meta["topic"], earlier, heard)
+        topic, i = meta["goal"][self.index]  # question(), inline
+        q = TOPICS[topic][i]
+        words = text_words(text)
+        # Most turns have no alarm word: one set test, no call.
+        clean = _ALARM.isdisjoint(words) and self._banned is _BANNED
+        rude = not clean and self._rude(text, words)
+        if rude:
+            verdict = "rude"
+        else:
+            # judge(), without reading the turn or the whole transcript again: each call's
+            # transcript normally extends the last one's by the user's reply and the agent's
+            # new turn, so only those are read (any other transcript is read in full). The
+            # values are immutable, so a copied user cannot change what another one read.
+            read = self._read
+            n = len(read)
+            if len(turns) > n and tuple(turns[:n]) == read:
+                earlier, said = self._earlier, self._said
+            else:
+                earlier, said, n = (), frozenset(), 0
+            for t in turns[n:-1]:
+                if t.role == "agent":
+                    earlier += (text_words(t.text),)
+                elif t.role == "user":
+                    said = said.union(text_words(t.text))
+            self._read, self._earlier, self._said = tuple(turns[:-1]), earlier, said
+            if turns and turns[-1].role == "user":
+                said = said.union(text_words(turns[-1].text))
+            verdict = judge_words(words, q, meta["topic"], earlier, said)
         outcome: dict[str, Any] = {
             "question": self.index,
             "keywords": q.keywords,
@@ -209,6 +193,60 @@ class ScriptedUser(Responder):
             reply, done = GAVE_UP, True
             outcome["annoyed"] = True
         return Reply(reply, done=done, outcome=outcome)
+
+    def _respond_keywords(self, turns: Sequence[Turn]) -> Reply:
+        # v0's user, with its own logic: its episodes are pinned.
+        assert self.problem is not None
+        meta = self.problem.metadata
+        text = turns[-1].text if turns and turns[-1].role == "agent" else ""
+        self.turns_taken += 1
+        words = text_words(text)
+        q = question(self.problem, self.index)
+        # Most turns have no alarm word: one set test, no call.
+        clean = _ALARM.isdisjoint(words) and self._banned is _BANNED
+        rude = not clean and self._rude(text, words)
+        outcome: dict[str, Any] = {
+            "question": self.index,
+            "keywords": q.keywords,
+            "answered": False,
+            "rude": rude,
+            "satisfied": False,
+            "annoyed": False,
+        }
+        done = False
+        if rude:
+            self.annoyance += 1
+            done = self.annoyance >= 2
+            reply = RUDE_BYE if done else f"{RUDE} {q.rephrased}"
+            outcome["annoyed"] = done
+        elif word_coverage(words, q.keywords) >= ANSWER_THRESHOLD:
+            outcome["answered"] = True
+            self.index += 1
+            if self.index == len(meta["goal"]):
+                reply, done = SATISFIED, True
+                outcome["satisfied"] = True
+            else:
+                # One-word (tiny) conversations keep a fixed acknowledgement, so the states
+                # a tabular agent must visit do not triple.
+                one_word = meta.get("one_word", False)
+                ack = "ok." if one_word else ACKS[int(self.rng.integers(len(ACKS)))]
+                reply = f"{ack} {question(self.problem, self.index).text}"
+        elif words and words == self.last_words:
+            reply = f"{REPEATED} {q.rephrased}"
+        elif not words:
+            reply = f"{SILENCE} {q.text}"
+        else:
+            reply = f"{MISSED} {q.rephrased}"
+        self.last_words = words
+        if not done and self.turns_taken >= meta["max_turns"]:
+            reply, done = GAVE_UP, True
+            outcome["annoyed"] = True
+        return Reply(reply, done=done, outcome=outcome)
+
+    def _rude(self, text: str, words: tuple[str, ...]) -> bool:
+        """Whether the turn has a rude word or a banned word or phrase (called when it has
+        an :data:`_ALARM` word, or the banned list is not the default)."""
+        return not RUDE_WORDS.isdisjoint(words) or self._banned.any_hit(text)
 
 
 __all__ = ["JUDGES", "check_judge", "REJECTED_COST", "REJECTIONS", "ScriptedUser", "user_lines"]
