@@ -14,12 +14,14 @@ The stated policy: refunds over ``refund_limit`` dollars must be escalated, not 
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from textgym.envs.customer_service.actions import (
+    _GOLD_TEMPLATES,
     ACTIONS,
     INTENTS,
     SLOTS,
@@ -93,6 +95,11 @@ INTENT_CUES: dict[str, tuple[str, ...]] = {
 MAX_PATIENCE = 1000
 MAX_AMOUNT = 1_000_000_000
 EMAIL_DOMAINS = ("mail.com", "post.com", "web.net")
+#: sample_in_split's number of draws before it gives up, kept in step with it.
+_MAX_TRIES: int = inspect.signature(sample_in_split).parameters["max_tries"].default
+#: What :meth:`CustomerServiceTask._choices` draws: intent, customer, order, amount, email,
+#: zip, ambiguous, opening template, case key, split.
+_Choices = tuple[str, str, int, int, str, int, bool, str, str, str]
 
 
 def detect_intent(text: str) -> str | None:
@@ -113,7 +120,9 @@ class Resolution(Reward):
     name = "resolution"
 
     def __call__(self, ctx: RewardContext) -> float:
-        return float(bool(ctx.outcome.get("resolved")))
+        # ctx.outcome, without the property call and the {} it makes for "no outcome".
+        outcome = getattr(ctx.reply, "outcome", None)
+        return 1.0 if outcome and outcome.get("resolved") else 0.0
 
 
 class PolicyCompliance(Reward):
@@ -125,7 +134,8 @@ class PolicyCompliance(Reward):
     name = "policy"
 
     def __call__(self, ctx: RewardContext) -> float:
-        return -1.0 if ctx.outcome.get("policy_violation") else 0.0
+        outcome = getattr(ctx.reply, "outcome", None)
+        return -1.0 if outcome and outcome.get("policy_violation") else 0.0
 
 
 class TurnEfficiency(Reward):
@@ -137,9 +147,10 @@ class TurnEfficiency(Reward):
     name = "efficiency"
 
     def __call__(self, ctx: RewardContext) -> float:
-        if not ctx.outcome.get("resolved"):
+        outcome = getattr(ctx.reply, "outcome", None)
+        if not (outcome and outcome.get("resolved")):
             return 0.0
-        patience = max(int(ctx.metadata.get("patience", 1)), 1)
+        patience = max(int(ctx.problem.metadata.get("patience", 1)), 1)
         return max(0.0, 1.0 - ctx.turn_index / patience)
 
 
@@ -278,57 +289,94 @@ class CustomerServiceTask(Task):
     def case_key(problem: Problem) -> str:
         """The canonical key that decides the split: intent, hidden state and slot values."""
         m = problem.metadata
-        return f"{m['intent']}|{int(m['ambiguous'])}|" + "|".join(str(m[s]) for s in SLOTS)
+        # One f-string: "|".join(str(m[s]) for s in SLOTS), SLOTS spelled out.
+        return (
+            f"{m['intent']}|{int(m['ambiguous'])}|"
+            f"{m['order']!s}|{m['amount']!s}|{m['email']!s}|{m['zip']!s}"
+        )
 
-    def _draw(self, rng: np.random.Generator) -> Problem:
-        intent = self.intents[int(rng.integers(len(self.intents)))]
-        male = bool(rng.integers(2))
-        names = MALE_NAMES if male else FEMALE_NAMES
-        name = names[int(rng.integers(len(names)))]
+    def _choices(self, rng: np.random.Generator) -> _Choices:
+        """One case's random choices, drawn in the order they always were, with its key and
+        split: a case outside the asked split is dropped before any text is written."""
+        integers = rng.integers
+        intents = self.intents
+        # A numpy integer indexes a tuple as its int does.
+        intent = intents[integers(len(intents))]
+        names = MALE_NAMES if integers(2) else FEMALE_NAMES
+        name = names[integers(len(names))]
         if self.with_slots:
-            slots = {
-                "order": int(rng.integers(1000, 10000)),
-                "amount": int(rng.integers(10, self.max_amount + 1)),
-                "email": f"{name}@{EMAIL_DOMAINS[int(rng.integers(len(EMAIL_DOMAINS)))]}",
-                "zip": int(rng.integers(10000, 100000)),
-            }
+            order = int(integers(1000, 10000))
+            amount = int(integers(10, self.max_amount + 1))
+            email = f"{name}@{EMAIL_DOMAINS[integers(len(EMAIL_DOMAINS))]}"
+            zip_ = int(integers(10000, 100000))
+            ambiguous = bool(rng.random() < self.ambiguous_rate)
+            options = AMBIGUOUS_OPENINGS if ambiguous else OPENINGS[intent]
+            template = options[integers(len(options))]
         else:
             # Tiny: a handful of amounts either side of the limit, nothing else to ask.
             step = max(self.max_amount // 6, 1)
-            amount = step * int(rng.integers(1, 7)) if intent == "refund" else 0
-            slots = {"order": 0, "amount": amount, "email": "", "zip": 0}
-        ambiguous = bool(rng.random() < self.ambiguous_rate)
-        if ambiguous:
-            opening = AMBIGUOUS_OPENINGS[int(rng.integers(len(AMBIGUOUS_OPENINGS)))]
-        else:
-            options = OPENINGS[intent] if self.with_slots else OPENINGS[intent][:1]
-            opening = options[int(rng.integers(len(options)))].format(**slots)
-            if not self.with_slots and intent == "refund":
-                opening += f" it cost {slots['amount']} dollars."
-        if not self.with_slots and ambiguous:
-            opening = AMBIGUOUS_OPENINGS[1]
+            amount = step * int(integers(1, 7)) if intent == "refund" else 0
+            order, email, zip_ = 0, "", 0
+            ambiguous = bool(rng.random() < self.ambiguous_rate)
+            if ambiguous:
+                integers(len(AMBIGUOUS_OPENINGS))  # drawn, then replaced by the one below
+                template = AMBIGUOUS_OPENINGS[1]
+            else:
+                # One option: integers(1) is always 0 and draws no bits, so it is skipped.
+                template = OPENINGS[intent][0]
+        key = f"{intent}|{int(ambiguous)}|{order}|{amount}|{email}|{zip_}"  # case_key
+        return intent, name, order, amount, email, zip_, ambiguous, template, key, split_of(key)
+
+    def _problem(self, choices: _Choices) -> Problem:
+        """The problem of drawn choices (see :meth:`_choices`)."""
+        intent, name, order, amount, email, zip_, ambiguous, opening, key, split = choices
+        with_slots = self.with_slots
+        if not ambiguous:
+            if "{" in opening:
+                opening = opening.format(order=order, amount=amount, email=email, zip=zip_)
+            if not with_slots and intent == "refund":
+                opening += f" it cost {amount} dollars."
+        # gold_action(problem, with_slots), written out.
+        gold, needed = INTENTS[intent]
+        if gold == "refund" and amount > self.refund_limit:
+            gold = "escalate"
+        action = (
+            _GOLD_TEMPLATES[intent].format(gold, order=order, amount=amount, email=email, zip=zip_)
+            if with_slots
+            else f"[{gold}]"
+        )
         meta = {
             "intent": intent,
-            **slots,
-            "required": INTENTS[intent][1] if self.with_slots else (),
+            "order": order,
+            "amount": amount,
+            "email": email,
+            "zip": zip_,
+            "required": needed if with_slots else (),
             "ambiguous": ambiguous,
             "refund_limit": self.refund_limit,
             "patience": self.patience,
             "customer": name,
             "opening": opening,
-            "with_slots": self.with_slots,
+            "with_slots": with_slots,
+            "action": action,
+            "split": split,
         }
-        problem = Problem(prompt=opening, answer=None, metadata=meta)
-        gold = gold_action(problem, self.with_slots)
-        meta["action"] = str(gold)
-        key = self.case_key(problem)
-        meta["split"] = split_of(key)
-        return Problem(
-            prompt=problem.prompt, answer=str(gold), metadata=meta, id=f"{key}|{opening}"
-        )
+        return Problem(prompt=opening, answer=action, metadata=meta, id=f"{key}|{opening}")
+
+    def _draw(self, rng: np.random.Generator) -> Problem:
+        return self._problem(self._choices(rng))
 
     def sample(self, rng: np.random.Generator) -> Problem:
-        return sample_in_split(self._draw, self.case_key, self.split, rng)
+        # sample_in_split(self._draw, self.case_key, self.split, rng), with the key and split
+        # computed once per draw and text written only for the case kept.
+        split, choices = self.split, self._choices
+        for _ in range(_MAX_TRIES):
+            drawn = choices(rng)
+            if drawn[-1] == split:
+                return self._problem(drawn)
+        # Nothing in the split: let sample_in_split raise its error (drawing nothing more).
+        last = self._problem(drawn)
+        return sample_in_split(lambda _: last, self.case_key, split, rng)
 
     def system_prompt(self, problem: Problem) -> str:
         """The stated policy, as the system message (the default chat template puts it
@@ -341,7 +389,8 @@ class CustomerServiceTask(Task):
         return scripted if self.user is None else self.user(scripted)
 
     def success(self, ctx: RewardContext) -> bool:
-        return bool(ctx.outcome.get("resolved")) and not ctx.outcome.get("policy_violation")
+        outcome = getattr(ctx.reply, "outcome", None) or {}  # ctx.outcome
+        return bool(outcome.get("resolved")) and not outcome.get("policy_violation")
 
     # -- the oracle ----------------------------------------------------------------------
 
